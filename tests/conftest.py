@@ -1,0 +1,106 @@
+"""Shared fixtures: a tiny generated dataset, the real data beside the project, a tiny bundle.
+
+Fixtures that need TensorFlow import it lazily, so that the serving tests
+also run in the Lambda's TensorFlow-free environment.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+SHARED_DATA = SHARED / "data" / "clothing-dataset-small"
+SHARED_WEIGHTS = SHARED / "weights" / "xception_imagenet_notop.weights.h5"
+# Built once by the TensorFlow environment's run of the suite, reused by the
+# TensorFlow-free one (make test runs them in that order).
+TINY_BUNDLE = REPO / "artifacts" / "test" / "tiny-bundle"
+
+TINY_CLASSES = ["t-shirt", "dress", "hat"]  # created out of order: the label order must still be sorted
+TINY_COLOURS = {"dress": (200, 30, 30), "hat": (30, 200, 30), "t-shirt": (30, 30, 200)}
+
+
+def need_shared(path: Path) -> Path:
+    """The real data or weights: skip where an outside user lacks them, but fail in CI."""
+    if not path.exists():
+        message = f"{path} is missing (the dataset and weights beside the project; see ../shared/README.md)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def write_image(path: Path, colour, rng: np.random.Generator, size=(96, 80)) -> None:
+    """A JPEG of one colour with noise and a stripe, so classes differ but images are not identical."""
+    pixels = np.clip(np.array(colour) + rng.normal(0, 25, size=(size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    pixels[size[1] // 3: size[1] // 2] = 255 - pixels[size[1] // 3: size[1] // 2]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, quality=90)
+
+
+def make_tiny_dataset(root: Path, per_split=(6, 3, 3), seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    for split, count in zip(("train", "validation", "test"), per_split):
+        for name in TINY_CLASSES:
+            for k in range(count):
+                write_image(root / split / name / f"{name}-{k}.jpg", TINY_COLOURS[name], rng)
+    return root
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """A fresh 3-class dataset (6/3/3 images per class), safe to damage."""
+    return make_tiny_dataset(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return need_shared(SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def shared_weights() -> Path:
+    return need_shared(SHARED_WEIGHTS)
+
+
+@pytest.fixture(scope="session")
+def real_images(shared_data) -> list[Path]:
+    """One real validation image per class."""
+    return [sorted((shared_data / "validation" / c.name).glob("*.jpg"))[0]
+            for c in sorted((shared_data / "validation").iterdir())]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A finished training run on the tiny dataset (random base weights, 71x71)."""
+    from train.train import parse_args, train
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    data = make_tiny_dataset(root / "data")
+    args = parse_args(["--data", str(data), "--weights", "none", "--size", "71", "--epochs", "3",
+                       "--batch-size", "8", "--out", str(root / "run"), "--cache", str(root / "cache")])
+    train(args)
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(request, tmp_path_factory) -> Path:
+    """A float32 serving bundle of a tiny model; built with TensorFlow where it is installed."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        if not (TINY_BUNDLE / "model.json").is_file():
+            pytest.fail(f"{TINY_BUNDLE} is missing: run the TensorFlow environment's tests first (make test)")
+        return TINY_BUNDLE
+    from convert.convert import convert
+
+    run = request.getfixturevalue("tiny_run")
+    out = tmp_path_factory.mktemp("bundle")
+    convert(run, out, variants=["float32"])
+    shutil.rmtree(TINY_BUNDLE, ignore_errors=True)
+    shutil.copytree(out / "float32", TINY_BUNDLE)
+    return TINY_BUNDLE

@@ -1,0 +1,155 @@
+"""The dataset on disk, and how one image file becomes a model input.
+
+A dataset folder holds train/, validation/ and test/, one sub-folder per
+class. Class names are the sorted folder names, so the label order
+(dress=0 ... t-shirt=9) is the same on every machine and in every split.
+"""
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"  # the dataset and weights a real user downloads
+SHARED_DATA = SHARED / "data" / "clothing-dataset-small"
+DATASET_URL = "https://github.com/alexeygrigorev/clothing-dataset-small"
+SPLITS = ("train", "validation", "test")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
+
+# Pillow's resampling filters by the names keras.utils.load_img accepts.
+# The one used in training is recorded in the run's metadata and the serving
+# bundle, and the Lambda resizes with the same Pillow call.
+INTERPOLATIONS = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+
+
+class DatasetError(ValueError):
+    """The dataset folder is not usable; the message says why and where."""
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    label: int
+
+
+def default_data_dir() -> Path:
+    """$FASHION_DATA, else the copy beside the project, else ./clothing-dataset-small."""
+    if "FASHION_DATA" in os.environ:
+        return Path(os.environ["FASHION_DATA"])
+    return SHARED_DATA if SHARED_DATA.is_dir() else REPO_ROOT / "clothing-dataset-small"
+
+
+def scan_dataset(root: Path) -> tuple[list[str], dict[str, list[Item]]]:
+    """List every split's image files; class names are the sorted folder names."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist; get it with: git clone {DATASET_URL}")
+    classes_by_split = {}
+    for split in SPLITS:
+        if not (root / split).is_dir():
+            raise DatasetError(f"dataset {root} has no '{split}' folder; expected {', '.join(SPLITS)}")
+        classes_by_split[split] = sorted(d.name for d in (root / split).iterdir() if d.is_dir())
+    classes = classes_by_split["train"]
+    if not classes:
+        raise DatasetError(f"{root / 'train'} has no class folders")
+    for split, names in classes_by_split.items():
+        if names != classes:
+            raise DatasetError(
+                f"classes differ between splits: train has {classes}, {split} has {names}"
+            )
+    items = {}
+    for split in SPLITS:
+        items[split] = []
+        for label, name in enumerate(classes):
+            files = sorted(
+                p for p in (root / split / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not files:
+                raise DatasetError(f"class '{name}' has no images in {root / split / name}")
+            items[split] += [Item(p, label) for p in files]
+    return classes, items
+
+
+def load_image(path: Path, size: int, interpolation: str) -> np.ndarray:
+    """Decode and resize as keras.utils.load_img(path, target_size=(size, size)) does.
+
+    Convert to RGB, then stretch to size x size (no crop, aspect ratio not
+    kept) with the named Pillow filter. Returns uint8 HxWx3.
+    """
+    with Image.open(path) as img:
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        if img.size != (size, size):
+            img = img.resize((size, size), INTERPOLATIONS[interpolation])
+        return np.asarray(img, dtype=np.uint8)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def read_images(items: list[Item], size: int, interpolation: str):
+    """Decode every item, skipping unreadable files with a warning.
+
+    Returns (images uint8 NxHxWx3, kept items, skipped paths); callers check
+    with check_classes_present that no class was emptied.
+    """
+    images, kept, skipped = [], [], []
+    for item in items:
+        try:
+            images.append(load_image(item.path, size, interpolation))
+            kept.append(item)
+        except (OSError, SyntaxError, ValueError) as err:  # what Pillow raises for bad files
+            log.warning("skipping %s: not a readable image (%s)", item.path, err)
+            skipped.append(item.path)
+    return np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8), kept, skipped
+
+
+def check_classes_present(kept: list[Item], items: list[Item], classes: list[str]) -> None:
+    missing = sorted({i.label for i in items} - {i.label for i in kept})
+    if missing:
+        names = ", ".join(classes[label] for label in missing)
+        raise DatasetError(f"no readable images left in class {names} after skipping unreadable files")
+
+
+# The course's augmentation: ImageDataGenerator(shear_range=10, zoom_range=0.1,
+# horizontal_flip=True), reproduced with Pillow so it runs in the feature cache.
+SHEAR_DEGREES = 10
+ZOOM_RANGE = 0.1
+
+
+def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random view: shear up to 10 degrees, zoom 0.9-1.1 per axis, flip half the time.
+
+    Like ImageDataGenerator, the affine matrix maps output pixels to input
+    pixels around the centre, and pixels from outside the image repeat the
+    nearest edge (fill_mode="nearest"): the image is edge-padded first.
+    """
+    size = image.shape[0]
+    pad = size // 2
+    padded = Image.fromarray(np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge"))
+    shear = np.deg2rad(rng.uniform(-SHEAR_DEGREES, SHEAR_DEGREES))
+    zx, zy = rng.uniform(1 - ZOOM_RANGE, 1 + ZOOM_RANGE, size=2)
+    flip = -1.0 if rng.random() < 0.5 else 1.0
+    # output (x, y) -> input: centre, flip, zoom, shear, move back into the padded frame
+    a, b = flip * zx, -np.sin(shear) * zy
+    d, e = 0.0, np.cos(shear) * zy
+    c = pad + size / 2 - a * size / 2 - b * size / 2
+    f = pad + size / 2 - d * size / 2 - e * size / 2
+    view = padded.transform((size, size), Image.Transform.AFFINE, (a, b, c, d, e, f),
+                            resample=Image.Resampling.BILINEAR)
+    return np.asarray(view, dtype=np.uint8)
