@@ -1,0 +1,260 @@
+"""Convert a training checkpoint to TFLite and prove the converted model is the same model.
+
+    python -m convert.convert artifacts/runs/xception_v1          # the run's best checkpoint
+    python -m convert.convert path/to/model.h5 --run-json path/to/run.json
+
+Route: Keras 3 `model.export(..., format="tf_saved_model")`, then
+`tf.lite.TFLiteConverter.from_saved_model`. That is the route Keras 3 and
+TensorFlow document; `TFLiteConverter.from_keras_model` relies on Keras 2
+internals and fails or misbehaves on Keras 3 models.
+
+Parity gate: the same real images (by default the whole validation split,
+read by the training stage's own loader) go through the Keras model and
+through each candidate on the Lambda's own interpreter class
+(lambda_fn.model.Model on LiteRT). A candidate that fails its thresholds is
+not written; if float32 fails, the exit status is 1.
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from train.data import REPO_ROOT, load_image, scan_dataset
+
+# -- defaults -----------------------------------------------------------------
+OUT = REPO_ROOT / "artifacts" / "bundle"
+VARIANTS = ["float32", "float16", "int8-dynamic", "int8-full"]
+FLOAT32_MAX_LOGIT_DIFF = 1e-4     # float32 must match Keras to float rounding ...
+FLOAT32_MIN_AGREEMENT = 1.0       # ... and agree on every top-1
+SMALL_MIN_AGREEMENT = 0.99        # smaller variants: top-1 agreement with Keras
+SMALL_MAX_ACCURACY_DROP = 0.005   # and test accuracy at most 0.5 points below float32
+REPRESENTATIVE_IMAGES = 100       # training images that calibrate full-integer int8
+LATENCY_RUNS = 20                 # single-image invokes timed per variant (median reported)
+
+log = logging.getLogger("convert")
+
+
+class ConversionError(Exception):
+    """The checkpoint or its metadata cannot be converted; the message says why."""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def resolve_checkpoint(source: Path, run_json: Path | None) -> tuple[Path, dict]:
+    """A run folder (its best checkpoint) or a .h5/.keras file, with the run's metadata."""
+    source = Path(source)
+    if source.is_dir():
+        run_json = run_json or source / "run.json"
+    elif run_json is None:
+        run_json = source.parent / "run.json"
+    if not Path(run_json).is_file():
+        raise ConversionError(f"no run metadata at {run_json}: pass a training run folder or --run-json")
+    meta = json.loads(Path(run_json).read_text())
+    checkpoint = source / meta.get("best_checkpoint", "") if source.is_dir() else source
+    if not checkpoint.is_file():
+        raise ConversionError(f"checkpoint {checkpoint} does not exist")
+    if checkpoint.suffix not in (".h5", ".keras"):
+        raise ConversionError(f"checkpoint {checkpoint} is not a .h5 or .keras Keras model file")
+    return checkpoint, meta
+
+
+def load_keras_model(checkpoint: Path):
+    import keras
+    try:
+        return keras.models.load_model(checkpoint, compile=False)
+    except Exception as err:  # h5py, zipfile and Keras raise many kinds for a bad file
+        raise ConversionError(f"cannot read {checkpoint} as a Keras model: {err}") from err
+
+
+def load_split(meta: dict, data: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split, read and scaled exactly as training did. Returns (x float32, labels)."""
+    from keras.applications.xception import preprocess_input
+
+    classes, items = scan_dataset(data)
+    if classes != meta["classes"]:
+        raise ConversionError(f"dataset {data} has classes {classes}, the model was trained on {meta['classes']}")
+    images = np.stack([load_image(i.path, meta["input_size"], meta["interpolation"]) for i in items[split]])
+    return preprocess_input(images.astype(np.float32)), np.array([i.label for i in items[split]])
+
+
+def convert_variant(saved_model: Path, variant: str, representative: np.ndarray) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: dynamic-range int8 weights
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if variant == "int8-full":
+        # Every op in int8, calibrated on training images; input and output stay
+        # float32 (quantised at the edges) so the Lambda feeds every variant alike.
+        converter.representative_dataset = lambda: ([x[None]] for x in representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def tflite_logits(bundle: Path, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+    from lambda_fn.model import Model
+
+    model = Model(bundle, threads)
+    return np.concatenate([model.logits(image[None]) for image in x])
+
+
+def single_image_latency_ms(bundle: Path, x: np.ndarray) -> float:
+    from lambda_fn.model import Model
+
+    model = Model(bundle, threads=1)
+    model.logits(x[:1])  # warm-up: first invoke prepares the delegate
+    times = []
+    for _ in range(LATENCY_RUNS):
+        started = time.perf_counter()
+        model.logits(x[:1])
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def gate(variant: str, keras_val: np.ndarray, lite_val: np.ndarray, val_labels: np.ndarray,
+         test_accuracy: float, float32_test_accuracy: float | None) -> dict:
+    """The parity figures and whether they pass this variant's thresholds."""
+    figures = {
+        "images": int(len(val_labels)),
+        "max_abs_logit_diff": float(np.abs(keras_val - lite_val).max()),
+        "top1_agreement": float((keras_val.argmax(1) == lite_val.argmax(1)).mean()),
+        "keras_accuracy": float((keras_val.argmax(1) == val_labels).mean()),
+        "tflite_accuracy": float((lite_val.argmax(1) == val_labels).mean()),
+        "test_accuracy": test_accuracy,
+    }
+    failures = []
+    if variant == "float32":
+        if figures["max_abs_logit_diff"] > FLOAT32_MAX_LOGIT_DIFF:
+            failures.append(f"max abs logit difference {figures['max_abs_logit_diff']:.3g} > {FLOAT32_MAX_LOGIT_DIFF:g}")
+        if figures["top1_agreement"] < FLOAT32_MIN_AGREEMENT:
+            failures.append(f"top-1 agreement {figures['top1_agreement']:.2%} < {FLOAT32_MIN_AGREEMENT:.0%}")
+    else:
+        if figures["top1_agreement"] < SMALL_MIN_AGREEMENT:
+            failures.append(f"top-1 agreement {figures['top1_agreement']:.2%} < {SMALL_MIN_AGREEMENT:.0%}")
+        drop = float32_test_accuracy - test_accuracy
+        if drop > SMALL_MAX_ACCURACY_DROP:
+            failures.append(f"test accuracy {drop * 100:.2f} points below float32 (> {SMALL_MAX_ACCURACY_DROP * 100:g})")
+    return {**figures, "passed": not failures, "failures": failures}
+
+
+def bundle_meta(variant: str, checkpoint: Path, meta: dict) -> dict:
+    """Everything the Lambda needs, so it guesses nothing."""
+    return {
+        "name": f"{checkpoint.stem}-{variant}",
+        "variant": variant,
+        "labels": meta["classes"],
+        "input_size": meta["input_size"],
+        "input_dtype": "float32",
+        "preprocessing": "xception",  # x / 127.5 - 1, on RGB pixels resized as below
+        "interpolation": meta["interpolation"],
+        "source_checkpoint": checkpoint.name,
+        "source_sha256": sha256(checkpoint),
+    }
+
+
+def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = None,
+            data: Path | None = None) -> dict:
+    """Convert, gate and write each passing variant to out/<variant>/. Returns a summary per variant."""
+    import tensorflow as tf
+
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ConversionError(f"unknown variant(s) {unknown}; choose from {VARIANTS}")
+    checkpoint, meta = resolve_checkpoint(source, run_json)
+    keras_model = load_keras_model(checkpoint)
+    data = Path(data or meta["config"]["data"])
+    x_val, y_val = load_split(meta, data, "validation")
+    x_test, y_test = load_split(meta, data, "test")
+    keras_val = keras_model.predict(x_val, verbose=0)
+    log.info("converting %s; gate on %d validation images", checkpoint.name, len(y_val))
+
+    summary, float32_test_accuracy = {}, None
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        keras_model.export(tmp / "saved_model", format="tf_saved_model", verbose=False)
+        for variant in ["float32"] + [v for v in variants if v != "float32"]:  # float32 is the reference
+            candidate = tmp / variant
+            candidate.mkdir()
+            representative = representative_images(meta, data) if variant == "int8-full" else None
+            (candidate / "model.tflite").write_bytes(convert_variant(tmp / "saved_model", variant, representative))
+            info = bundle_meta(variant, checkpoint, meta)
+            (candidate / "model.json").write_text(json.dumps(info))
+            test_accuracy = float((tflite_logits(candidate, x_test).argmax(1) == y_test).mean())
+            float32_test_accuracy = float32_test_accuracy if variant != "float32" else test_accuracy
+            parity = gate(variant, keras_val, tflite_logits(candidate, x_val), y_val, test_accuracy,
+                          float32_test_accuracy)
+            parity["latency_ms_1_thread"] = single_image_latency_ms(candidate, x_val)
+            parity["size_bytes"] = (candidate / "model.tflite").stat().st_size
+            summary[variant] = parity
+            if variant not in variants:
+                continue
+            shutil.rmtree(out / variant, ignore_errors=True)  # never leave an earlier model under this name
+            if not parity["passed"]:
+                log.error("%s refused by the parity gate: %s", variant, "; ".join(parity["failures"]))
+                continue
+            info.update(tflite_sha256=sha256(candidate / "model.tflite"), parity=parity,
+                        tensorflow_version=tf.__version__)
+            (candidate / "model.json").write_text(json.dumps(info, indent=2) + "\n")
+            shutil.copytree(candidate, out / variant)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "conversion.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def representative_images(meta: dict, data: Path) -> np.ndarray:
+    """A seeded sample of training images, preprocessed, to calibrate int8 ranges."""
+    from keras.applications.xception import preprocess_input
+
+    _, items = scan_dataset(data)
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(len(items["train"]), size=min(REPRESENTATIVE_IMAGES, len(items["train"])), replace=False)
+    images = np.stack([load_image(items["train"][k].path, meta["input_size"], meta["interpolation"]) for k in chosen])
+    return preprocess_input(images.astype(np.float32))
+
+
+def table(summary: dict) -> str:
+    lines = ["| variant | size (MB) | max abs logit diff | top-1 agreement | val accuracy | test accuracy "
+             "| latency 1 thread (ms) | gate |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for variant, p in summary.items():
+        lines.append(f"| {variant} | {p['size_bytes'] / 1e6:.1f} | {p['max_abs_logit_diff']:.2g} "
+                     f"| {p['top1_agreement']:.2%} | {p['tflite_accuracy']:.3f} | {p['test_accuracy']:.3f} "
+                     f"| {p['latency_ms_1_thread']} | {'pass' if p['passed'] else 'FAIL: ' + '; '.join(p['failures'])} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", type=Path, help="a training run folder, or a .h5/.keras checkpoint")
+    p.add_argument("--out", type=Path, default=OUT, help="bundle folder; each variant goes in a sub-folder")
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {VARIANTS}")
+    p.add_argument("--run-json", type=Path, help="the run's metadata (default: run.json beside the checkpoint)")
+    p.add_argument("--data", type=Path, help="dataset folder for the gate (default: the one training used)")
+    args = p.parse_args(argv)
+    try:
+        summary = convert(args.source, args.out, args.variants.split(","), args.run_json, args.data)
+    except ConversionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(table(summary))
+    if not summary["float32"]["passed"]:
+        print(f"error: float32 refused: {'; '.join(summary['float32']['failures'])}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The Lambda function: image URL or bytes in, clothing category out.
+
+    handler: lambda_fn.app.lambda_handler
+
+The interpreter, its tensor indices and the labels load once, at import
+(the cold start); every invocation after that only fetches, preprocesses
+and invokes. The handler is a thin adapter: parse the event, call predict,
+format the response. Errors are returned, never raised, for direct
+invocations too, in the same {"error": {"status", "code", "message"}}
+shape as over HTTP: a bad photo is the caller's problem, not a function
+error that would trigger Lambda's retries of asynchronous invocations.
+"""
+
+import json
+import logging
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
+
+from lambda_fn import events, settings
+from lambda_fn.errors import RequestError, error_body
+from lambda_fn.fetch import fetch
+from lambda_fn.model import Model
+from lambda_fn.preprocess import decode_image, xception_input
+
+log = logging.getLogger("fashion")
+log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+
+SETTINGS = settings.load()
+MODEL = Model(SETTINGS.model_dir, SETTINGS.threads)
+MODEL_ID = {"name": MODEL.meta["name"], "sha256": MODEL.meta["tflite_sha256"]}
+
+
+@contextmanager
+def timed(timings: dict, key: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = timings.get(key, 0.0) + (time.perf_counter() - started) * 1000
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exp = np.exp(logits - logits.max())
+    return exp / exp.sum()
+
+
+def predict(image: bytes, timings: dict) -> dict:
+    """Image file bytes -> the top label, its probability and every class's, highest first."""
+    with timed(timings, "preprocess_ms"):
+        x = xception_input(decode_image(image, SETTINGS.max_pixels), MODEL.input_size, MODEL.interpolation)
+    with timed(timings, "inference_ms"):
+        probabilities = softmax(MODEL.logits(x)[0].astype(np.float64))
+    ranked = sorted(zip(MODEL.labels, probabilities.tolist()), key=lambda pair: -pair[1])
+    return {"label": ranked[0][0], "probability": round(ranked[0][1], 6),
+            "probabilities": [{"label": label, "probability": round(p, 6)} for label, p in ranked]}
+
+
+def predict_url(url: str, timings: dict) -> dict:
+    with timed(timings, "fetch_ms"):
+        image = fetch(url, SETTINGS.fetch)
+    timings["bytes"] = timings.get("bytes", 0) + len(image)
+    return predict(image, timings)
+
+
+def predict_urls(urls: list[str], timings: dict) -> list[dict]:
+    """One result per URL, in order: its prediction, or its own error."""
+    def one(url):
+        own = {}
+        try:
+            return {"url": url, **predict_url(url, own)}, own
+        except RequestError as err:
+            return {"url": url, **err.body()}, own
+
+    with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:  # downloads overlap; inference takes turns
+        results = list(pool.map(one, urls))
+    for _, own in results:
+        for key, value in own.items():
+            timings[key] = timings.get(key, 0) + value
+    return [result for result, _ in results]
+
+
+def answer(request: events.Request, timings: dict) -> dict:
+    if request.kind == "urls":
+        return {"results": predict_urls(request.value, timings), "model": MODEL_ID}
+    if request.kind == "url":
+        return {**predict_url(request.value, timings), "model": MODEL_ID}
+    timings["bytes"] = len(request.value)
+    return {**predict(request.value, timings), "model": MODEL_ID}
+
+
+def lambda_handler(event, context):
+    request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
+    record, timings = {"request_id": request_id, "input": None}, {}
+    try:
+        request = events.parse(event, SETTINGS.max_urls, SETTINGS.fetch.max_bytes)
+        record["input"] = request.kind
+        status, body = 200, answer(request, timings)
+    except RequestError as err:
+        status, body = err.status, err.body()
+    except Exception:
+        log.exception("unexpected failure in request %s", request_id)
+        status, body = 500, error_body(500, "internal_error", f"unexpected failure; request id {request_id}")
+        body["error"]["request_id"] = request_id
+    record.update({k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()})
+    record.update(label=body.get("label"), status=status)
+    log.info(json.dumps(record))
+    return events.http_response(status, body, SETTINGS.cors_origin) if events.is_http(event) else body

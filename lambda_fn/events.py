@@ -1,0 +1,103 @@
+"""Lambda events in, Lambda responses out: direct invocations and API Gateway (REST v1, HTTP v2).
+
+Every way in becomes a Request: one image URL, a list of URLs, or image
+bytes. Validation happens here, at the boundary, with errors that say what
+was wrong and what is accepted.
+"""
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+
+from lambda_fn.errors import RequestError
+
+FIELDS = ("url", "urls", "image")
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+ROUTE = "/predict"
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: str                     # "url", "urls", "image" (base64 in JSON) or "upload" (raw HTTP body)
+    value: str | list[str] | bytes
+
+
+def is_http(event) -> bool:
+    """API Gateway's proxy events: REST APIs send httpMethod, HTTP APIs version 2.0."""
+    return isinstance(event, dict) and ("httpMethod" in event or event.get("version") == "2.0")
+
+
+def parse(event, max_urls: int, max_bytes: int) -> Request:
+    return parse_http(event, max_urls, max_bytes) if is_http(event) else parse_fields(event, max_urls, max_bytes)
+
+
+def parse_http(event: dict, max_urls: int, max_bytes: int) -> Request:
+    if "httpMethod" in event:
+        method, path = event["httpMethod"], event.get("path", "")
+    else:
+        method, path = event["requestContext"]["http"]["method"], event.get("rawPath", "")
+    if path.rstrip("/") != ROUTE:
+        raise RequestError("not_found", f"no route {path}; send POST {ROUTE}")
+    if method != "POST":
+        raise RequestError("method_not_allowed", f"{method} {ROUTE} is not supported; send POST")
+    body = event.get("body") or ""
+    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
+    if len(raw) > max_bytes:
+        raise RequestError("payload_too_large", f"the body is {len(raw)} bytes; at most {max_bytes} are accepted")
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type in IMAGE_TYPES:
+        return Request("upload", raw)
+    if content_type != "application/json":
+        raise RequestError("unsupported_media_type", f"Content-Type {content_type!r} is not accepted; send "
+                           f"application/json ({{\"url\": ...}}) or an image ({', '.join(IMAGE_TYPES)})")
+    try:
+        payload = json.loads(raw)
+    except ValueError as err:
+        raise RequestError("invalid_json", f"the body is not valid JSON ({err})") from None
+    return parse_fields(payload, max_urls, max_bytes)
+
+
+def parse_fields(payload, max_urls: int, max_bytes: int) -> Request:
+    accepted = "give exactly one of: url (an image URL), urls (a list of image URLs), image (base64 bytes)"
+    if not isinstance(payload, dict):
+        raise RequestError("invalid_request", f"expected a JSON object; {accepted}")
+    unknown = sorted(set(payload) - set(FIELDS))
+    if unknown:
+        raise RequestError("invalid_request", f"unknown field(s) {', '.join(unknown)}; {accepted}")
+    present = [f for f in FIELDS if f in payload]
+    if len(present) != 1:
+        raise RequestError("invalid_request", accepted)
+    field, value = present[0], payload[present[0]]
+    if field == "url":
+        if not isinstance(value, str) or not value:
+            raise RequestError("invalid_request", "url must be a non-empty string")
+    elif field == "urls":
+        if not isinstance(value, list) or not value or not all(isinstance(u, str) and u for u in value):
+            raise RequestError("invalid_request", "urls must be a non-empty list of URL strings")
+        if len(value) > max_urls:
+            raise RequestError("invalid_request", f"urls has {len(value)} items; at most {max_urls} are accepted")
+    else:
+        value = decode_base64(value, max_bytes)
+    return Request(field, value)
+
+
+def decode_base64(value, max_bytes: int) -> bytes:
+    if not isinstance(value, str):
+        raise RequestError("invalid_request", "image must be a base64 string of the image file's bytes")
+    if len(value) * 3 // 4 > max_bytes + 2:
+        raise RequestError("payload_too_large", f"the image is over {max_bytes} bytes, the most accepted")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError("invalid_request", "image is not valid base64") from None
+
+
+def http_response(status: int, body: dict, cors_origin: str) -> dict:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", "Access-Control-Allow-Origin": cors_origin},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }

@@ -1,0 +1,68 @@
+"""Image bytes -> the model's input, in numpy and Pillow alone (no TensorFlow in the Lambda).
+
+It reproduces the training stage's convention exactly:
+keras.applications.xception.preprocess_input(load_img(path, target_size=(s, s),
+interpolation=...)) -- RGB, stretched to s x s with the same Pillow filter,
+float32 scaled to [-1, 1]. tests/lambda_fn/test_preprocess.py proves the
+two agree bit for bit on real images.
+"""
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from lambda_fn.errors import RequestError
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Bytes -> a fully decoded Pillow image, refusing non-images and pixel bombs before decoding."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the explicit check below decides
+            image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except Image.DecompressionBombError:  # over twice Pillow's own limit: refused before we see the size
+        raise RequestError("image_too_large", f"the image has over {2 * Image.MAX_IMAGE_PIXELS} pixels; "
+                                              f"at most {max_pixels} are accepted") from None
+    except (OSError, SyntaxError, ValueError):  # UnidentifiedImageError is an OSError
+        raise RequestError("not_an_image", "the data is not an image in an accepted format "
+                                           f"({', '.join(ACCEPTED_FORMATS)})") from None
+    if image.width * image.height > max_pixels:
+        raise RequestError("image_too_large", f"the image is {image.width}x{image.height} = "
+                                              f"{image.width * image.height} pixels; at most {max_pixels} are accepted")
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as err:
+        raise RequestError("not_an_image", f"the {image.format} image is truncated or corrupt ({err})") from None
+    return image
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any mode (L, LA, P, RGBA, CMYK, 16-bit ...) as 8-bit RGB.
+
+    Transparent pixels become white, the usual background of a product
+    photo, rather than whatever colour they happen to store. RGB images (all
+    the training data) pass through untouched, as in load_img.
+    """
+    if image.mode == "RGB":
+        return image
+    if image.mode in SIXTEEN_BIT_MODES:  # Pillow's own conversion clips 16-bit values at 255
+        image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257).round().astype(np.uint8))
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def xception_input(image: Image.Image, size: int, interpolation: str) -> np.ndarray:
+    """load_img's resize, then xception.preprocess_input (x / 127.5 - 1), with a batch axis."""
+    rgb = to_rgb(ImageOps.exif_transpose(image))  # phone photos store their rotation in EXIF
+    if rgb.size != (size, size):
+        rgb = rgb.resize((size, size), Image.Resampling[interpolation.upper()])
+    x = np.asarray(rgb, dtype=np.float32)
+    return (x / 127.5 - 1.0)[np.newaxis]

@@ -1,0 +1,66 @@
+"""The Lambda's configuration: environment variables, each declared in infra/template.yaml.
+
+Read once at import. A value that does not parse stops the function at
+start-up with a message naming the variable, rather than serving with a
+limit nobody chose.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from lambda_fn.fetch import FetchLimits
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "artifacts" / "bundle" / "float32"
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: Path
+    threads: int             # interpreter threads; Lambda gives 1 vCPU per 1,769 MB of memory
+    max_urls: int            # most URLs in one {"urls": [...]} request
+    max_pixels: int          # decoded size limit: stops decompression bombs
+    fetch: FetchLimits
+    cors_origin: str
+
+
+def integer(env, name: str, default: int, minimum: int = 1) -> int:
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or int(raw) < minimum:
+        raise ValueError(f"environment variable {name}={raw!r} must be a whole number >= {minimum}")
+    return int(raw)
+
+
+def seconds(env, name: str, default: float) -> float:
+    raw = env.get(name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 900:
+        raise ValueError(f"environment variable {name}={raw!r} must be seconds between 0 and 900")
+    return value
+
+
+def boolean(env, name: str, default: bool) -> bool:
+    raw = env.get(name, str(default).lower())
+    if raw not in ("true", "false"):
+        raise ValueError(f"environment variable {name}={raw!r} must be 'true' or 'false'")
+    return raw == "true"
+
+
+def load(env=os.environ) -> Settings:
+    return Settings(
+        model_dir=Path(env.get("MODEL_DIR", DEFAULT_MODEL_DIR)),
+        threads=integer(env, "MODEL_THREADS", os.cpu_count() or 1),
+        max_urls=integer(env, "MAX_URLS", 10),
+        max_pixels=integer(env, "MAX_IMAGE_PIXELS", 40_000_000),
+        fetch=FetchLimits(
+            max_bytes=integer(env, "MAX_IMAGE_BYTES", 10 * 1024 * 1024),
+            connect_timeout=seconds(env, "FETCH_CONNECT_TIMEOUT", 3.0),
+            total_timeout=seconds(env, "FETCH_TIMEOUT", 10.0),
+            max_redirects=integer(env, "MAX_REDIRECTS", 3, minimum=0),
+            allow_private=boolean(env, "ALLOW_PRIVATE_URLS", False),
+        ),
+        cors_origin=env.get("CORS_ALLOW_ORIGIN", "*"),
+    )
