@@ -1,0 +1,154 @@
+"""The serving tests' real parts: image files of every kind, an HTTP server on 127.0.0.1, the app.
+
+Nothing here imports TensorFlow: these tests also run in the Lambda's
+TensorFlow-free environment.
+"""
+
+import io
+import json
+import os
+import struct
+import threading
+import time
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO, write_image
+
+EVENTS = REPO / "tests" / "events"
+
+
+def png_bomb(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG that is a few kB on the wire and width x height pixels decoded."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    row = b"\x00" + bytes((width + 7) // 8)
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def image_files(tmp_path_factory) -> dict[str, Path]:
+    """Real image files: JPEGs, every Pillow mode the handler must accept, and bad ones."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    write_image(root / "pants.jpg", (40, 60, 160), rng, size=(120, 160))
+    write_image(root / "hat.jpg", (200, 40, 40), rng, size=(200, 150))
+    colour = Image.open(root / "hat.jpg")
+    gradient = np.linspace(0, 65535, 64 * 48, dtype=np.uint16).reshape(48, 64)
+    files = {
+        "gray.png": encode(colour.convert("L"), "PNG"),
+        "gray-alpha.png": encode(colour.convert("LA"), "PNG"),
+        "rgba.png": encode(colour.convert("RGBA"), "PNG"),
+        "palette.png": encode(colour.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
+        "cmyk.jpg": encode(colour.convert("CMYK"), "JPEG"),
+        "gray16.png": encode(Image.fromarray(gradient), "PNG"),
+        "photo.webp": encode(colour, "WEBP"),
+        "text.jpg": b"this is a text file, not a photo\n" * 10,
+        "truncated.jpg": (root / "hat.jpg").read_bytes()[:-2000],  # header intact, scan data cut
+        "bomb.png": png_bomb(20_000, 20_000),        # 400 Mpx: over Pillow's own hard limit
+        "big.png": png_bomb(8_000, 6_000),           # 48 Mpx: over the service's 40 Mpx default
+    }
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    return {p.name: p for p in root.iterdir()}
+
+
+class ImageServer(BaseHTTPRequestHandler):
+    """Serves image_files under /images/, and the misbehaving servers the fetcher must survive."""
+    root: Path
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        query = parse_qs(url.query)
+        if url.path.startswith("/images/"):
+            path = self.root / url.path.removeprefix("/images/")
+            if not path.is_file():
+                return self.respond(404, b"not found")
+            return self.respond(200, path.read_bytes(), "image/jpeg" if path.suffix == ".jpg" else "image/png")
+        if url.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", query["to"][0])
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
+        if url.path == "/stall":  # accepts, then says nothing
+            time.sleep(float(query.get("seconds", ["3"])[0]))
+            return self.respond(200, b"late", "image/jpeg")
+        if url.path == "/drip":  # one byte every 0.1 s: each read is quick, the whole is not
+            return self.stream(b"x", pause=0.1, count=100)
+        if url.path == "/endless":  # no Content-Length: only counting while streaming stops it
+            return self.stream(bytes(64 * 1024), pause=0, count=1024)
+        if url.path == "/lying-length":
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 40))
+            return self.end_headers()
+        if url.path.startswith("/status/"):
+            return self.respond(int(url.path.rsplit("/", 1)[1]), b"server error")
+        self.respond(404, b"not found")
+
+    def respond(self, status: int, body: bytes, content_type: str = "text/plain"):
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def stream(self, chunk: bytes, pause: float, count: int):
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        try:
+            for _ in range(count):
+                self.wfile.write(chunk)
+                self.wfile.flush()
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
+
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def image_server(image_files) -> str:
+    """Base URL of a real HTTP server on 127.0.0.1."""
+    handler = type("Handler", (ImageServer,), {"root": next(iter(image_files.values())).parent})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def app(tiny_bundle):
+    """lambda_fn.app, loaded at import as in Lambda, on the tiny bundle.
+
+    Private addresses are allowed so that the images can come from the
+    server on 127.0.0.1; the tests of the refusals turn the opt-in off.
+    """
+    os.environ.update(MODEL_DIR=str(tiny_bundle), ALLOW_PRIVATE_URLS="true")
+    import lambda_fn.app as app
+    return app
+
+
+@pytest.fixture
+def load_event(image_server):
+    def load(name: str) -> dict:
+        return json.loads((EVENTS / name).read_text().replace("{image_server}", image_server))
+    return load

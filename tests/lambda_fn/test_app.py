@@ -1,0 +1,134 @@
+"""The handler on checked-in events, and every user error, through lambda_fn.app.lambda_handler."""
+
+import base64
+import dataclasses
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from lambda_fn.events import is_http
+
+EVENT_FILES = ["direct_url.json", "direct_urls.json", "direct_image.json",
+               "rest_v1_json.json", "http_v2_json.json", "http_v2_image.json"]
+
+
+def call(app, event):
+    """Invoke; returns (status, body) whichever way the event came in."""
+    response = app.lambda_handler(event, None)
+    if is_http(event):
+        assert response["headers"]["Content-Type"] == "application/json"
+        assert response["headers"]["Access-Control-Allow-Origin"] == "*"
+        return response["statusCode"], json.loads(response["body"])
+    return response.get("error", {}).get("status", 200), response
+
+
+def expected_prediction(app, image_bytes: bytes) -> dict:
+    """The same image straight through the interpreter, without the handler."""
+    from lambda_fn.preprocess import decode_image, xception_input
+    x = xception_input(decode_image(image_bytes, 10**8), app.MODEL.input_size, app.MODEL.interpolation)
+    logits = app.MODEL.logits(x)[0].astype(np.float64)
+    p = np.exp(logits - logits.max())
+    return dict(zip(app.MODEL.labels, p / p.sum()))
+
+
+def check_prediction(app, body: dict, image_bytes: bytes):
+    expected = expected_prediction(app, image_bytes)
+    got = {row["label"]: row["probability"] for row in body["probabilities"]}
+    assert list(got) == sorted(expected, key=lambda k: -expected[k])  # highest first, every class
+    assert body["label"] == max(expected, key=expected.get)
+    assert body["probability"] == got[body["label"]]
+    assert got == pytest.approx(expected, abs=1e-6)
+    assert sum(got.values()) == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.parametrize("name", EVENT_FILES)
+def test_checked_in_events(app, load_event, image_files, name):
+    event = load_event(name)
+    status, body = call(app, event)
+    assert status == 200, body
+    assert body["model"] == {"name": app.MODEL.meta["name"], "sha256": app.MODEL.meta["tflite_sha256"]}
+    if name == "direct_urls.json":
+        pants, hat, ftp = body["results"]
+        check_prediction(app, pants, image_files["pants.jpg"].read_bytes())
+        check_prediction(app, hat, image_files["hat.jpg"].read_bytes())
+        assert ftp["url"] == "ftp://example.com/shirt.jpg" and ftp["error"]["code"] == "unsupported_url_scheme"
+    elif "image" in name:
+        raw = event.get("image") or event["body"]
+        check_prediction(app, body, base64.b64decode(raw))
+    else:
+        check_prediction(app, body, image_files["pants.jpg"].read_bytes())
+
+
+@pytest.mark.parametrize("event, code, words", [
+    ({}, "invalid_request", "give exactly one of: url"),
+    ({"url": "http://x/a.jpg", "image": "AAAA"}, "invalid_request", "give exactly one of"),
+    ({"uri": "http://x/a.jpg"}, "invalid_request", "unknown field(s) uri"),
+    ({"url": 42}, "invalid_request", "url must be a non-empty string"),
+    ({"urls": "http://x/a.jpg"}, "invalid_request", "urls must be a non-empty list"),
+    ({"urls": ["http://x/a.jpg"] * 11}, "invalid_request", "urls has 11 items; at most 10"),
+    ({"image": "not base64!"}, "invalid_request", "image is not valid base64"),
+    ([1, 2], "invalid_request", "expected a JSON object"),
+    ({"url": "file:///etc/passwd"}, "unsupported_url_scheme", "'file' is not supported; use http or https"),
+    ({"url": "ftp://example.com/a.jpg"}, "unsupported_url_scheme", "'ftp' is not supported"),
+    ({"url": "http:///nohost.jpg"}, "invalid_url", "has no host"),
+    ({"url": "http://host.invalid/a.jpg"}, "invalid_url", "could not be resolved"),
+])
+def test_bad_direct_events(app, event, code, words):
+    status, body = call(app, event)
+    assert body["error"]["code"] == code and words in body["error"]["message"]
+    assert status == body["error"]["status"] and 400 <= status < 500
+
+
+def http_event(load_event, body, content_type="application/json", method="POST", path="/predict", b64=False):
+    event = load_event("http_v2_json.json")
+    event["headers"]["content-type"] = content_type
+    event["requestContext"]["http"].update(method=method, path=path)
+    event["rawPath"] = path
+    event["body"], event["isBase64Encoded"] = body, b64
+    return event
+
+
+@pytest.mark.parametrize("kwargs, status, code", [
+    ({"body": "{not json"}, 400, "invalid_json"),
+    ({"body": '{"url": 1}'}, 400, "invalid_request"),
+    ({"body": "hello", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+    ({"body": "{}", "path": "/admin"}, 404, "not_found"),
+    ({"body": "{}", "method": "GET"}, 405, "method_not_allowed"),
+    ({"body": base64.b64encode(b"not an image").decode(), "content_type": "image/png", "b64": True},
+     422, "not_an_image"),
+])
+def test_bad_http_requests(app, load_event, kwargs, status, code):
+    got_status, body = call(app, http_event(load_event, **kwargs))
+    assert (got_status, body["error"]["code"]) == (status, code)
+
+
+def test_body_over_the_limit(app, load_event, monkeypatch):
+    small = dataclasses.replace(app.SETTINGS, fetch=dataclasses.replace(app.SETTINGS.fetch, max_bytes=1000))
+    monkeypatch.setattr(app, "SETTINGS", small)
+    event = http_event(load_event, base64.b64encode(bytes(2000)).decode(), "image/jpeg", b64=True)
+    assert call(app, event)[1]["error"]["code"] == "payload_too_large"
+    assert call(app, {"image": base64.b64encode(bytes(2000)).decode()})[1]["error"]["code"] == "payload_too_large"
+
+
+def test_unexpected_failure_is_a_logged_500_and_serving_goes_on(app, load_event, monkeypatch, caplog):
+    def broken(x):
+        raise RuntimeError("interpreter exploded")
+    with monkeypatch.context() as patch:
+        patch.setattr(app.MODEL, "logits", broken)
+        response = app.lambda_handler(load_event("http_v2_image.json"), type("Ctx", (), {"aws_request_id": "req-42"}))
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 500 and body["error"]["request_id"] == "req-42"
+    assert "interpreter exploded" not in response["body"]  # the traceback goes to the log, not the caller
+    assert "req-42" in caplog.text and "RuntimeError: interpreter exploded" in caplog.text
+    assert call(app, load_event("http_v2_image.json"))[0] == 200
+
+
+def test_one_structured_log_line_per_request(app, load_event, caplog):
+    with caplog.at_level(logging.INFO, logger="fashion"):
+        app.lambda_handler(load_event("direct_url.json"), type("Ctx", (), {"aws_request_id": "req-7"}))
+    record = json.loads([r.getMessage() for r in caplog.records if r.name == "fashion"][-1])
+    assert record["request_id"] == "req-7" and record["input"] == "url" and record["status"] == 200
+    assert record["bytes"] > 0 and record["label"] in app.MODEL.labels
+    assert all(record[k] > 0 for k in ("fetch_ms", "preprocess_ms", "inference_ms"))

@@ -1,0 +1,62 @@
+"""The local server (no Docker) with the RIE's and API Gateway's routes, and the client against it."""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from lambda_fn import client
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def local_server(tiny_bundle):
+    env = {**os.environ, "MODEL_DIR": str(tiny_bundle), "ALLOW_PRIVATE_URLS": "true", "PYTHONPATH": str(REPO)}
+    server = subprocess.Popen([sys.executable, "-m", "lambda_fn.local_server", "--port", "0"], cwd=REPO, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    while not (lines and lines[-1].startswith("serving on ")):  # after the interpreter's own start-up lines
+        lines.append(server.stdout.readline())
+        assert lines[-1] and len(lines) < 20, "".join(lines)
+    yield lines[-1].split()[2]
+    server.kill()
+    server.communicate()
+
+
+def post(url, data: bytes, content_type: str):
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_rie_route_takes_the_event(local_server, image_server):
+    status, body = post(f"{local_server}/2015-03-31/functions/function/invocations",
+                        json.dumps({"url": f"{image_server}/images/hat.jpg"}).encode(), "application/json")
+    assert status == 200 and len(body["probabilities"]) == 3
+
+
+def test_api_route_takes_raw_images_and_json(local_server, image_files, image_server):
+    status, raw = post(f"{local_server}/predict", image_files["hat.jpg"].read_bytes(), "image/jpeg")
+    assert status == 200
+    status, by_url = post(f"{local_server}/predict", json.dumps({"url": f"{image_server}/images/hat.jpg"}).encode(),
+                          "application/json")
+    assert status == 200 and by_url["probabilities"] == raw["probabilities"]
+    assert post(f"{local_server}/predict", b"{oops", "application/json")[0] == 400
+    assert post(f"{local_server}/nowhere", b"{}", "application/json")[0] == 404
+
+
+def test_client_through_boto3_and_through_the_api(local_server, image_files, image_server, capsys):
+    hat = str(image_files["hat.jpg"])
+    assert client.main(["--endpoint", local_server, hat, f"{image_server}/images/hat.jpg"]) == 0
+    first, second = capsys.readouterr().out.split("\n}\n")[:2]
+    assert json.loads(first + "}")["probabilities"] == json.loads(second + "}")["probabilities"]
+    assert client.main(["--api", local_server, hat]) == 0
+    assert json.loads(capsys.readouterr().out)["source"] == hat
+    assert client.main(["--api", local_server, f"{image_server}/images/text.jpg"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"]["code"] == "not_an_image"
