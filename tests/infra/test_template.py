@@ -1,0 +1,30 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+TEMPLATES = sorted((REPO / "infra").glob("*.yaml"))
+
+
+def test_there_is_a_template():
+    assert [t.name for t in TEMPLATES] == ["template.yaml"]
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
+def test_cfn_lint_finds_no_errors_or_warnings(template):
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), str(template)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+def test_every_lambda_setting_is_declared_in_the_template():
+    """The environment variables lambda_fn/settings.py reads are the ones the template sets."""
+    import re
+    read = set(re.findall(r'"([A-Z_]+)"', (REPO / "lambda_fn" / "settings.py").read_text()))
+    read -= {"MODEL_DIR", "MODEL_THREADS"}  # set by the image (ENV) and by Lambda's CPU count
+    template = (REPO / "infra" / "template.yaml").read_text()
+    declared = set(re.findall(r"^          ([A-Z_]+):", template, flags=re.M))
+    assert read | {"LOG_LEVEL"} == declared

@@ -1,0 +1,83 @@
+"""What can be checked of Dockerfile.lambda without a Docker engine."""
+
+import fnmatch
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from convert.convert import OUT as BUNDLE_OUT
+from tests.conftest import REPO
+from tests.dockerfile import instructions
+
+LAMBDA_PYTHON = "3.12"          # the base image's Python
+LAMBDA_GLIBC = (2, 34)          # Amazon Linux 2023, under public.ecr.aws/lambda/python:3.12
+
+
+def test_base_image_is_the_pinned_lambda_python_image():
+    (base,) = [rest for op, rest in instructions() if op == "FROM"]
+    image, tag = base.split(":")
+    assert image == "public.ecr.aws/lambda/python"
+    assert tuple(map(int, tag.split(".")[:2])) >= (3, 12), "LiteRT's wheels need glibc 2.27+: Python 3.12 images"
+
+
+def ignored(path: str) -> bool:
+    """.dockerignore's verdict for a path of the build context (last matching rule wins)."""
+    verdict = False
+    for rule in (REPO / ".dockerignore").read_text().splitlines():
+        rule = rule.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
+        if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, pattern.replace("**/", "")) for p in prefixes):
+            verdict = not negate
+    return verdict
+
+
+def test_every_copy_source_is_in_the_build_context_after_the_main_job(tiny_bundle):
+    sources = [rest.split()[0].rstrip("/") for op, rest in instructions() if op == "COPY"]
+    assert "artifacts/bundle/float32" in sources
+    # the main job (make run) ends with the conversion stage writing its default folder
+    assert BUNDLE_OUT.relative_to(REPO).as_posix() + "/float32" in sources
+    for source in sources:
+        if source.startswith("artifacts/bundle/"):
+            required = [f"{source}/model.tflite", f"{source}/model.json"]
+            assert {p.name for p in tiny_bundle.iterdir()} >= {"model.tflite", "model.json"}
+        else:
+            assert (REPO / source).exists(), source
+            required = [source]
+        for path in required:
+            assert not ignored(path), f"{path} is excluded from the build context by .dockerignore"
+    assert ignored(".venv/bin/python") and ignored("artifacts/cache/x.npz") and ignored("lambda_fn/client.py")
+    assert not ignored("lambda_fn/app.py")
+
+
+def test_handler_module_is_copied_where_cmd_looks():
+    copies = {rest.split()[0].rstrip("/"): rest.split()[1] for op, rest in instructions() if op == "COPY"}
+    assert copies["lambda_fn"] == "${LAMBDA_TASK_ROOT}/lambda_fn/"
+    (cmd,) = [rest for op, rest in instructions() if op == "CMD"]
+    assert '"lambda_fn.app.lambda_handler"' in cmd
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_requirements_resolve_as_binary_wheels_for_lambda(arch, tmp_path):
+    """The exact pins download as wheels for the image's Python and glibc, on both architectures."""
+    platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(17, LAMBDA_GLIBC[1] + 1)]
+    platforms += [f"manylinux2014_{arch}"]
+    command = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version",
+               LAMBDA_PYTHON, "--implementation", "cp", "-d", str(tmp_path),
+               "-r", str(REPO / "lambda_fn" / "requirements.txt")]
+    for platform in platforms:
+        command += ["--platform", platform]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    wheels = list(tmp_path.glob("*.whl"))
+    names = {w.name.split("-")[0].lower() for w in wheels}
+    assert {"ai_edge_litert", "numpy", "pillow"} <= names
+    assert not any(n.startswith(("tensorflow", "keras")) for n in names)
+    for wheel in wheels:
+        assert arch in wheel.name or wheel.name.endswith("-none-any.whl"), wheel.name
+        assert zipfile.is_zipfile(wheel)
