@@ -28,3 +28,10 @@ def test_every_lambda_setting_is_declared_in_the_template():
     template = (REPO / "infra" / "template.yaml").read_text()
     declared = set(re.findall(r"^          ([A-Z_]+):", template, flags=re.M))
     assert read | {"LOG_LEVEL"} == declared
+
+
+def test_samconfig_builds_this_template():
+    import tomllib
+    config = tomllib.loads((REPO / "samconfig.toml").read_text())
+    assert (REPO / config["default"]["build"]["parameters"]["template_file"]).is_file()
+    assert "CAPABILITY_IAM" in config["default"]["deploy"]["parameters"]["capabilities"]

@@ -1,0 +1,117 @@
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from convert import convert as conv
+from tests.conftest import TINY_CLASSES
+
+
+@pytest.fixture(scope="module")
+def converted(tiny_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundle")
+    return out, conv.convert(tiny_run, out, variants=["float32", "float16"])
+
+
+def test_tiny_checkpoint_converts_and_passes_the_gate(converted, tiny_run):
+    out, summary = converted
+    parity = summary["float32"]
+    assert parity["passed"] and parity["max_abs_logit_diff"] <= 1e-4 and parity["top1_agreement"] == 1.0
+    assert parity["images"] == 9 and parity["keras_accuracy"] == parity["tflite_accuracy"]
+    for variant, figures in summary.items():  # whatever passes is written, whatever fails is not
+        assert (out / variant / "model.tflite").is_file() == figures["passed"], variant
+    assert json.loads((out / "conversion.json").read_text()) == summary
+
+
+def test_bundle_json_holds_what_the_lambda_needs(converted, tiny_run):
+    out, _ = converted
+    meta = json.loads((out / "float32" / "model.json").read_text())
+    run = json.loads((tiny_run / "run.json").read_text())
+    assert meta["labels"] == sorted(TINY_CLASSES) and meta["input_size"] == 71
+    assert meta["interpolation"] == "bilinear" and meta["preprocessing"] == "xception"
+    assert meta["source_checkpoint"] == run["best_checkpoint"]
+    assert meta["source_sha256"] == conv.sha256(tiny_run / run["best_checkpoint"])
+    assert meta["tflite_sha256"] == conv.sha256(out / "float32" / "model.tflite")
+    assert meta["parity"]["passed"] is True
+
+
+def convert_from(monkeypatch, model: keras.Model, tmp_path):
+    """Make the converter see `model` instead of the checkpoint, as a broken conversion would."""
+    model.export(tmp_path / "other", format="tf_saved_model", verbose=False)
+    real = conv.convert_variant
+    monkeypatch.setattr(conv, "convert_variant", lambda saved, variant, rep: real(tmp_path / "other", variant, rep))
+
+
+def checkpoint_of(run):
+    return keras.models.load_model(run / json.loads((run / "run.json").read_text())["best_checkpoint"])
+
+
+def test_altered_weights_are_refused_and_nothing_is_written(tiny_run, tmp_path, monkeypatch, capsys):
+    model = checkpoint_of(tiny_run)
+    head = model.get_layer("head")
+    head.set_weights([w + 0.05 for w in head.get_weights()])
+    convert_from(monkeypatch, model, tmp_path)
+    assert conv.main([str(tiny_run), "--out", str(tmp_path / "out"), "--variants", "float32"]) == 1
+    assert "float32 refused: max abs logit difference" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "float32").exists()
+
+
+def test_different_input_scaling_is_refused(tiny_run, tmp_path, monkeypatch):
+    model = checkpoint_of(tiny_run)
+    # a model that scales [-1, 1] inputs back to raw [0, 255] pixels before the network
+    raw_pixels = keras.Sequential([keras.Input((71, 71, 3)), keras.layers.Rescaling(127.5, offset=127.5), model])
+    convert_from(monkeypatch, raw_pixels, tmp_path)
+    summary = conv.convert(tiny_run, tmp_path / "out", variants=["float32"])
+    assert not summary["float32"]["passed"]
+    assert any("max abs logit difference" in f for f in summary["float32"]["failures"])
+
+
+def test_stale_bundle_is_removed_when_the_gate_refuses(tiny_run, tmp_path, monkeypatch):
+    (tmp_path / "out" / "float32").mkdir(parents=True)
+    (tmp_path / "out" / "float32" / "model.tflite").write_bytes(b"an older model")
+    model = checkpoint_of(tiny_run)
+    model.get_layer("head").set_weights([w * 2 for w in model.get_layer("head").get_weights()])
+    convert_from(monkeypatch, model, tmp_path)
+    conv.convert(tiny_run, tmp_path / "out", variants=["float32"])
+    assert not (tmp_path / "out" / "float32").exists()
+
+
+def test_missing_checkpoint_is_a_clear_error(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for h5 in run.glob("*.h5"):
+        h5.unlink()
+    assert conv.main([str(run), "--out", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    for h5 in run.glob("*.h5"):
+        h5.write_bytes(b"not hdf5 at all")
+    with pytest.raises(conv.ConversionError, match="cannot read .* as a Keras model"):
+        conv.convert(run, tmp_path / "out")
+
+
+def test_checkpoint_without_run_metadata(tmp_path):
+    (tmp_path / "model.h5").write_bytes(b"")
+    with pytest.raises(conv.ConversionError, match="no run metadata at .*run.json: pass a training run folder"):
+        conv.convert(tmp_path / "model.h5", tmp_path / "out")
+
+
+def test_unknown_variant_is_named(tiny_run, tmp_path):
+    with pytest.raises(conv.ConversionError, match=r"unknown variant\(s\) \['int4'\]"):
+        conv.convert(tiny_run, tmp_path / "out", variants=["float32", "int4"])
+
+
+def test_keras_format_checkpoints_convert_too(tiny_run, tmp_path):
+    model = checkpoint_of(tiny_run)
+    model.save(tmp_path / "model.keras")
+    summary = conv.convert(tmp_path / "model.keras", tmp_path / "out", variants=["float32"],
+                           run_json=tiny_run / "run.json")
+    assert summary["float32"]["passed"]
+    assert json.loads((tmp_path / "out" / "float32" / "model.json").read_text())["source_checkpoint"] == "model.keras"
+    np.testing.assert_equal(summary["float32"]["top1_agreement"], 1.0)
