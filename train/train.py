@@ -180,7 +180,7 @@ def fine_tune(model, base, items, args, callbacks, initial_epoch):
                      initial_epoch=initial_epoch, epochs=initial_epoch + args.fine_tune_epochs)
 
 
-def test_report(checkpoint: Path, items, classes, args) -> dict:
+def evaluate_on_test(checkpoint: Path, items, classes, args) -> dict:
     """Evaluate the saved best checkpoint itself (reloaded from disk) on the test split."""
     images, kept, skipped = read_images(items["test"], args.size, args.interpolation)
     best = keras.models.load_model(checkpoint)
@@ -245,7 +245,7 @@ def train(args) -> dict:
     write_json(args.out / "history.json", history)
     plot_curves(history, args.out / "curves.png")
 
-    report = {**meta, "history": history, "test": test_report(best.best_path, items, classes, args)}
+    report = {**meta, "history": history, "test": evaluate_on_test(best.best_path, items, classes, args)}
     plot_confusion(report["test"]["confusion_matrix"], classes, args.out / "confusion.png")
     write_json(args.out / "report.json", report)
     log.info("best %s (epoch %d, val %.3f); test accuracy %.3f", best.best_path.name, best.best_epoch,
@@ -255,6 +255,9 @@ def train(args) -> dict:
 
 def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # .h5 is this project's checkpoint format on purpose (the course's, loadable anywhere):
+    # drop Keras' "legacy HDF5" advice, printed at every new best epoch.
+    logging.getLogger("absl").addFilter(lambda record: "HDF5 file" not in record.getMessage())
     train(parse_args(argv))
 
 

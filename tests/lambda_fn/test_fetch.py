@@ -102,3 +102,44 @@ def test_bad_downloads(app, image_server, name, status, code):
 @pytest.mark.parametrize("name", ["gray.png", "rgba.png", "cmyk.jpg", "palette.png", "gray16.png"])
 def test_unusual_modes_are_classified(app, image_server, name):
     assert app.lambda_handler({"url": f"{image_server}/images/{name}"}, None)["label"] in app.MODEL.labels
+
+
+@pytest.fixture(scope="module")
+def https_server(image_files, tmp_path_factory):
+    """The image server again, over TLS with a self-signed certificate for 127.0.0.1."""
+    import ssl
+    import subprocess
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from tests.lambda_fn.conftest import ImageServer
+
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    handler = type("Handler", (ImageServer,), {"root": next(iter(image_files.values())).parent})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_port}", cert
+    server.shutdown()
+
+
+def test_https_certificate_is_verified(app, https_server):
+    url, _ = https_server
+    status, code, message = error_of(app, f"{url}/images/hat.jpg")
+    assert (status, code) == (502, "upstream_error") and "CERTIFICATE_VERIFY_FAILED" in message
+
+
+def test_https_to_a_trusted_server_works_through_the_pinned_address(app, https_server, monkeypatch):
+    import functools
+    import ssl
+    url, cert = https_server
+    monkeypatch.setattr(fetch_module.ssl, "create_default_context",
+                        functools.partial(ssl.create_default_context, cafile=str(cert)))
+    assert app.lambda_handler({"url": f"{url}/images/hat.jpg"}, None)["label"] in app.MODEL.labels
