@@ -116,6 +116,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         if self.best_path and self.best_path != path:
             self.best_path.unlink()
         self.best_accuracy, self.best_epoch, self.best_path = accuracy, epoch + 1, path
+        self.best_weights = self.full_model.get_weights()
         log.info("epoch %d: new best val_accuracy %.3f -> %s", epoch + 1, accuracy, path.name)
 
 
@@ -233,6 +234,7 @@ def train(args) -> dict:
                        [i.label for i in val_kept], args, [best, timer]).history
     history["seconds"] = timer.seconds
     if args.fine_tune_epochs:
+        model.set_weights(best.best_weights)  # fine-tune from the best head, not the last one
         with strategy.scope():
             tuned = fine_tune(model, base, items, args, [best, timer], initial_epoch=args.epochs).history
         tuned["seconds"] = timer.seconds
