@@ -9,8 +9,8 @@ TF ?= tf-cpu
 VENV := .venv
 LAMBDA_VENV := .venv-lambda
 DATASET_URL := https://github.com/alexeygrigorev/clothing-dataset-small
-# extra flags for train.train, e.g. TRAIN_FLAGS="--size 299 --aug-views 4"
-TRAIN_FLAGS ?=
+# the reference model (see BENCHMARKS.md); TRAIN_FLAGS="--size 150" for a quick one
+TRAIN_FLAGS ?= --size 299 --aug-views 4 --epochs 30 --learning-rate 0.0005
 RUN := artifacts/runs/xception_v1
 BUNDLE := artifacts/bundle
 

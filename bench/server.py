@@ -59,9 +59,9 @@ def main(argv=None):
         warm = [classify(server, url)[0] for url in urls[5:5 + args.warm_requests]]
         lines = [json.loads(line) for line in log.read_text().splitlines()[skip:] if line.startswith("{")]
         print(f"machine: {machine()}; variant {args.variant}; server: lambda_fn.local_server (TensorFlow-free venv)")
-        print(f"1. warm end to end, median of {len(warm)}: {statistics.median(warm) * 1000:.1f} ms = fetch "
-              + " + ".join(f"{statistics.median(line[k] for line in lines):.1f}" for k in ("fetch_ms", "preprocess_ms", "inference_ms"))
-              + " (fetch + preprocess + inference, ms) + HTTP and JSON")
+        split = {k: statistics.median(line[f"{k}_ms"] for line in lines) for k in ("fetch", "preprocess", "inference")}
+        print(f"1. warm end to end, median of {len(warm)}: {statistics.median(warm) * 1000:.1f} ms, of which "
+              + ", ".join(f"{k} {ms:.1f} ms" for k, ms in split.items()) + "; the rest is HTTP and JSON")
         print("2. load")
         print("| clients | requests | throughput (req/s) | p50 (ms) | p95 (ms) | errors |")
         print("| --- | --- | --- | --- | --- | --- |")

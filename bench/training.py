@@ -46,6 +46,7 @@ def main(argv=None):
         val_images, val_kept, _ = read_images(items["validation"], args.size, args.interpolation)
         x = preprocess_input(images.astype(np.float32))
         val = (preprocess_input(val_images.astype(np.float32)), one_hot([i.label for i in val_kept], len(classes)))
+        model, _, _ = models.make_model(base, args.inner, args.dropout, len(classes))  # a fresh head
         models.compile_for_training(model, args.learning_rate)
         plain = EpochTimer()
         batches = EpochBatches(lambda idx, epoch: x[idx], one_hot([i.label for i in kept], len(classes)),

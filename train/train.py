@@ -212,6 +212,9 @@ def write_json(path: Path, data: dict) -> None:
 def train(args) -> dict:
     keras.utils.set_random_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
+    for earlier in args.out.glob(f"xception_v{args.version}_*.h5"):  # a run of version N replaces the last one
+        log.info("removing %s, from an earlier run of version %d", earlier.name, args.version)
+        earlier.unlink()
     classes, items = scan_dataset(args.data)
     weights_id = models.weights_identity(args.weights, args.seed)
     meta = run_metadata(args, classes, weights_id)
