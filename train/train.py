@@ -105,7 +105,7 @@ class BestCheckpoint(keras.callbacks.Callback):
     def __init__(self, full_model: keras.Model, directory: Path, version: int):
         super().__init__()
         self.full_model, self.directory, self.version = full_model, Path(directory), version
-        self.best_accuracy, self.best_epoch, self.best_path = -1.0, None, None
+        self.best_accuracy, self.best_epoch, self.best_path, self.best_weights = -1.0, None, None, None
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = logs["val_accuracy"]
