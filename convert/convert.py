@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lambda_fn.model import Model
 from train.data import REPO_ROOT, load_image, scan_dataset
 
 # -- defaults -----------------------------------------------------------------
@@ -104,16 +105,12 @@ def convert_variant(saved_model: Path, variant: str, representative: np.ndarray)
     return converter.convert()
 
 
-def tflite_logits(bundle: Path, x: np.ndarray, threads: int | None = None) -> np.ndarray:
-    from lambda_fn.model import Model
-
-    model = Model(bundle, threads)
+def tflite_logits(model, x: np.ndarray) -> np.ndarray:
+    """One image at a time, as the Lambda runs it."""
     return np.concatenate([model.logits(image[None]) for image in x])
 
 
 def single_image_latency_ms(bundle: Path, x: np.ndarray) -> float:
-    from lambda_fn.model import Model
-
     model = Model(bundle, threads=1)
     model.logits(x[:1])  # warm-up: first invoke prepares the delegate
     times = []
@@ -192,9 +189,10 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
             (candidate / "model.tflite").write_bytes(convert_variant(tmp / "saved_model", variant, representative))
             info = bundle_meta(variant, checkpoint, meta)
             (candidate / "model.json").write_text(json.dumps(info))
-            test_accuracy = float((tflite_logits(candidate, x_test).argmax(1) == y_test).mean())
+            served = Model(candidate)  # the Lambda's own interpreter class, on LiteRT
+            test_accuracy = float((tflite_logits(served, x_test).argmax(1) == y_test).mean())
             float32_test_accuracy = float32_test_accuracy if variant != "float32" else test_accuracy
-            parity = gate(variant, keras_val, tflite_logits(candidate, x_val), y_val, test_accuracy,
+            parity = gate(variant, keras_val, tflite_logits(served, x_val), y_val, test_accuracy,
                           float32_test_accuracy)
             parity["latency_ms_1_thread"] = single_image_latency_ms(candidate, x_val)
             parity["size_bytes"] = (candidate / "model.tflite").stat().st_size
