@@ -24,6 +24,9 @@ class Model:
 
     def __init__(self, bundle: Path, threads: int | None = None):
         bundle = Path(bundle)
+        if not (bundle / "model.json").is_file() or not (bundle / "model.tflite").is_file():
+            raise FileNotFoundError(f"no serving bundle (model.tflite and model.json) in {bundle}: "
+                                    "run `make run`, or point MODEL_DIR at a bundle folder")
         self.meta = json.loads((bundle / "model.json").read_text())
         self.labels: list[str] = self.meta["labels"]
         self.input_size: int = self.meta["input_size"]
