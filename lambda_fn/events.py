@@ -89,7 +89,7 @@ def decode_base64(value, max_bytes: int) -> bytes:
     if len(value) * 3 // 4 > max_bytes + 2:
         raise RequestError("payload_too_large", f"the image is over {max_bytes} bytes, the most accepted")
     try:
-        return base64.b64decode(value, validate=True)
+        return base64.b64decode("".join(value.split()), validate=True)  # tolerate line-wrapped base64
     except (binascii.Error, ValueError):
         raise RequestError("invalid_request", "image is not valid base64") from None
 

@@ -132,3 +132,9 @@ def test_one_structured_log_line_per_request(app, load_event, caplog):
     assert record["request_id"] == "req-7" and record["input"] == "url" and record["status"] == 200
     assert record["bytes"] > 0 and record["label"] in app.MODEL.labels
     assert all(record[k] > 0 for k in ("fetch_ms", "preprocess_ms", "inference_ms"))
+
+
+def test_line_wrapped_base64_is_accepted(app, load_event):
+    raw = load_event("direct_image.json")["image"]
+    wrapped = "\n".join(raw[i:i + 76] for i in range(0, len(raw), 76))  # as the base64 command writes it
+    assert call(app, {"image": wrapped})[1]["label"] == call(app, {"image": raw})[1]["label"]
