@@ -78,15 +78,20 @@ def load_keras_model(checkpoint: Path):
         raise ConversionError(f"cannot read {checkpoint} as a Keras model: {err}") from err
 
 
-def load_split(meta: dict, data: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """A split, read and scaled exactly as training did. Returns (x float32, labels)."""
+def load_split(meta: dict, items: list) -> tuple[np.ndarray, np.ndarray]:
+    """Items read and scaled exactly as training did. Returns (x float32, labels)."""
     from keras.applications.xception import preprocess_input
 
+    images = np.stack([load_image(i.path, meta["input_size"], meta["interpolation"]) for i in items])
+    return preprocess_input(images.astype(np.float32)), np.array([i.label for i in items])
+
+
+def scan_for(meta: dict, data: Path) -> dict:
+    """The dataset's splits, refusing a dataset whose classes are not the model's."""
     classes, items = scan_dataset(data)
     if classes != meta["classes"]:
         raise ConversionError(f"dataset {data} has classes {classes}, the model was trained on {meta['classes']}")
-    images = np.stack([load_image(i.path, meta["input_size"], meta["interpolation"]) for i in items[split]])
-    return preprocess_input(images.astype(np.float32)), np.array([i.label for i in items[split]])
+    return items
 
 
 def convert_variant(saved_model: Path, variant: str, representative: np.ndarray) -> bytes:
@@ -173,8 +178,9 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
     checkpoint, meta = resolve_checkpoint(source, run_json)
     keras_model = load_keras_model(checkpoint)
     data = Path(data or meta["config"]["data"])
-    x_val, y_val = load_split(meta, data, "validation")
-    x_test, y_test = load_split(meta, data, "test")
+    items = scan_for(meta, data)
+    x_val, y_val = load_split(meta, items["validation"])
+    x_test, y_test = load_split(meta, items["test"])
     keras_val = keras_model.predict(x_val, verbose=0)
     log.info("converting %s; gate on %d validation images", checkpoint.name, len(y_val))
 
@@ -185,7 +191,7 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
         for variant in ["float32"] + [v for v in variants if v != "float32"]:  # float32 is the reference
             candidate = tmp / variant
             candidate.mkdir()
-            representative = representative_images(meta, data) if variant == "int8-full" else None
+            representative = representative_images(meta, items["train"]) if variant == "int8-full" else None
             (candidate / "model.tflite").write_bytes(convert_variant(tmp / "saved_model", variant, representative))
             info = bundle_meta(variant, checkpoint, meta)
             (candidate / "model.json").write_text(json.dumps(info))
@@ -212,15 +218,11 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
     return summary
 
 
-def representative_images(meta: dict, data: Path) -> np.ndarray:
+def representative_images(meta: dict, train_items: list) -> np.ndarray:
     """A seeded sample of training images, preprocessed, to calibrate int8 ranges."""
-    from keras.applications.xception import preprocess_input
-
-    _, items = scan_dataset(data)
     rng = np.random.default_rng(0)
-    chosen = rng.choice(len(items["train"]), size=min(REPRESENTATIVE_IMAGES, len(items["train"])), replace=False)
-    images = np.stack([load_image(items["train"][k].path, meta["input_size"], meta["interpolation"]) for k in chosen])
-    return preprocess_input(images.astype(np.float32))
+    chosen = rng.choice(len(train_items), size=min(REPRESENTATIVE_IMAGES, len(train_items)), replace=False)
+    return load_split(meta, [train_items[k] for k in chosen])[0]
 
 
 def table(summary: dict) -> str:

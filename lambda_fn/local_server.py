@@ -21,6 +21,8 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from lambda_fn.app import lambda_handler  # loads the model now, as Lambda's init does
+
 INVOCATIONS = "/2015-03-31/functions/function/invocations"
 MAX_BODY = 16 * 1024 * 1024  # more than any limit behind it: API Gateway's is 10 MB, Lambda's 6 MB
 
@@ -55,8 +57,6 @@ class Handler(BaseHTTPRequestHandler):
         self.route("GET")
 
     def route(self, method: str):
-        from lambda_fn.app import lambda_handler
-
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             return self.reply(413, {"error": {"status": 413, "code": "payload_too_large",
@@ -92,8 +92,6 @@ def main(argv=None):
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)
     args = p.parse_args(argv)
-    import lambda_fn.app  # noqa: F401 -- load the model before the first request, as Lambda's init does
-
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     print(f"serving on http://{args.host}:{server.server_port}  (POST {INVOCATIONS}, POST /predict)", flush=True)
     server.serve_forever()

@@ -68,10 +68,10 @@ def cached_features(extractor, items: list[Item], classes: list[str], *, cache_d
     started, skipped = time.perf_counter(), []
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start:start + CHUNK]
-        images, kept, bad = read_images([items[k] for k in chunk], size, interpolation)
+        images, _, bad = read_images([items[k] for k in chunk], size, interpolation)
         skipped += bad
-        kept_digests = [digests[k] for k in chunk if items[k] in kept]
-        if view:
+        kept_digests = [digests[k] for k in chunk if items[k].path not in bad]
+        if view and len(images):
             images = np.stack([augment(im, view_rng(seed, view, d)) for im, d in zip(images, kept_digests)])
         if len(images):
             cache.update(zip(kept_digests, compute_features(extractor, images, batch_size)))
