@@ -4,13 +4,19 @@
 # Both create their virtual environments on first use and reuse them after.
 
 PYTHON ?= python3
-# the TensorFlow group: tf-gpu for NVIDIA GPUs (make run TF=tf-gpu)
-TF ?= tf-cpu
+# the Keras backend that trains: tensorflow, jax or torch (conversion always uses TensorFlow on CPU)
+KERAS_BACKEND ?= tensorflow
+export KERAS_BACKEND
+# GPU=1 on a machine with NVIDIA GPUs: installs the backend's CUDA build
+GPU ?=
+DEVICE := $(if $(GPU),gpu,cpu)
+# the training recipe (train/config.py): auto = gpu if the backend sees a GPU, else cpu;
+# also frozen (the head alone) and quick (150x150, minutes); TRAIN_FLAGS adds any flag
+PRESET ?= auto
+TRAIN_FLAGS ?=
 VENV := .venv
 LAMBDA_VENV := .venv-lambda
 DATASET_URL := https://github.com/alexeygrigorev/clothing-dataset-small
-# the reference model (see BENCHMARKS.md); TRAIN_FLAGS="--size 150" for a quick one
-TRAIN_FLAGS ?= --size 299 --aug-views 4 --epochs 30 --learning-rate 0.0005
 RUN := artifacts/runs/xception_v1
 BUNDLE := artifacts/bundle
 
@@ -18,10 +24,14 @@ BUNDLE := artifacts/bundle
 
 run: train convert
 
-$(VENV)/.installed: pyproject.toml
+# The tests run training under tensorflow and jax: both are always there (TensorFlow's
+# CPU build unless its GPU build is asked for: the two cannot share a venv).
+BACKEND_GROUPS := --group $(KERAS_BACKEND)-$(DEVICE) --group jax-cpu \
+	$(if $(filter tensorflow-gpu,$(KERAS_BACKEND)-$(DEVICE)),,--group tensorflow-cpu)
+$(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -U pip
-	$(VENV)/bin/pip install -q --group $(TF) --group train --group serve --group dev
+	$(VENV)/bin/pip install -q $(BACKEND_GROUPS) --group train --group serve --group dev
 	touch $@
 
 $(LAMBDA_VENV)/.installed: lambda_fn/requirements.txt pyproject.toml
@@ -36,16 +46,16 @@ data:
 	@if [ -z "$$FASHION_DATA" ] && [ ! -d ../shared/data/clothing-dataset-small ] && [ ! -d clothing-dataset-small ]; then \
 		git clone --depth 1 $(DATASET_URL); fi
 
-train: $(VENV)/.installed data
-	$(VENV)/bin/python -m train.train $(TRAIN_FLAGS)
+train: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) data
+	$(VENV)/bin/python -m train.train --preset $(PRESET) $(TRAIN_FLAGS)
 
-convert: $(VENV)/.installed
-	$(VENV)/bin/python -m convert.convert $(RUN) --out $(BUNDLE)
+convert: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
+	KERAS_BACKEND=tensorflow $(VENV)/bin/python -m convert.convert $(RUN) --out $(BUNDLE)
 
-serve: $(VENV)/.installed
+serve: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 	MODEL_DIR=$(BUNDLE)/float32 $(VENV)/bin/python -m lambda_fn.local_server
 
-test: $(VENV)/.installed $(LAMBDA_VENV)/.installed
+test: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed
 	$(VENV)/bin/python -m pytest
 	FASHION_TF_FREE=1 $(LAMBDA_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow"
 

@@ -1,38 +1,124 @@
-"""Pooled features of the frozen base, computed once per image and cached on disk.
+"""What the frozen part of the base computes, once per image and view, cached on disk.
 
-On a CPU the frozen base is over 99% of an epoch's cost, and it gives the same
-output for the same image every epoch. So each image goes through the base
-once per (size, interpolation, weights, view) and the head trains on the
-cached 2048-number vectors.
+Below the first trainable layer the base is frozen and runs in inference
+mode, so for a given image and augmented view its output never changes, and
+on a CPU it is almost all of an epoch's cost. Each image therefore goes
+through that part once and training reads the stored activations:
 
-Entries are keyed by the sha256 of the image file, so an edited image is
-recomputed and an unchanged one is not; the cache file's name is a hash of
-everything else that changes the features (size, interpolation, weights,
-view). View 0 is the plain image, views 1..K are augmented copies.
+- cut "pooled": the frozen base's pooled 2048 features (the head alone trains);
+- cut = a layer name: the input of that layer, e.g. the 19x19x728 tensor
+  entering block 13 of Xception at 299x299 (the top of the base trains too).
+
+A store is one folder per key (backbone, weights, size, resize filter, cut,
+view, augmentation seed); inside it, entries are keyed by the sha256 of the
+image file, so an edited image is recomputed and an unchanged one is not.
+Rows are float16 (half the disk and page cache of float32; the effect on the
+model is measured in BENCHMARKS.md) in append-only shards, and are read back
+row by row with pread: the training process holds a batch, never the cache.
+View 0 is the plain image, views 1..K augmented copies (augmentation.py).
+
+    python -m train.features --prune     # drop entries of images no longer in the dataset
 """
 
+import argparse
 import hashlib
 import json
 import logging
 import os
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from keras.applications.xception import preprocess_input
 
-from train.data import Item, augment, check_classes_present, file_digest, read_images
+from train.augmentation import augmented_views
+from train.data import Item, check_classes_present, file_digest, read_images
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256  # images decoded and pushed through the base at a time (bounds memory at 299x299)
+CHUNK = 128          # images decoded and pushed through the base at a time (bounds memory at 299x299)
+ROW_DTYPE = np.float16
+POOLED = "pooled"    # the cut that caches the pooled features of the whole frozen base
 
 
-def cache_path(cache_dir: Path, weights_id: str, size: int, interpolation: str, view: int, seed: int) -> Path:
-    fields = {"weights": weights_id, "size": size, "interpolation": interpolation, "view": view,
-              "augmentation_seed": seed if view else None}
-    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-    return Path(cache_dir) / f"features-{size}-view{view}-{key}.npz"
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything that changes a cached activation, besides the image itself."""
+    backbone: str
+    weights: str
+    size: int
+    interpolation: str
+    cut: str
+    view: int
+    augmentation_seed: int | None  # None for view 0
+
+    def folder(self, root: Path) -> Path:
+        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return Path(root) / f"{self.backbone}-{self.size}-{self.cut}-view{self.view}-{digest}"
+
+
+class ActivationStore:
+    """One key's entries: shards of float16 rows (shard-N.f16) and their digests (shard-N.digests)."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.shape, self.index, self.files = None, {}, {}
+        meta = self.folder / "meta.json"
+        if meta.is_file():
+            self.shape = tuple(json.loads(meta.read_text())["shape"])
+        for digests in sorted(self.folder.glob("shard-*.digests")):  # a shard without .digests was never finished
+            for row, digest in enumerate(digests.read_text().split()):
+                self.index[digest] = (digests.with_suffix(".f16"), row)
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self.index
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def row_bytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(ROW_DTYPE).itemsize
+
+    def append(self, digests: list[str], rows: np.ndarray) -> None:
+        if self.shape is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.shape = tuple(rows.shape[1:])
+            (self.folder / "meta.json").write_text(json.dumps({"shape": self.shape, "dtype": "float16"}))
+        shard = self.folder / f"shard-{time.time_ns()}.f16"
+        rows.astype(ROW_DTYPE).tofile(shard)
+        tmp = shard.with_suffix(".tmp")
+        tmp.write_text("\n".join(digests) + "\n")
+        os.replace(tmp, shard.with_suffix(".digests"))  # written last: a killed run leaves no half shard
+        self.index.update((d, (shard, row)) for row, d in enumerate(digests))
+
+    def read(self, digests: list[str]) -> np.ndarray:
+        """The rows for digests as float32, read one by one (no mapping: memory holds only these)."""
+        out = np.empty((len(digests), *self.shape), np.float32)
+        for k, digest in enumerate(digests):
+            shard, row = self.index[digest]
+            if shard not in self.files:
+                self.files[shard] = os.open(shard, os.O_RDONLY)
+            data = os.pread(self.files[shard], self.row_bytes, row * self.row_bytes)
+            out[k] = np.frombuffer(data, ROW_DTYPE).reshape(self.shape)
+        return out
+
+    def prune(self, live: set[str]) -> int:
+        """Rewrite shards that hold entries not in live; returns the bytes freed."""
+        freed = 0
+        for shard in sorted({s for s, _ in self.index.values()}):
+            digests = shard.with_suffix(".digests").read_text().split()
+            keep = [d for d in digests if d in live]
+            if len(keep) == len(digests):
+                continue
+            if keep:
+                self.append(keep, self.read(keep))
+            freed += shard.stat().st_size - self.row_bytes * len(keep)
+            for path in (shard.with_suffix(".digests"), shard):
+                path.unlink()
+            for d in set(digests) - set(keep):
+                del self.index[d]
+        return freed
 
 
 def view_rng(seed: int, view: int, digest: str) -> np.random.Generator:
@@ -40,48 +126,67 @@ def view_rng(seed: int, view: int, digest: str) -> np.random.Generator:
     return np.random.default_rng([seed, view, int(digest[:15], 16)])
 
 
-def load_cache(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        return {}
-    with np.load(path) as f:
-        return dict(zip(f["digests"].tolist(), f["features"]))
-
-
-def save_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, digests=np.array(list(cache)), features=np.stack(list(cache.values())))
-    os.replace(tmp, path)  # a run killed mid-write never leaves a corrupt cache
-
-
-def compute_features(extractor, images: np.ndarray, batch_size: int) -> np.ndarray:
-    return extractor.predict(preprocess_input(images.astype(np.float32)), batch_size=batch_size, verbose=0)
-
-
-def cached_features(extractor, items: list[Item], classes: list[str], *, cache_dir: Path, weights_id: str,
-                    size: int, interpolation: str, view: int, seed: int, batch_size: int, name: str):
-    """Features for items (computing only the missing ones). Returns (features, kept items, stats)."""
-    path = cache_path(cache_dir, weights_id, size, interpolation, view, seed)
-    cache = load_cache(path)
-    digests = [file_digest(i.path) for i in items]
-    missing = [k for k, d in enumerate(digests) if d not in cache]
+def fill(store: ActivationStore, trunk, items: list[Item], digests: list[str], key: CacheKey,
+         preprocess, batch_size: int, name: str) -> list[Path]:
+    """Push the images missing from store through trunk (images -> activations). Returns unreadable paths."""
+    missing = [k for k, d in enumerate(digests) if d not in store]
     started, skipped = time.perf_counter(), []
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start:start + CHUNK]
-        images, _, bad = read_images([items[k] for k in chunk], size, interpolation)
+        images, kept, bad = read_images([items[k] for k in chunk], key.size, key.interpolation)
         skipped += bad
         kept_digests = [digests[k] for k in chunk if items[k].path not in bad]
-        if view and len(images):
-            images = np.stack([augment(im, view_rng(seed, view, d)) for im, d in zip(images, kept_digests)])
+        if key.view and len(images):
+            images = augmented_views(images, [view_rng(key.augmentation_seed, key.view, d) for d in kept_digests])
         if len(images):
-            cache.update(zip(kept_digests, compute_features(extractor, images, batch_size)))
+            rows = trunk.predict(preprocess(np.asarray(images, np.float32)), batch_size=batch_size, verbose=0)
+            store.append(kept_digests, rows)
         done, elapsed = start + len(chunk), time.perf_counter() - started
-        log.info("%s view %d: %d/%d new images through the base (%.1f img/s)",
-                 name, view, done, len(missing), done / elapsed)
-    if len(missing) > len(skipped):
-        save_cache(path, cache)
-    kept = [i for i, d in zip(items, digests) if d in cache]
-    check_classes_present(kept, items, classes)
-    stats = {"cached": len(items) - len(missing), "computed": len(missing) - len(skipped),
-             "skipped": [str(p) for p in skipped], "seconds": round(time.perf_counter() - started, 2)}
-    return np.stack([cache[d] for d in digests if d in cache]), kept, stats
+        log.info("%s view %d: %d/%d new images through the frozen base (%.1f img/s)",
+                 name, key.view, done, len(missing), done / elapsed)
+    return skipped
+
+
+def cached_activations(trunk, items: list[Item], classes: list[str], key: CacheKey, cache_dir: Path,
+                       preprocess, batch_size: int, name: str):
+    """Fill the store for items (only what is missing). Returns (store, kept items, their digests, stats)."""
+    store = ActivationStore(key.folder(cache_dir))
+    digests = [file_digest(i.path) for i in items]
+    started, before = time.perf_counter(), len([d for d in digests if d in store])
+    skipped = fill(store, trunk, items, digests, key, preprocess, batch_size, name)
+    kept = [(i, d) for i, d in zip(items, digests) if d in store]
+    check_classes_present([i for i, _ in kept], items, classes)
+    stats = {"cached": before, "computed": len(kept) - before, "skipped": [str(p) for p in skipped],
+             "seconds": round(time.perf_counter() - started, 2)}
+    return store, [i for i, _ in kept], [d for _, d in kept], stats
+
+
+def prune(cache_dir: Path, data: Path) -> int:
+    """Drop, from every store under cache_dir, the entries of images no longer in the dataset at data."""
+    from train.data import scan_dataset
+
+    _, items = scan_dataset(data)
+    live = {file_digest(i.path) for split in items.values() for i in split}
+    freed = sum(ActivationStore(folder).prune(live) for folder in sorted(Path(cache_dir).glob("*/")))
+    for folder in Path(cache_dir).glob("*/"):
+        if not any(folder.glob("shard-*")):
+            for f in folder.iterdir():
+                f.unlink()
+            folder.rmdir()
+    return freed
+
+
+def main(argv=None) -> None:
+    from train.config import CACHE, default_data_dir
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--prune", action="store_true", required=True, help="remove entries of images not in --data")
+    p.add_argument("--cache", type=Path, default=CACHE, help="cache folder")
+    p.add_argument("--data", type=Path, default=default_data_dir(), help="dataset folder (env FASHION_DATA)")
+    args = p.parse_args(argv)
+    print(f"pruned {args.cache}: {prune(args.cache, args.data) / 1e6:.1f} MB freed")
+
+
+if __name__ == "__main__":
+    main()

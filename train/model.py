@@ -1,68 +1,92 @@
-"""The course's make_model, split so that the frozen base can run once.
+"""The course's make_model, split at the first trainable layer so that what is frozen can run once.
 
-The full model is  image -> Xception base -> global average pool -> head,
-and the head (Dense -> Dropout -> Dense logits) is its own small Keras model
-nested inside it. Training the head on cached pooled features therefore
-updates the very layers the full model uses: no weights are copied.
+The full model is  image -> backbone -> global average pool -> head,  and the
+head (Dense -> Dropout -> Dense logits) is its own small Keras model nested
+inside it. What training fits is built from the very same layer objects:
+
+- input=cache: `trainable` maps the activations at the cut (what the frozen
+  layers below it output, cached by features.py) to logits, through the top
+  of the base and the head; `trunk` computes those activations from images;
+- input=images: `trainable` maps raw pixels to logits: augmentation (on the
+  accelerator), the backbone's scaling, then the full model.
+
+So fitting `trainable` updates the layers the full image -> logits
+checkpoint holds: no weights are copied.
 """
 
-import hashlib
-import os
-from pathlib import Path
+from contextlib import nullcontext
+from dataclasses import dataclass
 
 import keras
-import tensorflow as tf
-from keras.applications.xception import Xception
+from keras import ops
 
-from train.data import SHARED
-
-SHARED_WEIGHTS = SHARED / "weights" / "xception_imagenet_notop.weights.h5"
-
-
-def default_weights() -> str:
-    """$FASHION_WEIGHTS, else the copy beside the project, else 'imagenet' (Keras downloads it)."""
-    if "FASHION_WEIGHTS" in os.environ:
-        return os.environ["FASHION_WEIGHTS"]
-    return str(SHARED_WEIGHTS) if SHARED_WEIGHTS.is_file() else "imagenet"
+from train.augmentation import RandomCourseAugmentation
+from train.backbone import Backbone, make_base
+from train.config import TrainConfig
+from train.features import POOLED
 
 
-def weights_identity(weights: str | None, seed: int) -> str:
-    """What the base's weights are, for the feature cache key."""
-    if weights is None or weights == "none":
-        return f"random-init-seed-{seed}"
-    if weights == "imagenet":
-        return f"imagenet-keras-{keras.__version__}"
-    return "sha256:" + hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+@dataclass
+class Models:
+    full: keras.Model         # preprocessed image -> logits: checkpointed, converted, served
+    base: keras.Model         # the backbone (frozen, or its top unfrozen for fine-tuning)
+    trainable: keras.Model    # what fit() trains (see the module's docstring)
+    trunk: keras.Model | None  # input=cache: preprocessed image -> activations at the cut
+    cut: str                  # the cache's name for where trunk stops: a layer name, or "pooled"
 
 
-def make_base(weights: str | None, size: int) -> keras.Model:
-    """Xception without its ImageNet classifier, frozen."""
-    if weights not in (None, "imagenet") and not Path(weights).is_file():
-        raise FileNotFoundError(f"base weights {weights} not found; pass a .weights.h5 file or 'imagenet'")
-    base = Xception(weights=weights, include_top=False, input_shape=(size, size, 3))
-    base.trainable = False
-    return base
-
-
-def make_model(base: keras.Model, inner: int, dropout: float, n_classes: int):
-    """Returns (model, head, extractor): images -> logits, features -> logits, images -> features."""
-    features = keras.Input(shape=(base.output_shape[-1],), name="features")
+def make_head(n_features: int, inner: int, dropout: float, n_classes: int) -> keras.Model:
+    features = keras.Input(shape=(n_features,), name="features")
     x = keras.layers.Dense(inner, activation="relu")(features)
     x = keras.layers.Dropout(dropout)(x)
     logits = keras.layers.Dense(n_classes)(x)  # logits: the loss applies softmax itself
-    head = keras.Model(features, logits, name="head")
+    return keras.Model(features, logits, name="head")
 
+
+def build(backbone: Backbone, config: TrainConfig, n_classes: int) -> Models:
+    base = make_base(backbone, config.weights, config.size)
+    head = make_head(base.output_shape[-1], config.inner, config.dropout, n_classes)
     images = keras.Input(shape=base.input_shape[1:], name="images")
     # training=False runs the base in inference mode, so its BatchNormalization
-    # layers keep ImageNet's statistics, even when the top of the base is later
+    # layers keep ImageNet's statistics, even when the top of the base is
     # unfrozen for fine-tuning (small batches would otherwise wreck them).
     pooled = keras.layers.GlobalAveragePooling2D()(base(images, training=False))
-    model = keras.Model(images, head(pooled), name="xception_fashion")
-    extractor = keras.Model(images, pooled, name="xception_features")
-    return model, head, extractor
+    full = keras.Model(images, head(pooled), name=f"{backbone.name}_fashion")
+
+    if config.input == "images":
+        pixels = keras.Input(shape=base.input_shape[1:], dtype="uint8", name="pixels")
+        x = ops.cast(pixels, "float32")  # uint8 crosses to the device: a quarter of float32's bytes
+        if config.augment:
+            x = RandomCourseAugmentation(seed=config.seed)(x)  # identity outside training steps
+        trainable = keras.Model(pixels, full(backbone.preprocess(x)), name="trainer")
+        return Models(full, base, trainable, trunk=None, cut="images")
+
+    if config.fine_tune_from is None:
+        trunk = keras.Model(images, pooled, name="trunk")
+        return Models(full, base, head, trunk, cut=POOLED)
+    layer = backbone.cuts[config.fine_tune_from]
+    cut_tensor = base.get_layer(layer).input
+    try:
+        top = keras.Model(cut_tensor, base.output, name="top")  # the same layers, called on a new input
+    except ValueError as err:
+        raise ValueError(f"cannot cache at {config.fine_tune_from} ({layer}): the layers above it need more than "
+                         f"its input (a skip connection); use --input images, or a cut at a block boundary") from err
+    activations = keras.Input(shape=cut_tensor.shape[1:], name="activations")
+    top_pooled = keras.layers.GlobalAveragePooling2D()(top(activations, training=False))
+    trainable = keras.Model(activations, head(top_pooled), name="top_and_head")
+    trunk = keras.Model(base.input, cut_tensor, name="trunk")
+    return Models(full, base, trainable, trunk, cut=layer)
 
 
-def compile_for_training(model: keras.Model, learning_rate: float) -> None:
+def unfreeze_from(base: keras.Model, layer_name: str) -> None:
+    """Make layer_name and every later layer of the base trainable (BatchNorm stays frozen: see build)."""
+    base.trainable = True
+    first = [layer.name for layer in base.layers].index(layer_name)
+    for k, layer in enumerate(base.layers):
+        layer.trainable = k >= first and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def compile_for_training(model: keras.Model, learning_rate) -> None:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=keras.losses.CategoricalCrossentropy(from_logits=True),
@@ -70,19 +94,23 @@ def compile_for_training(model: keras.Model, learning_rate: float) -> None:
     )
 
 
-def unfreeze_top(base: keras.Model, n_layers: int) -> None:
-    """Make the last n_layers of the base trainable (BatchNorm stays frozen: see make_model)."""
-    base.trainable = True
-    for layer in base.layers[:-n_layers]:
-        layer.trainable = False
-    for layer in base.layers[-n_layers:]:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+def data_parallel():
+    """(a scope to build and train in, replicas): every visible GPU, else every CPU device, as one.
 
-
-def distribution_strategy() -> tf.distribute.Strategy:
-    """Mirror across devices when more than one is visible (GPUs, else logical CPUs)."""
+    jax: Keras' own DataParallel; tensorflow: MirroredStrategy; torch: one
+    device (Keras has no data-parallel distribution for torch; run it under
+    torchrun with your own DistributedDataParallel if you need several).
+    """
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return nullcontext(), 1
+    if backend == "jax":
+        devices = keras.distribution.list_devices()  # the GPUs, else the CPU devices
+        if len(devices) < 2:
+            return nullcontext(), 1
+        return keras.distribution.DataParallel(devices=devices).scope(), len(devices)
+    import tensorflow as tf
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    if len(devices) > 1:
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
-    return tf.distribute.get_strategy()
+    if len(devices) < 2:
+        return nullcontext(), 1
+    return tf.distribute.MirroredStrategy([d.name for d in devices]).scope(), len(devices)
