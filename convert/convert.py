@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import shutil
 import statistics
 import sys
@@ -28,8 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lambda_fn.model import Model
-from train.data import REPO_ROOT, load_image, scan_dataset
+# The converter reads TensorFlow graphs: convert on TensorFlow whichever
+# backend trained the checkpoint (an .h5 is the same from all of them).
+os.environ["KERAS_BACKEND"] = "tensorflow"
+
+from lambda_fn.model import Model  # noqa: E402
+from train.backbone import BACKBONES  # noqa: E402
+from train.data import REPO_ROOT, read_images, scan_dataset  # noqa: E402
 
 # -- defaults -----------------------------------------------------------------
 OUT = REPO_ROOT / "artifacts" / "bundle"
@@ -78,12 +84,14 @@ def load_keras_model(checkpoint: Path):
         raise ConversionError(f"cannot read {checkpoint} as a Keras model: {err}") from err
 
 
-def load_split(meta: dict, items: list) -> tuple[np.ndarray, np.ndarray]:
-    """Items read and scaled exactly as training did. Returns (x float32, labels)."""
-    from keras.applications.xception import preprocess_input
+def load_split(meta: dict, items: list) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Items read and scaled exactly as training did, unreadable files skipped with a warning.
 
-    images = np.stack([load_image(i.path, meta["input_size"], meta["interpolation"]) for i in items])
-    return preprocess_input(images.astype(np.float32)), np.array([i.label for i in items])
+    Returns (x float32, labels, skipped paths).
+    """
+    images, kept, skipped = read_images(items, meta["input_size"], meta["interpolation"])
+    x = BACKBONES[meta.get("backbone", "xception")].preprocess(images.astype(np.float32))
+    return x, np.array([i.label for i in kept]), [str(p) for p in skipped]
 
 
 def scan_for(meta: dict, data: Path) -> dict:
@@ -127,14 +135,18 @@ def single_image_latency_ms(bundle: Path, x: np.ndarray) -> float:
 
 
 def gate(variant: str, keras_val: np.ndarray, lite_val: np.ndarray, val_labels: np.ndarray,
-         test_accuracy: float, float32_test_accuracy: float | None) -> dict:
-    """The parity figures and whether they pass this variant's thresholds."""
+         keras_test: np.ndarray, lite_test: np.ndarray, test_labels: np.ndarray,
+         float32_test_accuracy: float | None) -> dict:
+    """The parity figures and whether they pass this variant's thresholds (the gate reads validation)."""
+    test_accuracy = float((lite_test.argmax(1) == test_labels).mean())
     figures = {
         "images": int(len(val_labels)),
         "max_abs_logit_diff": float(np.abs(keras_val - lite_val).max()),
         "top1_agreement": float((keras_val.argmax(1) == lite_val.argmax(1)).mean()),
         "keras_accuracy": float((keras_val.argmax(1) == val_labels).mean()),
         "tflite_accuracy": float((lite_val.argmax(1) == val_labels).mean()),
+        "test_images": int(len(test_labels)),
+        "test_top1_agreement": float((keras_test.argmax(1) == lite_test.argmax(1)).mean()),
         "test_accuracy": test_accuracy,
     }
     failures = []
@@ -160,7 +172,7 @@ def bundle_meta(variant: str, checkpoint: Path, meta: dict) -> dict:
         "labels": meta["classes"],
         "input_size": meta["input_size"],
         "input_dtype": "float32",
-        "preprocessing": "xception",  # x / 127.5 - 1, on RGB pixels resized as below
+        "preprocessing": meta["preprocessing"],  # xception: x / 127.5 - 1, on RGB pixels resized as below
         "interpolation": meta["interpolation"],
         "source_checkpoint": checkpoint.name,
         "source_sha256": sha256(checkpoint),
@@ -179,9 +191,10 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
     keras_model = load_keras_model(checkpoint)
     data = Path(data or meta["config"]["data"])
     items = scan_for(meta, data)
-    x_val, y_val = load_split(meta, items["validation"])
-    x_test, y_test = load_split(meta, items["test"])
-    keras_val = keras_model.predict(x_val, verbose=0)
+    x_val, y_val, skipped_val = load_split(meta, items["validation"])
+    x_test, y_test, skipped_test = load_split(meta, items["test"])
+    skipped = skipped_val + skipped_test
+    keras_val, keras_test = keras_model.predict(x_val, verbose=0), keras_model.predict(x_test, verbose=0)
     log.info("converting %s; gate on %d validation images", checkpoint.name, len(y_val))
 
     summary, float32_test_accuracy = {}, None
@@ -196,10 +209,10 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
             info = bundle_meta(variant, checkpoint, meta)
             (candidate / "model.json").write_text(json.dumps(info))
             served = Model(candidate)  # the Lambda's own interpreter class, on LiteRT
-            test_accuracy = float((tflite_logits(served, x_test).argmax(1) == y_test).mean())
-            float32_test_accuracy = float32_test_accuracy if variant != "float32" else test_accuracy
-            parity = gate(variant, keras_val, tflite_logits(served, x_val), y_val, test_accuracy,
-                          float32_test_accuracy)
+            parity = gate(variant, keras_val, tflite_logits(served, x_val), y_val, keras_test,
+                          tflite_logits(served, x_test), y_test, float32_test_accuracy)
+            if variant == "float32":
+                float32_test_accuracy = parity["test_accuracy"]
             parity["latency_ms_1_thread"] = single_image_latency_ms(candidate, x_val)
             parity["size_bytes"] = (candidate / "model.tflite").stat().st_size
             summary[variant] = parity
@@ -210,7 +223,7 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
                 log.error("%s refused by the parity gate: %s", variant, "; ".join(parity["failures"]))
                 continue
             info.update(tflite_sha256=sha256(candidate / "model.tflite"), parity=parity,
-                        tensorflow_version=tf.__version__)
+                        skipped_images=skipped, tensorflow_version=tf.__version__)
             (candidate / "model.json").write_text(json.dumps(info, indent=2) + "\n")
             shutil.copytree(candidate, out / variant)
     out.mkdir(parents=True, exist_ok=True)
@@ -226,11 +239,12 @@ def representative_images(meta: dict, train_items: list) -> np.ndarray:
 
 
 def table(summary: dict) -> str:
-    lines = ["| variant | size (MB) | max abs logit diff | top-1 agreement | val accuracy | test accuracy "
-             "| latency 1 thread (ms) | gate |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| variant | size (MB) | max abs logit diff | top-1 agreement val / test | val accuracy "
+             "| test accuracy | latency 1 thread (ms) | gate |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for variant, p in summary.items():
         lines.append(f"| {variant} | {p['size_bytes'] / 1e6:.1f} | {p['max_abs_logit_diff']:.2g} "
-                     f"| {p['top1_agreement']:.2%} | {p['tflite_accuracy']:.3f} | {p['test_accuracy']:.3f} "
+                     f"| {p['top1_agreement']:.2%} / {p['test_top1_agreement']:.2%} | {p['tflite_accuracy']:.3f} "
+                     f"| {p['test_accuracy']:.3f} "
                      f"| {p['latency_ms_1_thread']} | {'pass' if p['passed'] else 'FAIL: ' + '; '.join(p['failures'])} |")
     return "\n".join(lines)
 

@@ -76,14 +76,15 @@ def real_images(shared_data) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A finished training run on the tiny dataset (random base weights, 71x71)."""
-    from train.train import parse_args, train
+    """A finished training run on the tiny dataset (random base weights, 71x71, the head alone)."""
+    from train.config import parse_args
+    from train.train import train
 
     root = tmp_path_factory.mktemp("tiny-run")
     data = make_tiny_dataset(root / "data")
-    args = parse_args(["--data", str(data), "--weights", "none", "--size", "71", "--epochs", "3",
-                       "--batch-size", "8", "--out", str(root / "run"), "--cache", str(root / "cache")])
-    train(args)
+    train(parse_args(["--preset", "frozen", "--data", str(data), "--weights", "none", "--size", "71",
+                      "--head-epochs", "3", "--views", "1", "--batch-size", "8", "--out", str(root / "run"),
+                      "--cache", str(root / "cache")]))
     return root / "run"
 
 

@@ -1,10 +1,11 @@
 """Sweep one hyper-parameter of the head on cached features, as the course does.
 
-    python -m train.sweep learning_rate              # 0.0001 0.001 0.01 0.1
+    python -m train.sweep head_lr                    # 0.0001 0.001 0.01 0.1
     python -m train.sweep inner --values 10 100 1000
-    python -m train.sweep dropout --epochs 20        # any train.train flag applies
+    python -m train.sweep dropout --head-epochs 20   # any train.train flag applies
 
-Writes artifacts/sweeps/<param>/: one plot of validation accuracy per epoch
+The preset is `frozen` (the head alone on cached pooled features) unless
+--preset names another. Writes artifacts/sweeps/<param>/: one plot of validation accuracy per epoch
 for each value, and the best epoch per value (results.json, results.md).
 """
 
@@ -12,17 +13,20 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import keras
 
 from train import model as models
-from train.data import REPO_ROOT, scan_dataset
+from train.backbone import BACKBONES
+from train.config import TrainConfig, parse_args
+from train.data import REPO_ROOT
 from train.report import plot_sweep
-from train.train import extract_features, fit_head, parse_args
+from train.train import fit_phases, prepare
 
 SWEEPS = {  # the course's grids
-    "learning_rate": [0.0001, 0.001, 0.01, 0.1],
+    "head_lr": [0.0001, 0.001, 0.01, 0.1],
     "inner": [10, 100, 1000],
     "dropout": [0.0, 0.2, 0.5, 0.8],
 }
@@ -31,20 +35,15 @@ OUT = REPO_ROOT / "artifacts" / "sweeps"
 log = logging.getLogger("sweep")
 
 
-def sweep(args, param: str, values: list) -> dict:
-    classes, items = scan_dataset(args.data)
-    weights_id = models.weights_identity(args.weights, args.seed)
-    base = models.make_base(args.weights, args.size)
-    _, _, extractor = models.make_model(base, args.inner, args.dropout, len(classes))
-    train_views, train_kept, val_features, val_kept, _ = extract_features(args, extractor, classes, items, weights_id)
+def sweep(config: TrainConfig, param: str, values: list) -> dict:
+    """Validation accuracy per epoch for each value; the inputs (and the cache) are prepared once."""
+    classes, _, _, _, train_batches, val_batches, _ = prepare(config)
     curves = {}
     for value in values:
-        keras.utils.set_random_seed(args.seed)  # same initial weights for every value
-        setting = {"learning_rate": args.learning_rate, "inner": args.inner, "dropout": args.dropout, param: value}
-        _, head, _ = models.make_model(base, setting["inner"], setting["dropout"], len(classes))
-        models.compile_for_training(head, setting["learning_rate"])
-        history = fit_head(head, train_views, [i.label for i in train_kept], val_features,
-                           [i.label for i in val_kept], args, callbacks=[]).history
+        keras.utils.set_random_seed(config.seed)  # same initial weights for every value
+        setting = replace(config, **{param: value})
+        net = models.build(BACKBONES[setting.backbone], setting, len(classes))
+        history = fit_phases(setting, net, train_batches, val_batches, callbacks=[], best=None)
         curves[value] = [round(a, 4) for a in history["val_accuracy"]]
     return curves
 
@@ -61,11 +60,11 @@ def main(argv=None) -> None:
     p.add_argument("--values", nargs="+", type=float, help="default: the course's grid for the parameter")
     p.add_argument("--sweep-out", type=Path, help="default: artifacts/sweeps/<param>")
     own, rest = p.parse_known_args(sys.argv[1:] if argv is None else argv)
-    args = parse_args(rest)
+    config = parse_args(rest if "--preset" in rest else ["--preset", "frozen", *rest])
     cast = int if own.param == "inner" else float
     values = [cast(v) for v in own.values] if own.values else SWEEPS[own.param]
 
-    curves = sweep(args, own.param, values)
+    curves = sweep(config, own.param, values)
     out = own.sweep_out or OUT / own.param
     out.mkdir(parents=True, exist_ok=True)
     plot_sweep(own.param, curves, out / "val_accuracy.png")

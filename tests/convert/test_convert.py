@@ -115,3 +115,25 @@ def test_keras_format_checkpoints_convert_too(tiny_run, tmp_path):
     assert summary["float32"]["passed"]
     assert json.loads((tmp_path / "out" / "float32" / "model.json").read_text())["source_checkpoint"] == "model.keras"
     np.testing.assert_equal(summary["float32"]["top1_agreement"], 1.0)
+
+
+def test_agreement_on_the_test_split_is_recorded(converted):
+    out, summary = converted
+    for figures in summary.values():
+        assert figures["test_images"] == 9 and 0 <= figures["test_top1_agreement"] <= 1
+    assert summary["float32"]["test_top1_agreement"] == 1.0
+    assert "top-1 agreement val / test" in conv.table(summary) and "100.00% / 100.00%" in conv.table(summary)
+
+
+def test_unreadable_images_are_skipped_as_in_training_and_recorded(tiny_run, tmp_path, caplog):
+    """A corrupt file that training skips with a warning must not crash conversion."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    data = tmp_path / "data"
+    shutil.copytree(json.loads((tiny_run / "run.json").read_text())["config"]["data"], data)
+    bad = data / "validation" / "hat" / "hat-0.jpg"
+    bad.write_text("not a jpeg")
+    summary = conv.convert(run, tmp_path / "out", variants=["float32"], data=data)
+    assert summary["float32"]["passed"] and summary["float32"]["images"] == 8
+    assert str(bad) in caplog.text and "not a readable image" in caplog.text
+    assert json.loads((tmp_path / "out" / "float32" / "model.json").read_text())["skipped_images"] == [str(bad)]

@@ -1,59 +1,125 @@
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import REPO
 from train import model as models
-from train.data import augment, load_image, scan_dataset
-from train.features import cached_features, view_rng
+from train.backbone import XCEPTION
+from train.config import parse_args
+from train.data import file_digest, scan_dataset
+from train.features import CacheKey, cached_activations, prune
+from train.store import ActivationStore
 
 SIZE = 71
 
 
 @pytest.fixture(scope="module")
-def extractor():
+def trunk():
+    """Images -> the 728-channel activations entering block 13 (random weights)."""
     import keras
     keras.utils.set_random_seed(0)
-    base = models.make_base(None, SIZE)
-    return models.make_model(base, 8, 0.0, 3)[2]
+    config = parse_args(["--preset", "cpu", "--weights", "none", "--size", str(SIZE)])
+    return models.build(XCEPTION, config, 3).trunk
 
 
-def features(extractor, data, cache, view=0, size=SIZE):
+def key(view=0, size=SIZE, cut="block13_sepconv1_act"):
+    return CacheKey("xception", "test", size, "bilinear", cut, view, 1 if view else None)
+
+
+def activations(trunk, data, cache, view=0):
     classes, items = scan_dataset(data)
-    return cached_features(extractor, items["train"], classes, cache_dir=cache, weights_id="test", size=size,
-                           interpolation="bilinear", view=view, seed=1, batch_size=8, name="train")
+    store, kept, digests, stats = cached_activations(trunk, items["train"], classes, key(view), cache,
+                                                     XCEPTION.preprocess, 8, "train")
+    return store.read(digests), kept, stats
 
 
-def test_second_run_is_all_cache_hits_with_the_same_features(extractor, tiny_dataset, tmp_path):
-    first, _, stats1 = features(extractor, tiny_dataset, tmp_path)
-    second, _, stats2 = features(extractor, tiny_dataset, tmp_path)
+def test_second_run_is_all_cache_hits_with_the_same_activations(trunk, tiny_dataset, tmp_path):
+    first, _, stats1 = activations(trunk, tiny_dataset, tmp_path)
+    second, _, stats2 = activations(trunk, tiny_dataset, tmp_path)
     assert (stats1["computed"], stats1["cached"]) == (18, 0)
     assert (stats2["computed"], stats2["cached"]) == (0, 18)
-    assert first.shape == (18, 2048)
+    assert first.shape == (18, *trunk.output_shape[1:]) and first.shape[-1] == 728
     np.testing.assert_array_equal(first, second)
 
 
-def test_changed_image_is_recomputed_alone(extractor, tiny_dataset, tmp_path):
-    before, _, _ = features(extractor, tiny_dataset, tmp_path)
+def test_rows_are_the_trunk_output_in_float16(trunk, tiny_dataset, tmp_path):
+    from train.data import load_image
+    cached, kept, _ = activations(trunk, tiny_dataset, tmp_path)
+    image = load_image(kept[0].path, SIZE, "bilinear")[None].astype(np.float32)
+    exact = trunk.predict(XCEPTION.preprocess(image), verbose=0)[0]
+    # float16 keeps 11 significant bits: each value within 2^-11 of itself (plus batch-size rounding)
+    np.testing.assert_allclose(cached[0], exact, rtol=2 ** -10, atol=1e-4)
+    assert np.abs(cached[0] - exact).max() > 0  # it is stored in float16, not float32
+
+
+def test_changed_image_is_recomputed_alone(trunk, tiny_dataset, tmp_path):
+    before, _, _ = activations(trunk, tiny_dataset, tmp_path)
     changed = sorted((tiny_dataset / "train" / "dress").iterdir())[0]
     Image.open(changed).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(changed)
-    after, kept, stats = features(extractor, tiny_dataset, tmp_path)
+    after, kept, stats = activations(trunk, tiny_dataset, tmp_path)
     assert (stats["computed"], stats["cached"]) == (1, 17)
     k = [i.path for i in kept].index(changed)
     assert not np.allclose(before[k], after[k])
     np.testing.assert_array_equal(np.delete(before, k, 0), np.delete(after, k, 0))
 
 
-def test_size_and_view_have_their_own_cache(extractor, tiny_dataset, tmp_path):
-    features(extractor, tiny_dataset, tmp_path)
-    _, _, other_view = features(extractor, tiny_dataset, tmp_path, view=1)
-    assert other_view["computed"] == 18
-    assert len(list(tmp_path.glob("features-*.npz"))) == 2
+def test_view_size_and_cut_each_have_their_own_store(tmp_path):
+    folders = {key().folder(tmp_path), key(view=1).folder(tmp_path), key(size=72).folder(tmp_path),
+               key(cut="pooled").folder(tmp_path)}
+    assert len(folders) == 4
+    assert key(cut="pooled").folder(tmp_path).name.startswith("xception-71-pooled-view0-")
 
 
-def test_augmented_view_is_reproducible_and_differs_from_plain(tiny_dataset):
-    path = next((tiny_dataset / "train" / "hat").iterdir())
-    image = load_image(path, SIZE, "bilinear")
-    one, again = (augment(image, view_rng(1, 1, "ab" * 32)) for _ in range(2))
-    np.testing.assert_array_equal(one, again)
-    assert one.shape == image.shape and one.dtype == np.uint8
-    assert not np.array_equal(one, image)
+def test_unfinished_shard_is_ignored(tmp_path):
+    store = ActivationStore(tmp_path / "s")
+    store.append(["a", "b"], np.ones((2, 3), np.float32))
+    (tmp_path / "s" / "shard-9.f16").write_bytes(b"\0" * 12)  # killed before its .digests was written
+    again = ActivationStore(tmp_path / "s")
+    assert sorted(again.index) == ["a", "b"]
+    np.testing.assert_array_equal(again.read(["b", "a"]), np.ones((2, 3)))
+
+
+def test_prune_drops_images_that_left_the_dataset(trunk, tiny_dataset, tmp_path):
+    activations(trunk, tiny_dataset, tmp_path / "cache")
+    gone = sorted((tiny_dataset / "train" / "hat").iterdir())[:2]
+    gone_digests = [file_digest(p) for p in gone]
+    for p in gone:
+        p.unlink()
+    freed = prune(tmp_path / "cache", tiny_dataset)
+    store = ActivationStore(key().folder(tmp_path / "cache"))
+    assert freed == 2 * store.row_bytes
+    assert len(store) == 16 and not any(d in store for d in gone_digests)
+    again, _, stats = activations(trunk, tiny_dataset, tmp_path / "cache")
+    assert (stats["computed"], stats["cached"]) == (0, 16)
+
+
+def test_reading_a_cache_larger_than_the_memory_allowed_stays_bounded(tmp_path):
+    """Write 600 MB of rows, then read every one in batches in a fresh process: its peak RSS stays small."""
+    store, shape, n = ActivationStore(tmp_path / "big"), (19, 19, 728), 1150  # 525 KB a row, as at 299x299
+    rng = np.random.default_rng(0)
+    for start in range(0, n, 50):
+        store.append([f"{k:064x}" for k in range(start, start + 50)], rng.standard_normal((50, *shape), np.float32))
+    on_disk = sum(f.stat().st_size for f in (tmp_path / "big").glob("*.f16"))
+    assert on_disk > 600e6
+    script = f"""
+import json, numpy as np
+from train.store import ActivationStore
+store = ActivationStore(r"{tmp_path / 'big'}")
+digests = sorted(store.index)
+np.random.default_rng(1).shuffle(digests)
+total = 0.0
+for start in range(0, len(digests), 32):
+    total += float(store.read(digests[start:start + 32]).sum())
+# VmHWM: this process's peak resident set (ru_maxrss would carry pytest's over from the fork)
+peak_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(json.dumps({{"rows": len(digests), "peak_mb": peak_kb / 1024}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures = json.loads(result.stdout)
+    assert figures["rows"] == n
+    assert figures["peak_mb"] < 200, figures  # a batch is 67 MB as float32; the cache is 600 MB

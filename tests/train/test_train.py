@@ -8,9 +8,26 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, make_tiny_dataset
-from train.data import load_image, scan_dataset
-from train.train import BestCheckpoint, parse_args, train
 from train import model as models
+from train.backbone import XCEPTION
+from train.config import PRESETS, parse_args
+from train.data import load_image, scan_dataset
+from train.train import BestCheckpoint, fit_phases, prepare, train
+
+
+def tiny_flags(tmp_path, *flags, per_split=(3, 2, 2)) -> list[str]:
+    """A small run on a fresh tiny dataset: random base weights, 71x71, one epoch of each phase."""
+    data = make_tiny_dataset(tmp_path / "data", per_split=per_split)
+    return ["--data", str(data), "--weights", "none", "--size", "71", "--batch-size", "4", "--head-epochs", "1",
+            "--fine-tune-epochs", "1", "--views", "2", "--out", str(tmp_path / "run"),
+            "--cache", str(tmp_path / "cache"), *flags]
+
+
+def in_fresh_process(script: str, env: dict, timeout=900) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
 
 
 def test_run_keeps_one_best_checkpoint_and_reports(tiny_run):
@@ -22,6 +39,8 @@ def test_run_keeps_one_best_checkpoint_and_reports(tiny_run):
     assert meta["best_checkpoint"] == f"xception_v1_{meta['best_epoch']:02d}_{best:.3f}.h5"
     assert meta["classes"] == ["dress", "hat", "t-shirt"]
     assert meta["interpolation"] == "bilinear" and meta["input_size"] == 71
+    assert meta["backbone"] == "xception" and meta["preprocessing"] == "xception"
+    assert meta["config"]["preset"] == "frozen" and meta["inputs"]["cut"] == "pooled"
     report = json.loads((tiny_run / "report.json").read_text())
     assert set(report["test"]["per_class"]) == {"dress", "hat", "t-shirt"}
     assert np.array(report["test"]["confusion_matrix"]).sum() == 9
@@ -33,8 +52,7 @@ def test_checkpoint_reloads_without_custom_objects_and_predicts_the_same(tiny_ru
     meta = json.loads((tiny_run / "run.json").read_text())
     model = keras.models.load_model(tiny_run / meta["best_checkpoint"])
     classes, items = scan_dataset(meta["config"]["data"])
-    x = keras.applications.xception.preprocess_input(
-        np.stack([load_image(i.path, 71, "bilinear") for i in items["test"]]).astype(np.float32))
+    x = XCEPTION.preprocess(np.stack([load_image(i.path, 71, "bilinear") for i in items["test"]]).astype(np.float32))
     model.save(tmp_path / "again.h5")
     again = keras.models.load_model(tmp_path / "again.h5")
     np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
@@ -45,21 +63,125 @@ def test_checkpoint_reloads_without_custom_objects_and_predicts_the_same(tiny_ru
 
 def test_worse_later_epoch_does_not_replace_the_best(tmp_path):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    best = BestCheckpoint(model, tmp_path, version=3)
+    best = BestCheckpoint(model, tmp_path, "xception_v3")
     for epoch, accuracy in enumerate([0.5, 0.8, 0.7, 0.8, 0.75]):
         best.on_epoch_end(epoch, {"val_accuracy": accuracy})
     assert [p.name for p in tmp_path.iterdir()] == ["xception_v3_02_0.800.h5"]
     assert (best.best_epoch, best.best_accuracy) == (2, 0.8)
 
 
-def test_fine_tuning_continues_epochs_and_checkpoints_full_model(tmp_path):
-    data = make_tiny_dataset(tmp_path / "data", per_split=(3, 2, 2))
-    args = parse_args(["--data", str(data), "--weights", "none", "--size", "71", "--epochs", "1",
-                       "--fine-tune-epochs", "1", "--aug-views", "2", "--batch-size", "4",
-                       "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
-    report = train(args)
-    assert len(report["history"]["val_accuracy"]) == len(report["history"]["seconds"]) == 2
-    assert len(list(tmp_path.glob("cache/features-71-view*.npz"))) == 3  # two augmented train views + validation
+def test_presets_and_flags():
+    assert parse_args([]).preset == "cpu"  # auto, on a machine whose backend sees no GPU
+    gpu = parse_args(["--preset", "gpu", "--weights", "none"])
+    assert (gpu.input, gpu.fine_tune_from, gpu.fine_tune_epochs, gpu.fine_tune_lr) == ("images", "block10_sepconv3", 12,
+                                                                                      2e-4)
+    cpu = parse_args(["--preset", "cpu", "--fine-tune-epochs", "5", "--weights", "none"])
+    assert (cpu.input, cpu.fine_tune_from, cpu.views, cpu.fine_tune_epochs) == ("cache", "block13", 4, 5)
+    frozen = parse_args(["--preset", "frozen", "--weights", "none"])
+    assert frozen.fine_tune_from is None and frozen.fine_tune_epochs == 0
+    assert set(PRESETS) == {"cpu", "gpu", "frozen", "quick"}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--fine-tune-from", "block99"], "'block99' is not a cut of xception; choose from block13, block12"),
+    (["--size", "64"], "--size 64 is too small: xception needs at least 71 pixels"),
+    (["--preset", "nightly"], "invalid choice: 'nightly'"),
+    (["--views", "0"], "--views must be at least 1"),
+])
+def test_bad_settings_are_refused_by_name(flags, message, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--weights", "none", *flags])
+    assert message in capsys.readouterr().err
+
+
+def test_a_cut_inside_a_residual_block_cannot_be_cached():
+    config = parse_args(["--preset", "cpu", "--weights", "none", "--size", "71", "--fine-tune-from",
+                         "block10_sepconv3"])
+    with pytest.raises(ValueError, match="cannot cache at block10_sepconv3 .*skip connection.*--input images"):
+        models.build(XCEPTION, config, 3)
+
+
+def test_top_fine_tuned_on_cached_activations_is_the_checkpoints_model_on_images(tmp_path):
+    """Fine-tune blocks 13-14 on cached activations; the saved full model on images gives the same logits.
+
+    Tolerance: the cache holds float16 (11 significant bits), so the top sees
+    activations within 2^-11 relative of the exact ones: logits agree to 1e-3.
+    """
+    config = parse_args(["--preset", "cpu", *tiny_flags(tmp_path)])
+    keras.utils.set_random_seed(0)
+    classes, items, _, net, train_batches, val_batches, stats = prepare(config)
+    assert stats["cut"] == "block13_sepconv1_act"
+    before = net.full.get_layer("xception").get_layer("block14_sepconv2").get_weights()[0].copy()
+    fit_phases(config, net, train_batches, val_batches, callbacks=[], best=None)
+    after = net.full.get_layer("xception").get_layer("block14_sepconv2").get_weights()[0]
+    assert not np.allclose(before, after)  # the base's top really trained
+    net.full.save(tmp_path / "tuned.h5")
+    reloaded = keras.models.load_model(tmp_path / "tuned.h5")
+
+    rows = np.concatenate([val_batches[k][0] for k in range(len(val_batches))])
+    on_cache = net.trainable.predict(rows, verbose=0)
+    images = np.stack([load_image(i.path, 71, "bilinear") for i in items["validation"]]).astype(np.float32)
+    on_images = reloaded.predict(XCEPTION.preprocess(images), verbose=0)
+    np.testing.assert_allclose(on_images, on_cache, atol=1e-3)
+
+
+def test_cpu_preset_end_to_end_converts_and_passes_the_gate(tmp_path):
+    from convert.convert import convert
+    report = train(parse_args(["--preset", "cpu", *tiny_flags(tmp_path)]))
+    assert report["inputs"]["cut"] == "block13_sepconv1_act" and len(report["history"]["seconds"]) == 2
+    assert len(list((tmp_path / "run").glob("*.h5"))) == 1
+    assert convert(tmp_path / "run", tmp_path / "bundle", variants=["float32"])["float32"]["passed"]
+
+
+def test_gpu_preset_under_jax_then_converted_with_tensorflow(tmp_path):
+    """The fine-tuning preset on images, trained by JAX; its .h5 converts and passes the float32 gate."""
+    from convert.convert import convert
+    flags = tiny_flags(tmp_path, "--preset", "gpu")
+    result = in_fresh_process(f"""
+import json, keras
+from train.config import parse_args
+from train.train import train
+report = train(parse_args({flags!r}))
+print(json.dumps({{"backend": keras.backend.backend(), "run": report["keras_backend"],
+                  "cut": report["inputs"]["cut"], "epochs": len(report["history"]["val_accuracy"])}}))
+""", {"KERAS_BACKEND": "jax"})
+    assert json.loads(result.stdout.splitlines()[-1]) == {"backend": "jax", "run": "jax", "cut": "images", "epochs": 2}
+    assert len(list((tmp_path / "run").glob("*.h5"))) == 1
+    assert convert(tmp_path / "run", tmp_path / "bundle", variants=["float32"])["float32"]["passed"]
+
+
+def test_gpu_preset_under_tensorflow(tmp_path):
+    report = train(parse_args(tiny_flags(tmp_path, "--preset", "gpu")))
+    assert report["keras_backend"] == "tensorflow" and report["inputs"]["cut"] == "images"
+    assert len(list((tmp_path / "run").glob("*.h5"))) == 1
+
+
+def test_data_parallel_on_two_virtual_cpu_devices_under_jax(tmp_path):
+    flags = tiny_flags(tmp_path, "--preset", "cpu", per_split=(4, 2, 2))
+    result = in_fresh_process(f"""
+import json, jax
+from train.config import parse_args
+from train.train import train
+report = train(parse_args({flags!r}))
+print(json.dumps({{"devices": len(jax.devices()), "replicas": report["replicas"]}}))
+""", {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+    assert json.loads(result.stdout.splitlines()[-1]) == {"devices": 2, "replicas": 2}
+    assert len(list((tmp_path / "run").glob("*.h5"))) == 1
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    """A fresh process splits the CPU in two before TensorFlow starts, then trains for real."""
+    flags = tiny_flags(tmp_path, "--preset", "frozen", per_split=(4, 2, 2))
+    in_fresh_process(f"""
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from train.config import parse_args
+from train.train import train
+report = train(parse_args({flags!r}))
+assert report["replicas"] == 2, report["replicas"]
+""", {"KERAS_BACKEND": "tensorflow"})
+    assert len(list((tmp_path / "run").glob("*.h5"))) == 1
 
 
 def test_real_weights_learn_from_a_few_real_images(shared_data, shared_weights, tmp_path):
@@ -69,36 +191,18 @@ def test_real_weights_learn_from_a_few_real_images(shared_data, shared_weights, 
             (tmp_path / "data" / split / folder.name).mkdir(parents=True)
             for f in sorted(folder.iterdir())[:count]:
                 (tmp_path / "data" / split / folder.name / f.name).symlink_to(f)
-    args = parse_args(["--data", str(tmp_path / "data"), "--weights", str(shared_weights), "--size", "150",
-                       "--epochs", "10", "--batch-size", "16",
-                       "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")])
-    report = train(args)
+    report = train(parse_args(["--preset", "quick", "--data", str(tmp_path / "data"), "--weights", str(shared_weights),
+                               "--head-epochs", "10", "--batch-size", "16",
+                               "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")]))
     assert report["best_val_accuracy"] >= 0.5
-
-
-def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
-    """A fresh process splits the CPU in two before TensorFlow starts, then trains for real."""
-    data = make_tiny_dataset(tmp_path / "data", per_split=(4, 2, 2))
-    script = f"""
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from train.train import parse_args, train
-report = train(parse_args(["--data", r"{data}", "--weights", "none", "--size", "71", "--epochs", "2",
-                           "--batch-size", "4", "--out", r"{tmp_path / 'run'}", "--cache", r"{tmp_path / 'cache'}"]))
-assert report["replicas"] == 2, report["replicas"]
-"""
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert len(list((tmp_path / "run").glob("*.h5"))) == 1
 
 
 def test_sweep_writes_plot_and_table(tmp_path):
     from train.sweep import main
     data = make_tiny_dataset(tmp_path / "data", per_split=(3, 2, 2))
     main(["dropout", "--values", "0", "0.5", "--sweep-out", str(tmp_path / "sweep"), "--data", str(data),
-          "--weights", "none", "--size", "71", "--epochs", "2", "--cache", str(tmp_path / "cache")])
+          "--weights", "none", "--size", "71", "--head-epochs", "2", "--views", "1",
+          "--cache", str(tmp_path / "cache")])
     results = json.loads((tmp_path / "sweep" / "results.json").read_text())
     assert [row["value"] for row in results["best"]] == [0.0, 0.5]
     assert all(len(curve) == 2 for curve in results["curves"].values())
