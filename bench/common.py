@@ -12,9 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+from train.data import default_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "artifacts" / "bundle"
-DATA = REPO.parent / "shared" / "data" / "clothing-dataset-small"
+DATA = default_data_dir()  # the training stage's setting: $FASHION_DATA, ../shared, or ./clothing-dataset-small
 LAMBDA_PYTHON = REPO / ".venv-lambda" / "bin" / "python"
 
 
@@ -34,7 +36,9 @@ def percentile_ms(seconds: list[float], q: float) -> float:
 
 
 def sample_images(n: int, split: str = "validation") -> list[Path]:
-    return sorted(DATA.joinpath(split).rglob("*.jpg"))[:: max(1, 341 // n)][:n]
+    """n images spread over the split (its files are sorted by class)."""
+    files = sorted(DATA.joinpath(split).rglob("*.jpg"))
+    return files[:: max(1, len(files) // n)][:n]
 
 
 @contextlib.contextmanager

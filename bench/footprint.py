@@ -15,7 +15,6 @@ from pathlib import Path
 
 from bench.common import BUNDLE, REPO
 
-BASE_IMAGE_MB = None  # public.ecr.aws/lambda/python:3.12, uncompressed: read it with `docker image ls` where an engine runs
 
 
 def tree_mb(path: Path) -> float:

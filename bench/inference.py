@@ -3,6 +3,11 @@ model.predict and the same model as a TensorFlow SavedModel; achieved GFLOP/s ag
 machine's single-thread float32 matrix-multiply rate.
 
     .venv/bin/python -m bench.inference [--runs 30]
+
+The reference rate is numpy's sgemm with OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE unset in that measurement alone: some machines set them so
+that older OpenBLAS builds pick safe kernels, which holds a current one to
+AVX2 even on AVX-512 processors. threadpoolctl reports which kernel ran.
 """
 
 import argparse
@@ -22,19 +27,28 @@ from lambda_fn.preprocess import decode_image, xception_input
 XCEPTION_GFLOP_299 = 16.7  # multiply-adds counted as 2 FLOPs, per 299x299 image
 
 MATMUL_PROBE = """
-import time, numpy as np
+import json, time, numpy as np, threadpoolctl
 a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32); b = a.copy()
 a @ b
 times = []
 for _ in range(10):
     t = time.perf_counter(); a @ b; times.append(time.perf_counter() - t)
-print(2 * 2048 ** 3 / min(times) / 1e9)
+blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"][0]
+print(json.dumps({"gflops": 2 * 2048 ** 3 / min(times) / 1e9, "kernel": f"{blas['internal_api']} {blas['version']} "
+                  f"{blas.get('architecture')}, {blas['num_threads']} thread"}))
 """
 
 
-def matmul_gflops_one_thread() -> float:
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    return round(float(subprocess.check_output([sys.executable, "-c", MATMUL_PROBE], env=env, text=True)), 1)
+def matmul_one_thread() -> dict:
+    """{"gflops", "kernel"}: numpy's single-thread sgemm 2048^3 with the OpenBLAS overrides unset."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return json.loads(subprocess.check_output([sys.executable, "-c", MATMUL_PROBE], env=env, text=True))
+
+
+def vector_extensions() -> str:
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    return " ".join(sorted(f for f in flags if f.startswith(("avx", "fma", "amx"))))
 
 
 def main(argv=None):
@@ -50,7 +64,8 @@ def main(argv=None):
     image = sample_images(1)[0]
     x = xception_input(decode_image(image.read_bytes(), 10**8), size, meta["interpolation"])
     gflop = XCEPTION_GFLOP_299 * (size / 299) ** 2
-    peak = matmul_gflops_one_thread()
+    matmul = matmul_one_thread()
+    peak = round(matmul["gflops"], 1)
     rows = []
     for variant in variants:
         for threads in (1, os.cpu_count()):
@@ -72,8 +87,10 @@ def main(argv=None):
         rows.append(("TF SavedModel (serve signature)", os.cpu_count(), median_ms(timed(serve, tensor, repeat=args.runs))))
 
     base = next(ms for name, threads, ms in rows if name == "LiteRT float32" and threads == 1)
-    print(f"machine: {machine()}; input {size}x{size} ({gflop:.1f} GFLOP/image); "
-          f"single-thread float32 matmul (numpy/OpenBLAS sgemm 2048): {peak} GFLOP/s; median of {args.runs}")
+    print(f"machine: {machine()}; vector extensions: {vector_extensions()}")
+    print(f"model {meta['name']}, input {size}x{size} ({gflop:.1f} GFLOP/image); median of {args.runs}")
+    print(f"single-thread float32 matmul (numpy sgemm 2048, OPENBLAS_CORETYPE/L2_SIZE unset): {peak} GFLOP/s "
+          f"on {matmul['kernel']}")
     print("| runtime | threads | latency (ms) | vs LiteRT float32, 1 thread | GFLOP/s | of 1-thread matmul peak |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, threads, ms in rows:

@@ -18,6 +18,8 @@ except ImportError:
     except ImportError:
         from tensorflow.lite import Interpreter  # development only: there is no TensorFlow in the image
 
+PREPROCESSING = "xception"  # the convention lambda_fn/preprocess.py reproduces (train/backbone.py names it)
+
 
 class Model:
     """One interpreter, its tensor indices and its labels, loaded once."""
@@ -28,6 +30,9 @@ class Model:
             raise FileNotFoundError(f"no serving bundle (model.tflite and model.json) in {bundle}: "
                                     "run `make run`, or point MODEL_DIR at a bundle folder")
         self.meta = json.loads((bundle / "model.json").read_text())
+        if self.meta["preprocessing"] != PREPROCESSING:
+            raise ValueError(f"{bundle / 'model.json'} asks for {self.meta['preprocessing']!r} preprocessing; this "
+                             f"function implements {PREPROCESSING!r} (lambda_fn/preprocess.py): add the backbone's there")
         self.labels: list[str] = self.meta["labels"]
         self.input_size: int = self.meta["input_size"]
         self.interpolation: str = self.meta["interpolation"]

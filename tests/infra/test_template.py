@@ -24,10 +24,19 @@ def test_every_lambda_setting_is_declared_in_the_template():
     """The environment variables lambda_fn/settings.py reads are the ones the template sets."""
     import re
     read = set(re.findall(r'"([A-Z_]+)"', (REPO / "lambda_fn" / "settings.py").read_text()))
-    read -= {"MODEL_DIR", "MODEL_THREADS"}  # set by the image (ENV) and by Lambda's CPU count
+    assert {"MODEL_DIR", "MODEL_THREADS", "MAX_URLS"} <= read
     template = (REPO / "infra" / "template.yaml").read_text()
     declared = set(re.findall(r"^          ([A-Z_]+):", template, flags=re.M))
     assert read | {"LOG_LEVEL"} == declared
+
+
+def test_model_dir_in_the_template_is_where_the_image_puts_the_bundle():
+    from tests.dockerfile import instructions
+    import re
+    env = dict(rest.split("=", 1) for op, rest in instructions() if op == "ENV")
+    template = (REPO / "infra" / "template.yaml").read_text()
+    declared = re.search(r"^          MODEL_DIR: (\S+)", template, flags=re.M).group(1)
+    assert env["MODEL_DIR"].replace("${LAMBDA_TASK_ROOT}", "/var/task") == declared
 
 
 def test_samconfig_builds_this_template():

@@ -142,8 +142,10 @@ def app(tiny_bundle):
     Private addresses are allowed so that the images can come from the
     server on 127.0.0.1; the tests of the refusals turn the opt-in off.
     """
-    os.environ.update(MODEL_DIR=str(tiny_bundle), ALLOW_PRIVATE_URLS="true")
-    import lambda_fn.app as app
+    with pytest.MonkeyPatch.context() as env:  # read once, at import, as in Lambda; then put back
+        env.setenv("MODEL_DIR", str(tiny_bundle))
+        env.setenv("ALLOW_PRIVATE_URLS", "true")
+        import lambda_fn.app as app
     return app
 
 

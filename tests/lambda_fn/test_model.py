@@ -1,3 +1,6 @@
+import json
+import shutil
+
 import numpy as np
 import pytest
 
@@ -15,3 +18,11 @@ def test_logits_for_one_image(tiny_bundle):
     logits = model.logits(x)
     assert logits.shape == (1, len(model.labels)) and np.isfinite(logits).all()
     np.testing.assert_array_equal(logits, model.logits(x))  # the same input, the same answer
+
+
+def test_a_bundle_for_another_backbones_preprocessing_is_refused(tiny_bundle, tmp_path):
+    shutil.copytree(tiny_bundle, tmp_path / "b")
+    meta = json.loads((tmp_path / "b" / "model.json").read_text())
+    (tmp_path / "b" / "model.json").write_text(json.dumps({**meta, "preprocessing": "resnet50"}))
+    with pytest.raises(ValueError, match="asks for 'resnet50' preprocessing; this function implements 'xception'"):
+        Model(tmp_path / "b")
