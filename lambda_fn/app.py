@@ -67,26 +67,36 @@ def predict_url(url: str, timings: dict) -> dict:
     return predict(image, timings)
 
 
-def predict_urls(urls: list[str], timings: dict) -> list[dict]:
-    """One result per URL, in order: its prediction, or its own error."""
+def predict_urls(urls: list[str], timings: dict, request_id: str) -> list[dict]:
+    """One result per URL, in order: its prediction, or its own error; a URL given twice is fetched once."""
     def one(url):
         own = {}
         try:
             return {"url": url, **predict_url(url, own)}, own
         except RequestError as err:
             return {"url": url, **err.body()}, own
+        except Exception:  # a bug, but one entry never fails the batch
+            log.exception("unexpected failure for one URL in request %s", request_id)
+            return {"url": url, **internal_error(request_id)}, own
 
-    with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:  # downloads overlap; inference takes turns
-        results = list(pool.map(one, urls))
-    for _, own in results:
+    unique = list(dict.fromkeys(urls))
+    with ThreadPoolExecutor(max_workers=min(8, len(unique))) as pool:  # downloads overlap; inference takes turns
+        results = dict(zip(unique, pool.map(one, unique)))
+    for _, own in results.values():
         for key, value in own.items():
             timings[key] = timings.get(key, 0) + value
-    return [result for result, _ in results]
+    return [results[url][0] for url in urls]
 
 
-def answer(request: events.Request, timings: dict) -> dict:
+def internal_error(request_id: str) -> dict:
+    body = error_body(500, "internal_error", f"unexpected failure; request id {request_id}")
+    body["error"]["request_id"] = request_id
+    return body
+
+
+def answer(request: events.Request, timings: dict, request_id: str) -> dict:
     if request.kind == "urls":
-        return {"results": predict_urls(request.value, timings), "model": MODEL_ID}
+        return {"results": predict_urls(request.value, timings, request_id), "model": MODEL_ID}
     if request.kind == "url":
         return {**predict_url(request.value, timings), "model": MODEL_ID}
     timings["bytes"] = len(request.value)
@@ -99,13 +109,12 @@ def lambda_handler(event, context):
     try:
         request = events.parse(event, SETTINGS.max_urls, SETTINGS.fetch.max_bytes)
         record["input"] = request.kind
-        status, body = 200, answer(request, timings)
+        status, body = 200, answer(request, timings, request_id)
     except RequestError as err:
         status, body = err.status, err.body()
     except Exception:
         log.exception("unexpected failure in request %s", request_id)
-        status, body = 500, error_body(500, "internal_error", f"unexpected failure; request id {request_id}")
-        body["error"]["request_id"] = request_id
+        status, body = 500, internal_error(request_id)
     record.update({k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()})
     record.update(label=body.get("label"), status=status)
     log.info(json.dumps(record))

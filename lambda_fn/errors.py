@@ -23,6 +23,15 @@ STATUS = {
 }
 
 
+ECHO_CHARS = 200  # the most of any caller's or upstream server's string an error message repeats
+
+
+def echo(text) -> str:
+    """A caller's (or an upstream server's) string, quoted and cut, for a message that names it."""
+    text = str(text)
+    return repr(text if len(text) <= ECHO_CHARS else text[:ECHO_CHARS] + "...")
+
+
 class RequestError(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(message)

@@ -10,11 +10,12 @@ import binascii
 import json
 from dataclasses import dataclass
 
-from lambda_fn.errors import RequestError
+from lambda_fn.errors import RequestError, echo
 
 FIELDS = ("url", "urls", "image")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 ROUTE = "/predict"
+MAX_URL_CHARS = 2048  # what browsers and CDNs reliably pass on; also bounds what an error can echo
 
 
 @dataclass(frozen=True)
@@ -32,31 +33,66 @@ def parse(event, max_urls: int, max_bytes: int) -> Request:
     return parse_http(event, max_urls, max_bytes) if is_http(event) else parse_fields(event, max_urls, max_bytes)
 
 
-def parse_http(event: dict, max_urls: int, max_bytes: int) -> Request:
+def malformed(what: str) -> RequestError:
+    return RequestError("invalid_request", f"malformed API Gateway event: {what}")
+
+
+def string_field(container: dict, name: str, default: str = "") -> str:
+    value = container.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise malformed(f"{name} must be a string, not {type(value).__name__}")
+    return value
+
+
+def method_and_path(event: dict) -> tuple[str, str]:
+    """REST v1 keeps them at the top; HTTP API v2 keeps the method in requestContext.http."""
     if "httpMethod" in event:
-        method, path = event["httpMethod"], event.get("path", "")
-    else:
-        method, path = event["requestContext"]["http"]["method"], event.get("rawPath", "")
+        return string_field(event, "httpMethod"), string_field(event, "path")
+    http = (event.get("requestContext") or {}).get("http") if isinstance(event.get("requestContext"), dict) else None
+    if not isinstance(http, dict):
+        raise malformed("a version 2.0 event needs requestContext.http.method")
+    return string_field(http, "method"), string_field(event, "rawPath")
+
+
+def parse_http(event: dict, max_urls: int, max_bytes: int) -> Request:
+    method, path = method_and_path(event)
     if path.rstrip("/") != ROUTE:
-        raise RequestError("not_found", f"no route {path}; send POST {ROUTE}")
+        raise RequestError("not_found", f"no route {echo(path)}; send POST {ROUTE}")
     if method != "POST":
-        raise RequestError("method_not_allowed", f"{method} {ROUTE} is not supported; send POST")
-    body = event.get("body") or ""
-    raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
+        raise RequestError("method_not_allowed", f"{echo(method)} {ROUTE} is not supported; send POST")
+    body = string_field(event, "body")
+    if event.get("isBase64Encoded"):
+        try:
+            raw = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise malformed("isBase64Encoded is true but the body is not base64") from None
+    else:
+        raw = body.encode()
     if len(raw) > max_bytes:
         raise RequestError("payload_too_large", f"the body is {len(raw)} bytes; at most {max_bytes} are accepted")
-    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    content_type = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    headers = event.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise malformed(f"headers must be an object, not {type(headers).__name__}")
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    content_type = string_field(lowered, "content-type", "application/json").split(";")[0].strip().lower()
     if content_type in IMAGE_TYPES:
         return Request("upload", raw)
     if content_type != "application/json":
-        raise RequestError("unsupported_media_type", f"Content-Type {content_type!r} is not accepted; send "
+        raise RequestError("unsupported_media_type", f"Content-Type {echo(content_type)} is not accepted; send "
                            f"application/json ({{\"url\": ...}}) or an image ({', '.join(IMAGE_TYPES)})")
+    return parse_fields(parse_json(raw), max_urls, max_bytes)
+
+
+def parse_json(raw: bytes):
+    """JSON from a client; nesting deep enough to exhaust the parser's recursion is refused too."""
     try:
-        payload = json.loads(raw)
+        return json.loads(raw)
+    except RecursionError:
+        raise RequestError("invalid_json", "the body's JSON is nested too deeply; send {\"url\": ...}") from None
     except ValueError as err:
         raise RequestError("invalid_json", f"the body is not valid JSON ({err})") from None
-    return parse_fields(payload, max_urls, max_bytes)
 
 
 def parse_fields(payload, max_urls: int, max_bytes: int) -> Request:
@@ -73,14 +109,22 @@ def parse_fields(payload, max_urls: int, max_bytes: int) -> Request:
     if field == "url":
         if not isinstance(value, str) or not value:
             raise RequestError("invalid_request", "url must be a non-empty string")
+        check_length(value)
     elif field == "urls":
         if not isinstance(value, list) or not value or not all(isinstance(u, str) and u for u in value):
             raise RequestError("invalid_request", "urls must be a non-empty list of URL strings")
         if len(value) > max_urls:
             raise RequestError("invalid_request", f"urls has {len(value)} items; at most {max_urls} are accepted")
+        for url in value:
+            check_length(url)
     else:
         value = decode_base64(value, max_bytes)
     return Request(field, value)
+
+
+def check_length(url: str) -> None:
+    if len(url) > MAX_URL_CHARS:
+        raise RequestError("invalid_request", f"a URL of {len(url)} characters is too long; at most {MAX_URL_CHARS}")
 
 
 def decode_base64(value, max_bytes: int) -> bytes:

@@ -22,9 +22,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from lambda_fn.app import lambda_handler  # loads the model now, as Lambda's init does
+from lambda_fn.errors import RequestError, error_body
+from lambda_fn.events import parse_json
 
 INVOCATIONS = "/2015-03-31/functions/function/invocations"
 MAX_BODY = 16 * 1024 * 1024  # more than any limit behind it: API Gateway's is 10 MB, Lambda's 6 MB
+CLIENT_TIMEOUT = 30          # seconds a client may take to send its request: a stalled one frees its thread
+BACKLOG = 128                # connections waiting to be accepted (the default 5 resets bursts of clients)
 
 
 @dataclass
@@ -47,8 +51,20 @@ def http_event(method: str, path: str, headers: dict, body: bytes) -> dict:
     }
 
 
+def body_length(header: str | None) -> int:
+    """Content-Length as sent by the client: whole digits, at most MAX_BODY."""
+    if header is None:
+        return 0
+    if not (header.isascii() and header.isdigit()):
+        raise RequestError("invalid_request", f"Content-Length {header[:40]!r} is not a whole number of bytes")
+    if int(header) > MAX_BODY:
+        raise RequestError("payload_too_large", f"the body is over {MAX_BODY} bytes")
+    return int(header)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    timeout = CLIENT_TIMEOUT
 
     def do_POST(self):
         self.route("POST")
@@ -56,22 +72,42 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         self.route("GET")
 
+    def do_HEAD(self):
+        self.route("HEAD")
+
+    def do_PUT(self):
+        self.route("PUT")
+
+    def do_DELETE(self):
+        self.route("DELETE")
+
+    def do_PATCH(self):
+        self.route("PATCH")
+
+    def do_OPTIONS(self):
+        self.route("OPTIONS")
+
     def route(self, method: str):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            return self.reply(413, {"error": {"status": 413, "code": "payload_too_large",
-                                              "message": f"the body is over {MAX_BODY} bytes"}})
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(body_length(self.headers.get("Content-Length")))
+        except RequestError as err:
+            self.close_connection = True  # the body was not read: the stream is out of step
+            return self.reply(err.status, err.body())
         path = self.path.split("?")[0]
         if path == INVOCATIONS and method == "POST":
             try:
-                event = json.loads(body or b"{}")
-            except ValueError as err:
-                return self.reply(400, {"error": {"status": 400, "code": "invalid_json",
-                                                  "message": f"the event is not valid JSON ({err})"}})
+                event = parse_json(body or b"{}")
+            except RequestError as err:
+                return self.reply(err.status, err.body())
             return self.reply(200, lambda_handler(event, LocalContext()))
         response = lambda_handler(http_event(method, path, dict(self.headers), body), LocalContext())
         self.reply(response["statusCode"], json.loads(response["body"]), response["headers"])
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own errors (a malformed request line, an unknown method): JSON too, not HTML."""
+        self.close_connection = True
+        self.reply(code, error_body(code, "invalid_request" if code < 500 else "internal_error",
+                                    message or self.responses.get(code, ("",))[0]))
 
     def reply(self, status: int, body: dict, headers: dict | None = None):
         data = json.dumps(body).encode()
@@ -80,10 +116,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def log_message(self, format, *args):  # the handler logs each request as JSON already
         pass
+
+
+class Server(ThreadingHTTPServer):
+    request_queue_size = BACKLOG
+    daemon_threads = True
 
 
 def main(argv=None):
@@ -92,7 +134,7 @@ def main(argv=None):
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)
     args = p.parse_args(argv)
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server = Server((args.host, args.port), Handler)
     print(f"serving on http://{args.host}:{server.server_port}  (POST {INVOCATIONS}, POST /predict)", flush=True)
     server.serve_forever()
 

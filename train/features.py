@@ -111,7 +111,8 @@ def prune(cache_dir: Path, data: Path) -> int:
 
 
 def main(argv=None) -> None:
-    from train.config import CACHE, default_data_dir
+    from train.config import CACHE
+    from train.data import default_data_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,6 +18,7 @@ test split and described in run.json and report.json.
 import json
 import logging
 import math
+import resource
 import time
 from pathlib import Path
 
@@ -228,7 +229,8 @@ def train(config: TrainConfig) -> dict:
     history["seconds"] = timer.seconds
 
     meta.update(best_checkpoint=best.best_path.name, best_epoch=best.best_epoch,
-                best_val_accuracy=round(best.best_accuracy, 4), replicas=replicas, inputs=input_stats)
+                best_val_accuracy=round(best.best_accuracy, 4), replicas=replicas, inputs=input_stats,
+                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))  # Linux: kB
     write_json(out / "run.json", meta)
     write_json(out / "history.json", history)
     plot_curves(history, out / "curves.png")

@@ -13,7 +13,8 @@ import time
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from collections import Counter
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import pytest
@@ -58,6 +59,7 @@ def image_files(tmp_path_factory) -> dict[str, Path]:
         "cmyk.jpg": encode(colour.convert("CMYK"), "JPEG"),
         "gray16.png": encode(Image.fromarray(gradient), "PNG"),
         "photo.webp": encode(colour, "WEBP"),
+        "camisa-niño.jpg": (root / "hat.jpg").read_bytes(),  # a non-ASCII name, as shops have
         "text.jpg": b"this is a text file, not a photo\n" * 10,
         "truncated.jpg": (root / "hat.jpg").read_bytes()[:-2000],  # header intact, scan data cut
         "bomb.png": png_bomb(20_000, 20_000),        # 400 Mpx: over Pillow's own hard limit
@@ -71,12 +73,14 @@ def image_files(tmp_path_factory) -> dict[str, Path]:
 class ImageServer(BaseHTTPRequestHandler):
     """Serves image_files under /images/, and the misbehaving servers the fetcher must survive."""
     root: Path
+    hits = Counter()  # requests per path, for tests that count fetches
 
     def do_GET(self):
         url = urlsplit(self.path)
         query = parse_qs(url.query)
+        self.hits[url.path] += 1
         if url.path.startswith("/images/"):
-            path = self.root / url.path.removeprefix("/images/")
+            path = self.root / unquote(url.path.removeprefix("/images/"))
             if not path.is_file():
                 return self.respond(404, b"not found")
             return self.respond(200, path.read_bytes(), "image/jpeg" if path.suffix == ".jpg" else "image/png")
@@ -98,7 +102,34 @@ class ImageServer(BaseHTTPRequestHandler):
             return self.end_headers()
         if url.path.startswith("/status/"):
             return self.respond(int(url.path.rsplit("/", 1)[1]), b"server error")
+        if url.path == "/drip-status":  # the status line itself, a byte every 0.1 s
+            return self.raw([b"HTTP/1.1 200 OK\r\n"[k:k + 1] for k in range(17)] * 20, pause=0.1)
+        if url.path == "/continue-flood":  # 100 Continue, again and again, never an answer
+            return self.raw([b"HTTP/1.1 100 Continue\r\n\r\n"] * 1000, pause=0.01)
+        if url.path == "/endless-trailers":  # a small chunked body, then trailer lines without end
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n"
+            return self.raw([head] + [b"X-Trailer: " + b"t" * 1000 + b"\r\n"] * 100_000,
+                            pause=float(query.get("pause", ["0.001"])[0]))
+        if url.path == "/bad-location":
+            return self.raw([b"HTTP/1.1 302 Found\r\nLocation: http://[::1/\r\nContent-Length: 0\r\n\r\n"])
+        if url.path == "/superscript-length":  # Content-Length: ² (a digit to str.isdigit, not to int)
+            body = (self.root / "hat.jpg").read_bytes()
+            return self.raw([b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+                             b"Content-Length: \xc2\xb2\r\n\r\n" + body])
+        if url.path == "/long-reason":  # a 64 KB status line
+            return self.raw([b"HTTP/1.1 500 " + b"r" * 60_000 + b"\r\nContent-Length: 0\r\n\r\n"])
         self.respond(404, b"not found")
+
+    def raw(self, pieces: list[bytes], pause: float = 0.0):
+        """Bytes straight onto the socket, bypassing http.server's own formatting."""
+        self.close_connection = True
+        try:
+            for piece in pieces:
+                self.wfile.write(piece)
+                self.wfile.flush()
+                time.sleep(pause)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up, as it should
 
     def respond(self, status: int, body: bytes, content_type: str = "text/plain"):
         self.send_response(status)
@@ -133,6 +164,13 @@ def image_server(image_files) -> str:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
+
+
+@pytest.fixture
+def image_server_hits(image_server) -> Counter:
+    """The image server's requests per path, from zero for this test."""
+    ImageServer.hits.clear()
+    return ImageServer.hits
 
 
 @pytest.fixture(scope="session")

@@ -60,3 +60,54 @@ def test_client_through_boto3_and_through_the_api(local_server, image_files, ima
     assert json.loads(capsys.readouterr().out)["source"] == hat
     assert client.main(["--api", local_server, f"{image_server}/images/text.jpg"]) == 1
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "not_an_image"
+
+
+def raw_request(base: str, method: str, path: str, headers: dict, body: bytes = b"") -> tuple[int, dict | None]:
+    import http.client
+    from urllib.parse import urlsplit
+    url = urlsplit(base)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    connection.putrequest(method, path)
+    for name, value in headers.items():
+        connection.putheader(name, value)
+    connection.endheaders(body)
+    response = connection.getresponse()
+    data = response.read()
+    connection.close()
+    return response.status, (json.loads(data) if data else None)
+
+
+@pytest.mark.parametrize("length, status", [("-1", 400), ("ten", 400), ("²", 400), (str(1 << 40), 413)])
+def test_bad_content_length_is_a_json_error_without_reading(local_server, length, status):
+    got, body = raw_request(local_server, "POST", "/predict", {"Content-Length": length, "Content-Type": "image/jpeg"})
+    assert got == status and body["error"]["status"] == status
+
+
+def test_deeply_nested_json_is_400_and_the_server_keeps_serving(local_server, image_server):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for path in ("/2015-03-31/functions/function/invocations", "/predict"):
+        status, body = raw_request(local_server, "POST", path, {"Content-Type": "application/json",
+                                                                "Content-Length": str(len(deep))}, deep)
+        assert (status, body["error"]["code"]) == (400, "invalid_json")
+    assert post(f"{local_server}/predict", json.dumps({"url": f"{image_server}/images/hat.jpg"}).encode(),
+                "application/json")[0] == 200
+
+
+@pytest.mark.parametrize("method, path, status", [("PUT", "/predict", 405), ("DELETE", "/predict", 405),
+                                                  ("OPTIONS", "/predict", 405), ("PATCH", "/x", 404),
+                                                  ("GET", "/predict", 405)])
+def test_every_method_gets_json(local_server, method, path, status):
+    got, body = raw_request(local_server, method, path, {"Content-Length": "0"})
+    assert got == status and body["error"]["status"] == status
+
+
+def test_head_gets_the_status_without_a_body(local_server):
+    assert raw_request(local_server, "HEAD", "/predict", {}) == (405, None)
+
+
+def test_64_parallel_clients_are_all_served(local_server, image_files):
+    from concurrent.futures import ThreadPoolExecutor
+    hat = image_files["hat.jpg"].read_bytes()
+    with ThreadPoolExecutor(64) as pool:
+        statuses = list(pool.map(lambda _: post(f"{local_server}/predict", hat, "image/jpeg")[0], range(64)))
+    assert statuses == [200] * 64
