@@ -14,6 +14,7 @@ error that would trigger Lambda's retries of asynchronous invocations.
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,9 @@ log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
 SETTINGS = settings.load()
 MODEL = Model(SETTINGS.model_dir, SETTINGS.threads)
 MODEL_ID = {"name": MODEL.meta["name"], "sha256": MODEL.meta["tflite_sha256"]}
+# Images decoded at once (a urls batch fetches in parallel): bounds the request's peak memory
+# to this many decoded images (MAX_DECODED_BYTES each, and their RGB copies). Inference takes turns anyway.
+DECODING = threading.BoundedSemaphore(2)
 
 
 @contextmanager
@@ -51,8 +55,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 def predict(image: bytes, timings: dict) -> dict:
     """Image file bytes -> the top label, its probability and every class's, highest first."""
-    with timed(timings, "preprocess_ms"):
-        x = xception_input(decode_image(image, SETTINGS.max_pixels), MODEL.input_size, MODEL.interpolation)
+    with DECODING, timed(timings, "preprocess_ms"):
+        x = xception_input(decode_image(image, SETTINGS.max_decoded_bytes), MODEL.input_size, MODEL.interpolation)
     with timed(timings, "inference_ms"):
         probabilities = softmax(MODEL.logits(x)[0].astype(np.float64))
     ranked = sorted(zip(MODEL.labels, probabilities.tolist()), key=lambda pair: -pair[1])

@@ -8,6 +8,7 @@ two agree bit for bit on real images.
 """
 
 import io
+import math
 import warnings
 
 import numpy as np
@@ -17,23 +18,42 @@ from lambda_fn.errors import RequestError
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
+BYTES_PER_PIXEL = 4  # whatever its mode, an image becomes RGB(A) before resizing: 4 bytes a pixel in Pillow
+MAX_ASPECT = 20      # longest side over shortest: clothes photos are near 1:1; 1 x 40,000,000 is an attack
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Bytes -> a fully decoded Pillow image, refusing non-images and pixel bombs before decoding."""
+def decoded_bytes(image: Image.Image) -> int:
+    return image.width * image.height * BYTES_PER_PIXEL
+
+
+def decode_image(data: bytes, max_bytes: int) -> Image.Image:
+    """Bytes -> a fully decoded Pillow image, refusing non-images and bombs before decoding them.
+
+    The budget is the memory the image takes as RGB(A), the form it passes
+    through before resizing. A JPEG over it is decoded at 1/2, 1/4 or 1/8
+    scale (libjpeg's own reduction) when that fits; anything else over it,
+    or thinner than 1:20, is refused from its header alone.
+    """
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the explicit check below decides
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the explicit checks below decide
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError:  # over twice Pillow's own limit: refused before we see the size
         raise RequestError("image_too_large", f"the image has over {2 * Image.MAX_IMAGE_PIXELS} pixels; "
-                                              f"at most {max_pixels} are accepted") from None
+                                              f"at most {max_bytes // BYTES_PER_PIXEL} are accepted") from None
     except (OSError, SyntaxError, ValueError):  # UnidentifiedImageError is an OSError
         raise RequestError("not_an_image", "the data is not an image in an accepted format "
                                            f"({', '.join(ACCEPTED_FORMATS)})") from None
-    if image.width * image.height > max_pixels:
-        raise RequestError("image_too_large", f"the image is {image.width}x{image.height} = "
-                                              f"{image.width * image.height} pixels; at most {max_pixels} are accepted")
+    if max(image.size) > MAX_ASPECT * min(image.size):
+        raise RequestError("image_too_large", f"the image is {image.width}x{image.height}; sides further apart "
+                                              f"than 1:{MAX_ASPECT} are not accepted")
+    if decoded_bytes(image) > max_bytes and image.format == "JPEG":
+        scale = next((s for s in (2, 4, 8) if decoded_bytes(image) / s ** 2 <= max_bytes), 8)
+        image.draft(image.mode, (math.ceil(image.width / scale), math.ceil(image.height / scale)))
+    if decoded_bytes(image) > max_bytes:
+        raise RequestError("image_too_large", f"the image is {image.width}x{image.height} pixels, "
+                                              f"{decoded_bytes(image)} bytes decoded; at most {max_bytes} "
+                                              f"({max_bytes // BYTES_PER_PIXEL} pixels) are accepted")
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as err:

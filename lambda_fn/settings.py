@@ -19,7 +19,7 @@ class Settings:
     model_dir: Path
     threads: int             # interpreter threads; Lambda gives 1 vCPU per 1,769 MB of memory
     max_urls: int            # most URLs in one {"urls": [...]} request
-    max_pixels: int          # decoded size limit: stops decompression bombs
+    max_decoded_bytes: int   # an image's memory once decoded (as RGB(A)): stops decompression bombs
     fetch: FetchLimits
     cors_origin: str
 
@@ -54,7 +54,7 @@ def load(env=os.environ) -> Settings:
         model_dir=Path(env.get("MODEL_DIR", DEFAULT_MODEL_DIR)),
         threads=integer(env, "MODEL_THREADS", os.cpu_count() or 1),
         max_urls=integer(env, "MAX_URLS", 10),
-        max_pixels=integer(env, "MAX_IMAGE_PIXELS", 40_000_000),
+        max_decoded_bytes=integer(env, "MAX_DECODED_BYTES", 64 * 1024 * 1024),
         fetch=FetchLimits(
             max_bytes=integer(env, "MAX_IMAGE_BYTES", 10 * 1024 * 1024),
             connect_timeout=seconds(env, "FETCH_CONNECT_TIMEOUT", 3.0),

@@ -25,14 +25,14 @@ from tests.conftest import REPO, write_image
 EVENTS = REPO / "tests" / "events"
 
 
-def png_bomb(width: int, height: int) -> bytes:
-    """A valid 1-bit PNG that is a few kB on the wire and width x height pixels decoded."""
+def png_bomb(width: int, height: int, rgba=False) -> bytes:
+    """A valid PNG (1-bit grey, or 8-bit RGBA) that is small on the wire and width x height pixels decoded."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    row = b"\x00" + bytes((width + 7) // 8)
+    row = b"\x00" + bytes(width * 4 if rgba else (width + 7) // 8)
     compressor = zlib.compressobj(9)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8 if rgba else 1, 6 if rgba else 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
@@ -63,7 +63,9 @@ def image_files(tmp_path_factory) -> dict[str, Path]:
         "text.jpg": b"this is a text file, not a photo\n" * 10,
         "truncated.jpg": (root / "hat.jpg").read_bytes()[:-2000],  # header intact, scan data cut
         "bomb.png": png_bomb(20_000, 20_000),        # 400 Mpx: over Pillow's own hard limit
-        "big.png": png_bomb(8_000, 6_000),           # 48 Mpx: over the service's 40 Mpx default
+        "big.png": png_bomb(8_000, 6_000),           # 48 Mpx of 1-bit grey: 192 MB once RGB
+        "rgba-6300.png": png_bomb(6_300, 6_300, rgba=True),  # what the review sent: 159 MB decoded
+        "thin.png": png_bomb(1, 30_000),             # 1:30000
     }
     for name, data in files.items():
         (root / name).write_bytes(data)

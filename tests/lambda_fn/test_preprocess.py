@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lambda_fn import settings
 from lambda_fn.errors import RequestError
 from lambda_fn.preprocess import decode_image, to_rgb, xception_input
 
-MAX_PIXELS = 40_000_000
+MAX_BYTES = settings.load({}).max_decoded_bytes  # the service's default budget
 
 
 @pytest.mark.tensorflow
@@ -16,7 +17,7 @@ def test_serving_input_is_bit_identical_to_training_on_real_images(real_images, 
     from train.data import load_image
 
     for path in real_images:
-        served = xception_input(decode_image(path.read_bytes(), MAX_PIXELS), 150, interpolation)
+        served = xception_input(decode_image(path.read_bytes(), MAX_BYTES), 150, interpolation)
         trained = preprocess_input(load_image(path, 150, interpolation).astype(np.float32))
         assert served.dtype == np.float32 and served.shape == (1, 150, 150, 3)
         np.testing.assert_array_equal(served[0], trained)
@@ -25,7 +26,7 @@ def test_serving_input_is_bit_identical_to_training_on_real_images(real_images, 
 @pytest.mark.parametrize("name", ["gray.png", "gray-alpha.png", "rgba.png", "palette.png", "cmyk.jpg",
                                   "gray16.png", "photo.webp"])
 def test_every_mode_becomes_rgb_in_range(image_files, name):
-    x = xception_input(decode_image(image_files[name].read_bytes(), MAX_PIXELS), 71, "bilinear")
+    x = xception_input(decode_image(image_files[name].read_bytes(), MAX_BYTES), 71, "bilinear")
     assert x.shape == (1, 71, 71, 3) and x.dtype == np.float32
     assert -1.0 <= x.min() < x.max() <= 1.0
 
@@ -36,7 +37,7 @@ def test_transparent_pixels_become_white():
 
 
 def test_sixteen_bit_grey_keeps_its_range(image_files):
-    rgb = np.asarray(to_rgb(decode_image(image_files["gray16.png"].read_bytes(), MAX_PIXELS)))
+    rgb = np.asarray(to_rgb(decode_image(image_files["gray16.png"].read_bytes(), MAX_BYTES)))
     assert rgb.min() == 0 and rgb.max() == 255  # Pillow's own conversion would clip nearly all to 255
     assert (rgb < 128).mean() == pytest.approx(0.5, abs=0.02)
 
@@ -44,10 +45,33 @@ def test_sixteen_bit_grey_keeps_its_range(image_files):
 @pytest.mark.parametrize("name, code, words", [
     ("text.jpg", "not_an_image", "not an image in an accepted format (JPEG, PNG, WEBP, GIF, BMP)"),
     ("truncated.jpg", "not_an_image", "truncated or corrupt"),
-    ("bomb.png", "image_too_large", "at most 40000000 are accepted"),
-    ("big.png", "image_too_large", "8000x6000 = 48000000 pixels; at most 40000000 are accepted"),
+    ("bomb.png", "image_too_large", "over 178956970 pixels; at most 16777216 are accepted"),
+    ("big.png", "image_too_large", "8000x6000 pixels, 192000000 bytes decoded; at most 67108864"),
+    ("rgba-6300.png", "image_too_large", "6300x6300 pixels, 158760000 bytes decoded; at most 67108864"),
+    ("thin.png", "image_too_large", "1x30000; sides further apart than 1:20 are not accepted"),
 ])
 def test_bad_images_are_refused_with_a_reason(image_files, name, code, words):
     with pytest.raises(RequestError) as caught:
-        decode_image(image_files[name].read_bytes(), MAX_PIXELS)
+        decode_image(image_files[name].read_bytes(), MAX_BYTES)
     assert caught.value.code == code and words in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["big.png", "rgba-6300.png", "thin.png", "bomb.png"])
+def test_what_is_refused_is_refused_before_decoding(image_files, name, monkeypatch):
+    from PIL import ImageFile
+
+    def no_decoding(self):
+        raise AssertionError("the image was decoded")
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(RequestError) as caught:
+        decode_image(image_files[name].read_bytes(), MAX_BYTES)
+    assert caught.value.code == "image_too_large"
+
+
+def test_a_jpeg_over_the_budget_is_decoded_reduced(tmp_path):
+    from PIL import Image
+    photo = tmp_path / "24mp.jpg"
+    Image.new("RGB", (6000, 4000), (120, 60, 30)).save(photo, quality=80)  # 96 MB decoded in full
+    image = decode_image(photo.read_bytes(), MAX_BYTES)
+    assert image.size == (3000, 2000)  # libjpeg's 1/2 scale: 24 MB
+    assert xception_input(image, 71, "bilinear").shape == (1, 71, 71, 3)
