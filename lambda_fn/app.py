@@ -84,7 +84,7 @@ def predict_urls(urls: list[str], timings: dict, request_id: str) -> list[dict]:
             return {"url": url, **internal_error(request_id)}, own
 
     unique = list(dict.fromkeys(urls))
-    with ThreadPoolExecutor(max_workers=min(8, len(unique))) as pool:  # downloads overlap; inference takes turns
+    with ThreadPoolExecutor(max_workers=min(settings.BATCH_WORKERS, len(unique))) as pool:  # downloads overlap; inference takes turns
         results = dict(zip(unique, pool.map(one, unique)))
     for _, own in results.values():
         for key, value in own.items():

@@ -5,6 +5,7 @@ start-up with a message naming the variable, rather than serving with a
 limit nobody chose.
 """
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 from lambda_fn.fetch import FetchLimits
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "artifacts" / "bundle" / "float32"
+BATCH_WORKERS = 8     # URLs of a urls request fetched at once
+ANSWER_MARGIN = 5     # seconds kept, after the last fetch's deadline, to decode, infer and answer
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,17 @@ def boolean(env, name: str, default: bool) -> bool:
 
 
 def load(env=os.environ) -> Settings:
+    loaded = read(env)
+    function_timeout = integer(env, "FUNCTION_TIMEOUT", 900)  # the template passes the function's Timeout
+    waves = math.ceil(loaded.max_urls / BATCH_WORKERS)
+    if waves * loaded.fetch.total_timeout + ANSWER_MARGIN > function_timeout:
+        raise ValueError(f"FETCH_TIMEOUT={loaded.fetch.total_timeout:g} s for each of {waves} wave(s) of "
+                         f"{BATCH_WORKERS} fetches (MAX_URLS={loaded.max_urls}) plus {ANSWER_MARGIN} s to answer "
+                         f"exceeds FUNCTION_TIMEOUT={function_timeout} s: a full urls request would be cut off")
+    return loaded
+
+
+def read(env) -> Settings:
     return Settings(
         model_dir=Path(env.get("MODEL_DIR", DEFAULT_MODEL_DIR)),
         threads=integer(env, "MODEL_THREADS", os.cpu_count() or 1),

@@ -23,6 +23,12 @@ def test_bad_values_name_the_variable(name, value, words):
         settings.load({name: value})
 
 
+def test_fetch_timeouts_that_cannot_fit_the_function_timeout_are_refused():
+    settings.load({"FUNCTION_TIMEOUT": "30", "FETCH_TIMEOUT": "13", "MAX_URLS": "8"})  # one wave: 18 s
+    with pytest.raises(ValueError, match="FETCH_TIMEOUT=13 s for each of 2 wave.* exceeds FUNCTION_TIMEOUT=30 s"):
+        settings.load({"FUNCTION_TIMEOUT": "30", "FETCH_TIMEOUT": "13", "MAX_URLS": "10"})
+
+
 @pytest.mark.skipif(os.environ.get("FASHION_TF_FREE") != "1",
                     reason="checks the Lambda's TensorFlow-free environment (make test runs it there)")
 def test_the_serving_environment_has_no_tensorflow_or_keras(app):
