@@ -73,9 +73,10 @@ def to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in SIXTEEN_BIT_MODES:  # Pillow's own conversion clips 16-bit values at 255
         image = Image.fromarray((np.asarray(image, dtype=np.float32) / 257).round().astype(np.uint8))
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
+        rgba = image if image.mode == "RGBA" else image.convert("RGBA")
+        white = Image.new("RGB", rgba.size, (255, 255, 255))
+        white.paste(rgba, mask=rgba.getchannel("A"))  # one RGB copy and the alpha band, not three RGBA copies
+        return white
     return image.convert("RGB")
 
 
