@@ -8,7 +8,6 @@ as Lambda's init plus first request would (minus the container's own start).
 
 import argparse
 import base64
-import json
 import os
 import statistics
 import subprocess

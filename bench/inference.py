@@ -18,7 +18,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from bench.common import BUNDLE, REPO, machine, median_ms, sample_images, timed
 from lambda_fn.model import Model

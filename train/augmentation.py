@@ -56,7 +56,7 @@ def transform(images, parameters):
 
 def augmented_views(images: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
     """One fixed view per image, image k drawn with rngs[k]: the feature cache's augmented views."""
-    per_image = [random_parameters(lambda low, high, n: rng.uniform(low, high, n), 1) for rng in rngs]
+    per_image = [random_parameters(lambda low, high, n, rng=rng: rng.uniform(low, high, n), 1) for rng in rngs]
     parameters = [np.concatenate([ops.convert_to_numpy(p[k]) for p in per_image]) for k in range(4)]
     return ops.convert_to_numpy(transform(images, parameters))
 

@@ -6,7 +6,6 @@ TensorFlow-free environment.
 
 import io
 import json
-import os
 import struct
 import threading
 import time
