@@ -20,7 +20,9 @@ CACHE = REPO_ROOT / "artifacts" / "cache"
 @dataclass(frozen=True)
 class TrainConfig:
     data: Path = field(default_factory=default_data_dir)  # dataset folder (env FASHION_DATA)
-    weights: str | None = None       # base weights: a .weights.h5 file, 'imagenet' or None (random); see resolve()
+    # base weights: a .weights.h5 file, 'imagenet' (Keras downloads them), None (random), or 'default':
+    # $FASHION_WEIGHTS, else the copy beside the project, else 'imagenet'
+    weights: str | None = "default"
     backbone: str = "xception"       # a name in train/backbone.py
     size: int = 299                  # input size (the backbone's own by default)
     interpolation: str = "bilinear"  # Pillow resize filter; recorded so serving resizes the same way
@@ -119,7 +121,7 @@ def parse_args(argv=None) -> TrainConfig:
 def resolve(config: TrainConfig) -> TrainConfig:
     """Fill the defaults that depend on others and refuse what cannot work, naming it."""
     backbone = BACKBONES[config.backbone]
-    weights = config.weights if config.weights is not None else default_weights(backbone)
+    weights = default_weights(backbone) if config.weights == "default" else config.weights
     fine_tune_from = None if config.fine_tune_from in (None, "none") else config.fine_tune_from
     if fine_tune_from is not None and fine_tune_from not in backbone.cuts:
         raise ValueError(f"--fine-tune-from {fine_tune_from!r} is not a cut of {backbone.name}; "

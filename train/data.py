@@ -124,32 +124,3 @@ def check_classes_present(kept: list[Item], items: list[Item], classes: list[str
     if missing:
         names = ", ".join(classes[label] for label in missing)
         raise DatasetError(f"no readable images left in class {names} after skipping unreadable files")
-
-
-# The course's augmentation: ImageDataGenerator(shear_range=10, zoom_range=0.1,
-# horizontal_flip=True), reproduced with Pillow so it runs in the feature cache.
-SHEAR_DEGREES = 10
-ZOOM_RANGE = 0.1
-
-
-def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One random view: shear up to 10 degrees, zoom 0.9-1.1 per axis, flip half the time.
-
-    Like ImageDataGenerator, the affine matrix maps output pixels to input
-    pixels around the centre, and pixels from outside the image repeat the
-    nearest edge (fill_mode="nearest"): the image is edge-padded first.
-    """
-    size = image.shape[0]
-    pad = size // 2
-    padded = Image.fromarray(np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="edge"))
-    shear = np.deg2rad(rng.uniform(-SHEAR_DEGREES, SHEAR_DEGREES))
-    zx, zy = rng.uniform(1 - ZOOM_RANGE, 1 + ZOOM_RANGE, size=2)
-    flip = -1.0 if rng.random() < 0.5 else 1.0
-    # output (x, y) -> input: centre, flip, zoom, shear, move back into the padded frame
-    a, b = flip * zx, -np.sin(shear) * zy
-    d, e = 0.0, np.cos(shear) * zy
-    c = pad + size / 2 - a * size / 2 - b * size / 2
-    f = pad + size / 2 - d * size / 2 - e * size / 2
-    view = padded.transform((size, size), Image.Transform.AFFINE, (a, b, c, d, e, f),
-                            resample=Image.Resampling.BILINEAR)
-    return np.asarray(view, dtype=np.uint8)
