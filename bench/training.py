@@ -37,15 +37,19 @@ def subset(data: Path, out: Path, per_class: int) -> Path:
     return out
 
 
-def fine_tune_epoch_seconds(config, epochs: int) -> tuple[float, float, int]:
-    """(seconds of the last fine-tuning epoch, seconds preparing the inputs, training images)."""
+def fine_tune_epoch_seconds(config, epochs: int) -> tuple[float, float, int, float]:
+    """(seconds of the last fine-tuning epoch, seconds preparing the inputs, training images,
+    seconds the host takes to produce one epoch's batches without the model)."""
     keras.utils.set_random_seed(config.seed)
     classes, items, _, net, train_batches, val_batches, stats = prepare(config)
     models.unfreeze_from(net.base, BACKBONES[config.backbone].cuts[config.fine_tune_from])
     models.compile_for_training(net.trainable, config.fine_tune_lr)
     timer = EpochTimer()
     net.trainable.fit(train_batches, validation_data=val_batches, epochs=epochs, verbose=2, callbacks=[timer])
-    return timer.seconds[-1], stats["seconds"], len(train_batches.targets)
+    started = time.perf_counter()
+    for k in range(len(train_batches)):
+        train_batches[k]
+    return timer.seconds[-1], stats["seconds"], len(train_batches.targets), time.perf_counter() - started
 
 
 def main(argv=None):
@@ -58,9 +62,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         data = subset(config.data, Path(tmp) / "data", own.images)
         cached = replace(config, data=data, input="cache", cache=Path(tmp) / "cache")
-        cached_s, fill_s, n = fine_tune_epoch_seconds(cached, own.epochs)
+        cached_s, fill_s, n, cached_input_s = fine_tune_epoch_seconds(cached, own.epochs)
         started = time.perf_counter()
-        images_s, _, _ = fine_tune_epoch_seconds(replace(cached, input="images"), own.epochs)
+        images_s, _, _, images_input_s = fine_tune_epoch_seconds(replace(cached, input="images"), own.epochs)
         images_total = time.perf_counter() - started
     scale = full_train / n
     print(f"machine: {machine()}; backend {keras.backend.backend()}; {config.size}x{config.size}; "
@@ -73,6 +77,9 @@ def main(argv=None):
     print(f"| **ratio** | **{images_s / cached_s:.1f}x** | |")
     print(f"| one-off: filling the cache ({config.views} views + validation) | {fill_s:.1f} | "
           f"{fill_s * scale:.0f} |")
+    print(f"| input alone: producing an epoch's batches, images (uint8, augmented on the device) / cached "
+          f"(pread) | {images_input_s:.2f} / {cached_input_s:.2f} | {images_input_s * scale:.1f} / "
+          f"{cached_input_s * scale:.1f} |")
     print(f"(one run on a noisy machine; the images path took {images_total:.0f} s in all)")
 
 
