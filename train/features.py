@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from train.augmentation import augmented_views
-from train.data import Item, check_classes_present, file_digest, read_images
+from train.config import CACHE
+from train.data import Item, check_classes_present, default_data_dir, file_digest, read_images, scan_dataset
 from train.store import ActivationStore
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,6 @@ def cached_activations(trunk, items: list[Item], classes: list[str], key: CacheK
 
 def prune(cache_dir: Path, data: Path) -> int:
     """Drop, from every store under cache_dir, the entries of images no longer in the dataset at data."""
-    from train.data import scan_dataset
-
     _, items = scan_dataset(data)
     live = {file_digest(i.path) for split in items.values() for i in split}
     freed = sum(ActivationStore(folder).prune(live) for folder in sorted(Path(cache_dir).glob("*/")))
@@ -111,9 +110,6 @@ def prune(cache_dir: Path, data: Path) -> int:
 
 
 def main(argv=None) -> None:
-    from train.config import CACHE
-    from train.data import default_data_dir
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prune", action="store_true", required=True, help="remove entries of images not in --data")
