@@ -1,6 +1,6 @@
 # make run   - the main job: data and weights, train, convert (and verify) the model
-# make test  - every test: the full suite, then the serving tests again in a
-#              TensorFlow-free environment built from lambda_fn/requirements.txt
+# make test  - every test: lint and types (make lint), the full suite, then the serving
+#              tests again in a TensorFlow-free environment built from lambda_fn/requirements.txt
 # Both create their virtual environments on first use and reuse them after.
 
 PYTHON ?= python3
@@ -20,7 +20,7 @@ DATASET_URL := https://github.com/alexeygrigorev/clothing-dataset-small
 RUN := artifacts/runs/xception_v1
 BUNDLE := artifacts/bundle
 
-.PHONY: run test data train convert serve clean
+.PHONY: run test lint data train convert serve clean
 
 run: train convert
 
@@ -55,7 +55,12 @@ convert: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 serve: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 	MODEL_DIR=$(BUNDLE)/float32 $(VENV)/bin/python -m lambda_fn.local_server
 
-test: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed
+lint: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed
 	$(VENV)/bin/python -m pytest
 	FASHION_TF_FREE=1 $(LAMBDA_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow"
 

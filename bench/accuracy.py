@@ -19,16 +19,18 @@ def main():
     print("| variant | test accuracy | agreement with float32 |")
     print("| --- | --- | --- |")
     reference = None
-    variants = sorted((d for d in BUNDLE.iterdir() if (d / "model.tflite").is_file()), key=lambda d: d.name != "float32")
+    variants = sorted(
+        (d for d in BUNDLE.iterdir() if (d / "model.tflite").is_file()), key=lambda d: d.name != "float32"
+    )
     for variant in variants:  # float32 first: the others are compared with it
         model = Model(variant)
         predicted = []
         for path in images:
             x = xception_input(decode_image(path.read_bytes(), 10**8), model.input_size, model.interpolation)
             predicted.append(model.labels[int(model.logits(x).argmax())])
-        accuracy = sum(p == path.parent.name for p, path in zip(predicted, images)) / len(images)
+        accuracy = sum(p == path.parent.name for p, path in zip(predicted, images, strict=True)) / len(images)
         reference = reference or predicted
-        agreement = sum(a == b for a, b in zip(predicted, reference)) / len(images)
+        agreement = sum(a == b for a, b in zip(predicted, reference, strict=True)) / len(images)
         print(f"| {variant.name} | {accuracy:.4f} | {agreement:.2%} |")
     print("model:", json.loads((BUNDLE / "float32" / "model.json").read_text())["name"])
 

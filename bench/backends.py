@@ -42,9 +42,13 @@ def main(argv=None):
         if importlib.util.find_spec(module) is None:
             print(f"| {backend} | not installed |")
             continue
-        out = subprocess.check_output([sys.executable, "-c", PROBE, str(args.images), str(args.batch)], cwd=REPO,
-                                      env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)},
-                                      text=True, stderr=subprocess.DEVNULL)
+        out = subprocess.check_output(
+            [sys.executable, "-c", PROBE, str(args.images), str(args.batch)],
+            cwd=REPO,
+            env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO)},
+            text=True,
+            stderr=subprocess.DEVNULL,
+        )
         print(f"| {backend} | {json.loads(out.splitlines()[-1])['images_per_s']:.1f} |")
 
 

@@ -28,8 +28,9 @@ print(loaded, time.time())
 def once(python, variant_dir, image_b64) -> tuple[float, float]:
     env = {**os.environ, "MODEL_DIR": str(variant_dir), "PYTHONPATH": str(REPO)}
     started = time.time()
-    out = subprocess.run([str(python), "-c", CHILD], input=image_b64, capture_output=True, text=True,
-                         env=env, cwd=REPO, check=True).stdout.split()
+    out = subprocess.run(
+        [str(python), "-c", CHILD], input=image_b64, capture_output=True, text=True, env=env, cwd=REPO, check=True
+    ).stdout.split()
     loaded, answered = map(float, out[-2:])
     return loaded - started, answered - started
 
@@ -46,8 +47,10 @@ def main(argv=None):
     for variant in sorted(d for d in BUNDLE.iterdir() if (d / "model.tflite").is_file()):
         runs = [once(python, variant, image) for _ in range(args.runs)]
         size = (variant / "model.tflite").stat().st_size / 1e6
-        print(f"| {variant.name} | {size:.1f} | {statistics.median(r[0] for r in runs) * 1000:.0f} "
-              f"| {statistics.median(r[1] for r in runs) * 1000:.0f} |")
+        print(
+            f"| {variant.name} | {size:.1f} | {statistics.median(r[0] for r in runs) * 1000:.0f} "
+            f"| {statistics.median(r[1] for r in runs) * 1000:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -21,8 +21,14 @@ LAMBDA_PYTHON = REPO / ".venv-lambda" / "bin" / "python"
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
@@ -63,8 +69,15 @@ def local_server(model_dir: Path, python: Path = LAMBDA_PYTHON, log_path: Path |
     """lambda_fn.local_server in its own process; yields (base URL, pid)."""
     env = {**os.environ, "MODEL_DIR": str(model_dir), "ALLOW_PRIVATE_URLS": "true", "PYTHONPATH": str(REPO)}
     log = open(log_path or os.devnull, "w")
-    server = subprocess.Popen([str(python), "-m", "lambda_fn.local_server", "--port", "0"], cwd=REPO, env=env,
-                              stdout=subprocess.PIPE, stderr=log, text=True)
+    server = subprocess.Popen(
+        [str(python), "-m", "lambda_fn.local_server", "--port", "0"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    assert server.stdout is not None  # stdout=PIPE
     try:
         line = server.stdout.readline()
         while line and not line.startswith("serving on "):

@@ -16,15 +16,28 @@ from pathlib import Path
 from bench.common import BUNDLE, REPO
 
 
-
 def tree_mb(path: Path) -> float:
     return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink()) / 1e6, 1)
 
 
 def installed_wheels_mb(arch: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.12",
-                   "--implementation", "cp", "-d", tmp, "-r", str(REPO / "lambda_fn" / "requirements.txt")]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            "-d",
+            tmp,
+            "-r",
+            str(REPO / "lambda_fn" / "requirements.txt"),
+        ]
         for minor in range(17, 35):
             command += ["--platform", f"manylinux_2_{minor}_{arch}"]
         subprocess.run(command + ["--platform", f"manylinux2014_{arch}"], check=True)
@@ -41,12 +54,14 @@ def main():
     checkpoint = next(iter(sorted(REPO.glob("artifacts/runs/*/*.h5"))), None)
     if checkpoint:
         print(f"| Keras checkpoint {checkpoint.name} | {checkpoint.stat().st_size / 1e6:.1f} |")
-    code = sum(f.stat().st_size for f in (REPO / "lambda_fn").glob("*.py")) / 1e6
-    model = (BUNDLE / "float32" / "model.tflite").stat().st_size / 1e6
+    code_mb = sum(f.stat().st_size for f in (REPO / "lambda_fn").glob("*.py")) / 1e6
+    model_mb = (BUNDLE / "float32" / "model.tflite").stat().st_size / 1e6
     for arch in ("x86_64", "aarch64"):
         wheels = installed_wheels_mb(arch)
-        print(f"| image layers added to the base, {arch}: wheels {wheels} + model {model:.1f} + code {code:.2f} "
-              f"| {wheels + model + code:.1f} |")
+        print(
+            f"| image layers added to the base, {arch}: wheels {wheels} + model {model_mb:.1f} + code {code_mb:.2f} "
+            f"| {wheels + model_mb + code_mb:.1f} |"
+        )
 
 
 if __name__ == "__main__":

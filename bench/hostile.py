@@ -87,8 +87,10 @@ def main(argv=None):
     p.add_argument("--variant", default="float32")
     args = p.parse_args(argv)
     bundle = BUNDLE / args.variant
-    print(f"machine: {machine()}; bundle {bundle.name}; MAX_URLS={DEFAULTS.max_urls}, "
-          f"MAX_DECODED_BYTES={DEFAULTS.max_decoded_bytes}, FETCH_TIMEOUT={DEFAULTS.fetch.total_timeout:g} s")
+    print(
+        f"machine: {machine()}; bundle {bundle.name}; MAX_URLS={DEFAULTS.max_urls}, "
+        f"MAX_DECODED_BYTES={DEFAULTS.max_decoded_bytes}, FETCH_TIMEOUT={DEFAULTS.fetch.total_timeout:g} s"
+    )
     print("| one urls request of 10 of these | peak RSS before (MB) | peak RSS after (MB) | answers |")
     print("| --- | --- | --- | --- |")
     for name, before, after, outcome in peak_memory(bundle):

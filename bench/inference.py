@@ -18,7 +18,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 from bench.common import BUNDLE, REPO, machine, median_ms, sample_images, timed
 from lambda_fn.model import Model
 from lambda_fn.preprocess import decode_image, xception_input
@@ -76,26 +75,37 @@ def main(argv=None):
     checkpoint = next(REPO.glob(f"artifacts/runs/*/{meta['source_checkpoint']}"))
     keras_model = keras.models.load_model(checkpoint, compile=False)
     timed(keras_model.predict, x, repeat=3)
-    rows.append(("Keras model.predict", os.cpu_count(), median_ms(
-        timed(lambda v: keras_model.predict(v, verbose=0), x, repeat=args.runs))))
+    rows.append(
+        (
+            "Keras model.predict",
+            os.cpu_count(),
+            median_ms(timed(lambda v: keras_model.predict(v, verbose=0), x, repeat=args.runs)),
+        )
+    )
     with tempfile.TemporaryDirectory() as tmp:
         keras_model.export(Path(tmp) / "sm", format="tf_saved_model", verbose=False)
         serve = tf.saved_model.load(str(Path(tmp) / "sm")).signatures["serve"]
         tensor = tf.constant(x)
         timed(serve, tensor, repeat=3)
-        rows.append(("TF SavedModel (serve signature)", os.cpu_count(), median_ms(timed(serve, tensor, repeat=args.runs))))
+        rows.append(
+            ("TF SavedModel (serve signature)", os.cpu_count(), median_ms(timed(serve, tensor, repeat=args.runs)))
+        )
 
     base = next(ms for name, threads, ms in rows if name == "LiteRT float32" and threads == 1)
     print(f"machine: {machine()}; vector extensions: {vector_extensions()}")
     print(f"model {meta['name']}, input {size}x{size} ({gflop:.1f} GFLOP/image); median of {args.runs}")
-    print(f"single-thread float32 matmul (numpy sgemm 2048, OPENBLAS_CORETYPE/L2_SIZE unset): {peak} GFLOP/s "
-          f"on {matmul['kernel']}")
+    print(
+        f"single-thread float32 matmul (numpy sgemm 2048, OPENBLAS_CORETYPE/L2_SIZE unset): {peak} GFLOP/s "
+        f"on {matmul['kernel']}"
+    )
     print("| runtime | threads | latency (ms) | vs LiteRT float32, 1 thread | GFLOP/s | of 1-thread matmul peak |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name, threads, ms in rows:
         achieved = gflop / (ms / 1000)
-        print(f"| {name} | {threads} | {ms} | {base / ms:.2f}x | {achieved:.1f} | "
-              f"{achieved / (peak * threads):.0%} (of {threads}x) |")
+        print(
+            f"| {name} | {threads} | {ms} | {base / ms:.2f}x | {achieved:.1f} | "
+            f"{achieved / (peak * threads):.0%} (of {threads}x) |"
+        )
 
 
 if __name__ == "__main__":

@@ -37,9 +37,14 @@ def load(server: str, urls: list[str], clients: int) -> dict:
         results = list(pool.map(lambda u: classify(server, u), urls))
     elapsed = time.perf_counter() - started
     latencies = [r[0] for r in results]
-    return {"clients": clients, "requests": len(urls), "throughput": round(len(urls) / elapsed, 1),
-            "p50": percentile_ms(latencies, 0.5), "p95": percentile_ms(latencies, 0.95),
-            "errors": sum(not r[1] for r in results)}
+    return {
+        "clients": clients,
+        "requests": len(urls),
+        "throughput": round(len(urls) / elapsed, 1),
+        "p50": percentile_ms(latencies, 0.5),
+        "p95": percentile_ms(latencies, 0.95),
+        "errors": sum(not r[1] for r in results),
+    }
 
 
 def main(argv=None):
@@ -56,23 +61,29 @@ def main(argv=None):
         for url in urls[:5]:
             classify(server, url)
         skip = len(log.read_text().splitlines())
-        warm = [classify(server, url)[0] for url in urls[5:5 + args.warm_requests]]
+        warm = [classify(server, url)[0] for url in urls[5 : 5 + args.warm_requests]]
         lines = [json.loads(line) for line in log.read_text().splitlines()[skip:] if line.startswith("{")]
         print(f"machine: {machine()}; variant {args.variant}; server: lambda_fn.local_server (TensorFlow-free venv)")
         split = {k: statistics.median(line[f"{k}_ms"] for line in lines) for k in ("fetch", "preprocess", "inference")}
-        print(f"1. warm end to end, median of {len(warm)}: {statistics.median(warm) * 1000:.1f} ms, of which "
-              + ", ".join(f"{k} {ms:.1f} ms" for k, ms in split.items()) + "; the rest is HTTP and JSON")
+        print(
+            f"1. warm end to end, median of {len(warm)}: {statistics.median(warm) * 1000:.1f} ms, of which "
+            + ", ".join(f"{k} {ms:.1f} ms" for k, ms in split.items())
+            + "; the rest is HTTP and JSON"
+        )
         print("2. load")
         print("| clients | requests | throughput (req/s) | p50 (ms) | p95 (ms) | errors |")
         print("| --- | --- | --- | --- | --- | --- |")
         for clients in (4, 16):
             row = load(server, (urls * 10)[: args.load_requests], clients)
-            print(f"| {row['clients']} | {row['requests']} | {row['throughput']} | {row['p50']} | {row['p95']} | {row['errors']} |")
+            columns = ("clients", "requests", "throughput", "p50", "p95", "errors")
+            print("| " + " | ".join(str(row[c]) for c in columns) + " |")
         before = rss_mb(pid)
         soak = load(server, (urls * 10)[: args.soak_requests], 4)
         after = rss_mb(pid)
-        print(f"3. memory: {before} MB before, {after} MB after {soak['requests']} more requests "
-              f"({soak['errors']} errors, {soak['throughput']} req/s)")
+        print(
+            f"3. memory: {before} MB before, {after} MB after {soak['requests']} more requests "
+            f"({soak['errors']} errors, {soak['throughput']} req/s)"
+        )
 
 
 if __name__ == "__main__":

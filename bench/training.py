@@ -58,6 +58,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=2)
     own, rest = p.parse_known_args(sys.argv[1:] if argv is None else argv)
     config = parse_args(rest if "--preset" in rest else ["--preset", "cpu", *rest])
+    if config.fine_tune_from is None:
+        p.error(f"preset {config.preset!r} fine-tunes nothing: bench.training times fine-tuning (--fine-tune-from)")
     full_train = len(scan_dataset(config.data)[1]["train"])
     with tempfile.TemporaryDirectory() as tmp:
         data = subset(config.data, Path(tmp) / "data", own.images)
@@ -67,19 +69,22 @@ def main(argv=None):
         images_s, _, _, images_input_s = fine_tune_epoch_seconds(replace(cached, input="images"), own.epochs)
         images_total = time.perf_counter() - started
     scale = full_train / n
-    print(f"machine: {machine()}; backend {keras.backend.backend()}; {config.size}x{config.size}; "
-          f"fine-tuning from {config.fine_tune_from} ({BACKBONES[config.backbone].cuts[config.fine_tune_from]}); "
-          f"{n} training images, last of {own.epochs} epochs, scaled to {full_train}")
+    print(
+        f"machine: {machine()}; backend {keras.backend.backend()}; {config.size}x{config.size}; "
+        f"fine-tuning from {config.fine_tune_from} ({BACKBONES[config.backbone].cuts[config.fine_tune_from]}); "
+        f"{n} training images, last of {own.epochs} epochs, scaled to {full_train}"
+    )
     print("| fine-tuning the same layers | seconds per epoch (measured) | per epoch of the full split |")
     print("| --- | --- | --- |")
     print(f"| on images (frozen layers recomputed every step) | {images_s:.1f} | {images_s * scale:.0f} |")
     print(f"| on cached activations at the cut | {cached_s:.1f} | {cached_s * scale:.0f} |")
     print(f"| **ratio** | **{images_s / cached_s:.1f}x** | |")
-    print(f"| one-off: filling the cache ({config.views} views + validation) | {fill_s:.1f} | "
-          f"{fill_s * scale:.0f} |")
-    print(f"| input alone: producing an epoch's batches, images (uint8, augmented on the device) / cached "
-          f"(pread) | {images_input_s:.2f} / {cached_input_s:.2f} | {images_input_s * scale:.1f} / "
-          f"{cached_input_s * scale:.1f} |")
+    print(f"| one-off: filling the cache ({config.views} views + validation) | {fill_s:.1f} | {fill_s * scale:.0f} |")
+    print(
+        f"| input alone: producing an epoch's batches, images (uint8, augmented on the device) / cached "
+        f"(pread) | {images_input_s:.2f} / {cached_input_s:.2f} | {images_input_s * scale:.1f} / "
+        f"{cached_input_s * scale:.1f} |"
+    )
     print(f"(one run on a noisy machine; the images path took {images_total:.0f} s in all)")
 
 

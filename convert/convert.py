@@ -40,12 +40,12 @@ from train.data import REPO_ROOT, read_images, scan_dataset  # noqa: E402
 # -- defaults -----------------------------------------------------------------
 OUT = REPO_ROOT / "artifacts" / "bundle"
 VARIANTS = ["float32", "float16", "int8-dynamic", "int8-full"]
-FLOAT32_MAX_LOGIT_DIFF = 1e-4     # float32 must match Keras to float rounding ...
-FLOAT32_MIN_AGREEMENT = 1.0       # ... and agree on every top-1
-SMALL_MIN_AGREEMENT = 0.99        # smaller variants: top-1 agreement with Keras
-SMALL_MAX_ACCURACY_DROP = 0.005   # and test accuracy at most 0.5 points below float32
-REPRESENTATIVE_IMAGES = 100       # training images that calibrate full-integer int8
-LATENCY_RUNS = 20                 # single-image invokes timed per variant (median reported)
+FLOAT32_MAX_LOGIT_DIFF = 1e-4  # float32 must match Keras to float rounding ...
+FLOAT32_MIN_AGREEMENT = 1.0  # ... and agree on every top-1
+SMALL_MIN_AGREEMENT = 0.99  # smaller variants: top-1 agreement with Keras
+SMALL_MAX_ACCURACY_DROP = 0.005  # and test accuracy at most 0.5 points below float32
+REPRESENTATIVE_IMAGES = 100  # training images that calibrate full-integer int8
+LATENCY_RUNS = 20  # single-image invokes timed per variant (median reported)
 
 log = logging.getLogger("convert")
 
@@ -78,6 +78,7 @@ def resolve_checkpoint(source: Path, run_json: Path | None) -> tuple[Path, dict]
 
 def load_keras_model(checkpoint: Path):
     import keras
+
     try:
         return keras.models.load_model(checkpoint, compile=False)
     except Exception as err:  # h5py, zipfile and Keras raise many kinds for a bad file
@@ -102,7 +103,7 @@ def scan_for(meta: dict, data: Path) -> dict:
     return items
 
 
-def convert_variant(saved_model: Path, variant: str, representative: np.ndarray) -> bytes:
+def convert_variant(saved_model: Path, variant: str, representative: np.ndarray | None) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
@@ -111,6 +112,7 @@ def convert_variant(saved_model: Path, variant: str, representative: np.ndarray)
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if variant == "int8-full":
+        assert representative is not None, "int8-full is calibrated on representative images"
         # Every op in int8, calibrated on training images; input and output stay
         # float32 (quantised at the edges) so the Lambda feeds every variant alike.
         converter.representative_dataset = lambda: ([x[None]] for x in representative)
@@ -134,9 +136,16 @@ def single_image_latency_ms(bundle: Path, x: np.ndarray) -> float:
     return round(statistics.median(times), 2)
 
 
-def gate(variant: str, keras_val: np.ndarray, lite_val: np.ndarray, val_labels: np.ndarray,
-         keras_test: np.ndarray, lite_test: np.ndarray, test_labels: np.ndarray,
-         float32_test_accuracy: float | None) -> dict:
+def gate(
+    variant: str,
+    keras_val: np.ndarray,
+    lite_val: np.ndarray,
+    val_labels: np.ndarray,
+    keras_test: np.ndarray,
+    lite_test: np.ndarray,
+    test_labels: np.ndarray,
+    float32_test_accuracy: float | None,
+) -> dict:
     """The parity figures and whether they pass this variant's thresholds (the gate reads validation)."""
     test_accuracy = float((lite_test.argmax(1) == test_labels).mean())
     figures = {
@@ -152,15 +161,20 @@ def gate(variant: str, keras_val: np.ndarray, lite_val: np.ndarray, val_labels: 
     failures = []
     if variant == "float32":
         if figures["max_abs_logit_diff"] > FLOAT32_MAX_LOGIT_DIFF:
-            failures.append(f"max abs logit difference {figures['max_abs_logit_diff']:.3g} > {FLOAT32_MAX_LOGIT_DIFF:g}")
+            failures.append(
+                f"max abs logit difference {figures['max_abs_logit_diff']:.3g} > {FLOAT32_MAX_LOGIT_DIFF:g}"
+            )
         if figures["top1_agreement"] < FLOAT32_MIN_AGREEMENT:
             failures.append(f"top-1 agreement {figures['top1_agreement']:.2%} < {FLOAT32_MIN_AGREEMENT:.0%}")
     else:
+        assert float32_test_accuracy is not None, "float32 is converted first: the smaller variants' reference"
         if figures["top1_agreement"] < SMALL_MIN_AGREEMENT:
             failures.append(f"top-1 agreement {figures['top1_agreement']:.2%} < {SMALL_MIN_AGREEMENT:.0%}")
         drop = float32_test_accuracy - test_accuracy
         if drop > SMALL_MAX_ACCURACY_DROP:
-            failures.append(f"test accuracy {drop * 100:.2f} points below float32 (> {SMALL_MAX_ACCURACY_DROP * 100:g})")
+            failures.append(
+                f"test accuracy {drop * 100:.2f} points below float32 (> {SMALL_MAX_ACCURACY_DROP * 100:g})"
+            )
     return {**figures, "passed": not failures, "failures": failures}
 
 
@@ -179,8 +193,7 @@ def bundle_meta(variant: str, checkpoint: Path, meta: dict) -> dict:
     }
 
 
-def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = None,
-            data: Path | None = None) -> dict:
+def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = None, data: Path | None = None) -> dict:
     """Convert, gate and write each passing variant to out/<variant>/. Returns a summary per variant."""
     import tensorflow as tf
 
@@ -198,8 +211,8 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
     log.info("converting %s; gate on %d validation images", checkpoint.name, len(y_val))
 
     summary, float32_test_accuracy = {}, None
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
         keras_model.export(tmp / "saved_model", format="tf_saved_model", verbose=False)
         for variant in ["float32"] + [v for v in variants if v != "float32"]:  # float32 is the reference
             candidate = tmp / variant
@@ -209,8 +222,16 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
             info = bundle_meta(variant, checkpoint, meta)
             (candidate / "model.json").write_text(json.dumps(info))
             served = Model(candidate)  # the Lambda's own interpreter class, on LiteRT
-            parity = gate(variant, keras_val, tflite_logits(served, x_val), y_val, keras_test,
-                          tflite_logits(served, x_test), y_test, float32_test_accuracy)
+            parity = gate(
+                variant,
+                keras_val,
+                tflite_logits(served, x_val),
+                y_val,
+                keras_test,
+                tflite_logits(served, x_test),
+                y_test,
+                float32_test_accuracy,
+            )
             if variant == "float32":
                 float32_test_accuracy = parity["test_accuracy"]
             parity["latency_ms_1_thread"] = single_image_latency_ms(candidate, x_val)
@@ -222,8 +243,12 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
             if not parity["passed"]:
                 log.error("%s refused by the parity gate: %s", variant, "; ".join(parity["failures"]))
                 continue
-            info.update(tflite_sha256=sha256(candidate / "model.tflite"), parity=parity,
-                        skipped_images=skipped, tensorflow_version=tf.__version__)
+            info.update(
+                tflite_sha256=sha256(candidate / "model.tflite"),
+                parity=parity,
+                skipped_images=skipped,
+                tensorflow_version=tf.__version__,
+            )
             (candidate / "model.json").write_text(json.dumps(info, indent=2) + "\n")
             shutil.copytree(candidate, out / variant)
     out.mkdir(parents=True, exist_ok=True)
@@ -239,13 +264,18 @@ def representative_images(meta: dict, train_items: list) -> np.ndarray:
 
 
 def table(summary: dict) -> str:
-    lines = ["| variant | size (MB) | max abs logit diff | top-1 agreement val / test | val accuracy "
-             "| test accuracy | latency 1 thread (ms) | gate |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| variant | size (MB) | max abs logit diff | top-1 agreement val / test | val accuracy "
+        "| test accuracy | latency 1 thread (ms) | gate |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for variant, p in summary.items():
-        lines.append(f"| {variant} | {p['size_bytes'] / 1e6:.1f} | {p['max_abs_logit_diff']:.2g} "
-                     f"| {p['top1_agreement']:.2%} / {p['test_top1_agreement']:.2%} | {p['tflite_accuracy']:.3f} "
-                     f"| {p['test_accuracy']:.3f} "
-                     f"| {p['latency_ms_1_thread']} | {'pass' if p['passed'] else 'FAIL: ' + '; '.join(p['failures'])} |")
+        lines.append(
+            f"| {variant} | {p['size_bytes'] / 1e6:.1f} | {p['max_abs_logit_diff']:.2g} "
+            f"| {p['top1_agreement']:.2%} / {p['test_top1_agreement']:.2%} | {p['tflite_accuracy']:.3f} "
+            f"| {p['test_accuracy']:.3f} "
+            f"| {p['latency_ms_1_thread']} | {'pass' if p['passed'] else 'FAIL: ' + '; '.join(p['failures'])} |"
+        )
     return "\n".join(lines)
 
 

@@ -29,6 +29,7 @@ from lambda_fn.fetch import fetch
 from lambda_fn.model import Model
 from lambda_fn.preprocess import decode_image, xception_input
 
+
 def return_freed_images_to_the_os() -> None:
     """glibc keeps freed blocks in per-thread arenas and raises its mmap threshold as large blocks are
     freed, so the resident set would keep each batch worker's largest image. Fix the threshold at 1 MB:
@@ -38,7 +39,7 @@ def return_freed_images_to_the_os() -> None:
     except OSError:
         return  # not glibc (macOS, musl): nothing to tune
     libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
-    libc.mallopt(-8, 2)        # M_ARENA_MAX: two arenas however many threads
+    libc.mallopt(-8, 2)  # M_ARENA_MAX: two arenas however many threads
 
 
 return_freed_images_to_the_os()
@@ -73,9 +74,12 @@ def predict(image: bytes, timings: dict) -> dict:
         x = xception_input(decode_image(image, SETTINGS.max_decoded_bytes), MODEL.input_size, MODEL.interpolation)
     with timed(timings, "inference_ms"):
         probabilities = softmax(MODEL.logits(x)[0].astype(np.float64))
-    ranked = sorted(zip(MODEL.labels, probabilities.tolist()), key=lambda pair: -pair[1])
-    return {"label": ranked[0][0], "probability": round(ranked[0][1], 6),
-            "probabilities": [{"label": label, "probability": round(p, 6)} for label, p in ranked]}
+    ranked = sorted(zip(MODEL.labels, probabilities.tolist(), strict=True), key=lambda pair: -pair[1])
+    return {
+        "label": ranked[0][0],
+        "probability": round(ranked[0][1], 6),
+        "probabilities": [{"label": label, "probability": round(p, 6)} for label, p in ranked],
+    }
 
 
 def predict_url(url: str, timings: dict) -> dict:
@@ -87,8 +91,9 @@ def predict_url(url: str, timings: dict) -> dict:
 
 def predict_urls(urls: list[str], timings: dict, request_id: str) -> list[dict]:
     """One result per URL, in order: its prediction, or its own error; a URL given twice is fetched once."""
+
     def one(url):
-        own = {}
+        own: dict[str, float] = {}
         try:
             return {"url": url, **predict_url(url, own)}, own
         except RequestError as err:
@@ -98,8 +103,10 @@ def predict_urls(urls: list[str], timings: dict, request_id: str) -> list[dict]:
             return {"url": url, **internal_error(request_id)}, own
 
     unique = list(dict.fromkeys(urls))
-    with ThreadPoolExecutor(max_workers=min(settings.BATCH_WORKERS, len(unique))) as pool:  # downloads overlap; inference takes turns
-        results = dict(zip(unique, pool.map(one, unique)))
+    with ThreadPoolExecutor(
+        max_workers=min(settings.BATCH_WORKERS, len(unique))
+    ) as pool:  # downloads overlap; inference takes turns
+        results = dict(zip(unique, pool.map(one, unique), strict=True))
     for _, own in results.values():
         for key, value in own.items():
             timings[key] = timings.get(key, 0) + value
@@ -113,17 +120,19 @@ def internal_error(request_id: str) -> dict:
 
 
 def answer(request: events.Request, timings: dict, request_id: str) -> dict:
-    if request.kind == "urls":
-        return {"results": predict_urls(request.value, timings, request_id), "model": MODEL_ID}
-    if request.kind == "url":
-        return {**predict_url(request.value, timings), "model": MODEL_ID}
-    timings["bytes"] = len(request.value)
-    return {**predict(request.value, timings), "model": MODEL_ID}
+    value = request.value  # a list of URLs, one URL, or an image's bytes
+    if isinstance(value, list):
+        return {"results": predict_urls(value, timings, request_id), "model": MODEL_ID}
+    if isinstance(value, str):
+        return {**predict_url(value, timings), "model": MODEL_ID}
+    timings["bytes"] = len(value)
+    return {**predict(value, timings), "model": MODEL_ID}
 
 
 def lambda_handler(event, context):
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
-    record, timings = {"request_id": request_id, "input": None}, {}
+    record: dict[str, object] = {"request_id": request_id, "input": None}
+    timings: dict[str, float] = {}
     try:
         request = events.parse(event, SETTINGS.max_urls, SETTINGS.fetch.max_bytes)
         record["input"] = request.kind

@@ -28,8 +28,13 @@ def invoke(source: str, function: str, endpoint: str | None, region: str | None)
     import boto3
 
     if endpoint:  # the RIE and the local server accept any credentials
-        client = boto3.client("lambda", endpoint_url=endpoint, region_name=region or "us-east-1",
-                              aws_access_key_id="local", aws_secret_access_key="local")
+        client = boto3.client(
+            "lambda",
+            endpoint_url=endpoint,
+            region_name=region or "us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
     else:
         client = boto3.client("lambda", region_name=region)
     event = {"url": source} if is_url(source) else {"image": base64.b64encode(Path(source).read_bytes()).decode()}

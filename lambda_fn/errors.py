@@ -6,20 +6,20 @@ becomes a 500 with the request id, logged with its traceback.
 """
 
 STATUS = {
-    "invalid_json": 400,            # the body is not JSON
-    "invalid_request": 400,         # a field is missing, unknown or of the wrong type
-    "invalid_url": 400,             # not a URL, or its host does not resolve
+    "invalid_json": 400,  # the body is not JSON
+    "invalid_request": 400,  # a field is missing, unknown or of the wrong type
+    "invalid_url": 400,  # not a URL, or its host does not resolve
     "unsupported_url_scheme": 400,  # not http or https
-    "url_not_allowed": 403,         # resolves to a private, loopback, link-local ... address
-    "not_found": 404,               # no such route
+    "url_not_allowed": 403,  # resolves to a private, loopback, link-local ... address
+    "not_found": 404,  # no such route
     "method_not_allowed": 405,
-    "payload_too_large": 413,       # request body or download over the byte limit
-    "image_too_large": 413,         # over the pixel limit (decompression bombs)
+    "payload_too_large": 413,  # request body or download over the byte limit
+    "image_too_large": 413,  # over the pixel limit (decompression bombs)
     "unsupported_media_type": 415,  # a raw body whose Content-Type is not an accepted image type
-    "not_an_image": 422,            # bytes that are not a readable image of an accepted format
+    "not_an_image": 422,  # bytes that are not a readable image of an accepted format
     "too_many_redirects": 502,
-    "upstream_error": 502,          # the image's server failed or answered with an error
-    "upstream_timeout": 504,        # the image's server was too slow
+    "upstream_error": 502,  # the image's server failed or answered with an error
+    "upstream_timeout": 504,  # the image's server was too slow
 }
 
 

@@ -20,7 +20,7 @@ MAX_URL_CHARS = 2048  # what browsers and CDNs reliably pass on; also bounds wha
 
 @dataclass(frozen=True)
 class Request:
-    kind: str                     # "url", "urls", "image" (base64 in JSON) or "upload" (raw HTTP body)
+    kind: str  # "url", "urls", "image" (base64 in JSON) or "upload" (raw HTTP body)
     value: str | list[str] | bytes
 
 
@@ -80,8 +80,11 @@ def parse_http(event: dict, max_urls: int, max_bytes: int) -> Request:
     if content_type in IMAGE_TYPES:
         return Request("upload", raw)
     if content_type != "application/json":
-        raise RequestError("unsupported_media_type", f"Content-Type {echo(content_type)} is not accepted; send "
-                           f"application/json ({{\"url\": ...}}) or an image ({', '.join(IMAGE_TYPES)})")
+        raise RequestError(
+            "unsupported_media_type",
+            f"Content-Type {echo(content_type)} is not accepted; send "
+            f'application/json ({{"url": ...}}) or an image ({", ".join(IMAGE_TYPES)})',
+        )
     return parse_fields(parse_json(raw), max_urls, max_bytes)
 
 
@@ -90,7 +93,7 @@ def parse_json(raw: bytes):
     try:
         return json.loads(raw)
     except RecursionError:
-        raise RequestError("invalid_json", "the body's JSON is nested too deeply; send {\"url\": ...}") from None
+        raise RequestError("invalid_json", 'the body\'s JSON is nested too deeply; send {"url": ...}') from None
     except ValueError as err:
         raise RequestError("invalid_json", f"the body is not valid JSON ({err})") from None
 

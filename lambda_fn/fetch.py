@@ -40,9 +40,9 @@ REFUSED_IPV6 = [ipaddress.ip_network("fec0::/10")]
 class FetchLimits:
     max_bytes: int = 10 * 1024 * 1024
     connect_timeout: float = 3.0
-    total_timeout: float = 10.0     # the whole fetch: connect, headers, body, however the server behaves
+    total_timeout: float = 10.0  # the whole fetch: connect, headers, body, however the server behaves
     max_redirects: int = 3
-    allow_private: bool = False     # opt-in for local development and tests only
+    allow_private: bool = False  # opt-in for local development and tests only
 
 
 def as_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address):
@@ -72,12 +72,15 @@ def checked_address(host: str, port: int, allow_private: bool) -> str:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
         raise RequestError("invalid_url", f"the host {echo(host)} could not be resolved") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     for address in addresses:
         if not allowed(address, allow_private):
-            raise RequestError("url_not_allowed", f"the host {echo(host)} resolves to {address}, a private, "
-                                                  "loopback, link-local or reserved address; only public "
-                                                  "addresses are fetched")
+            raise RequestError(
+                "url_not_allowed",
+                f"the host {echo(host)} resolves to {address}, a private, "
+                "loopback, link-local or reserved address; only public "
+                "addresses are fetched",
+            )
     return str(addresses[0])
 
 
@@ -99,8 +102,9 @@ def parse_url(url: str) -> Target:
     except ValueError as err:
         raise RequestError("invalid_url", f"{echo(url)} is not a valid URL ({err})") from None
     if parts.scheme not in ("http", "https"):
-        raise RequestError("unsupported_url_scheme",
-                           f"URL scheme {echo(parts.scheme or '(none)')} is not supported; use http or https")
+        raise RequestError(
+            "unsupported_url_scheme", f"URL scheme {echo(parts.scheme or '(none)')} is not supported; use http or https"
+        )
     if not host:
         raise RequestError("invalid_url", f"{echo(url)} has no host")
     if port == 0:
@@ -124,12 +128,13 @@ class PinnedHTTPSConnection(http.client.HTTPSConnection):
     """The same, with TLS verified against the URL's host name (SNI and certificate)."""
 
     def __init__(self, host, port, address, timeout):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self.tls)
         self.address = address
 
     def connect(self):
         sock = socket.create_connection((self.address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
 
 
 class CountedStream:
@@ -155,7 +160,7 @@ class CountedStream:
 
     def readinto(self, buffer):
         n = self.stream.readinto(buffer)
-        self.counted(memoryview(buffer)[:n or 0])
+        self.counted(memoryview(buffer)[: n or 0])
         return n
 
     def __getattr__(self, name):  # close, flush, peek ... as the stream's own
@@ -167,7 +172,8 @@ class Watchdog:
 
     def __init__(self, seconds: float):
         # the socket itself: http.client drops its own reference once a response reads to the close
-        self.deadline, self.sock = time.monotonic() + seconds, None
+        self.deadline = time.monotonic() + seconds
+        self.sock: socket.socket | None = None
         self.timer = threading.Timer(seconds, self.expire)
         self.timer.daemon = True
 
@@ -204,7 +210,8 @@ def open_url(target: Target, limits: FetchLimits, watchdog: Watchdog):
     connection.sock.settimeout(max(watchdog.deadline - time.monotonic(), 0.001))
     connection.request("GET", target.path, headers={"User-Agent": USER_AGENT, "Accept": "image/*"})
     response = connection.getresponse()
-    response.fp = CountedStream(response.fp, limits.max_bytes + FRAMING_BYTES)
+    # http.client reads the body through fp, so counting there sees every byte (typed as a BufferedReader)
+    response.fp = CountedStream(response.fp, limits.max_bytes + FRAMING_BYTES)  # type: ignore[assignment]
     return response
 
 
@@ -212,7 +219,9 @@ def read_limited(response, limits: FetchLimits) -> bytes:
     """Stream the body, stopping as soon as it passes the limit (Content-Length or not)."""
     declared = response.getheader("Content-Length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > limits.max_bytes:
-        raise RequestError("payload_too_large", f"the image is {declared} bytes; at most {limits.max_bytes} are accepted")
+        raise RequestError(
+            "payload_too_large", f"the image is {declared} bytes; at most {limits.max_bytes} are accepted"
+        )
     data = bytearray()
     while chunk := response.read1(CHUNK):
         data += chunk
@@ -225,7 +234,9 @@ def redirect_target(url: str, location: str) -> str:
     try:
         return urljoin(url, location)
     except ValueError:
-        raise RequestError("upstream_error", f"the image server redirected to an invalid URL {echo(location)}") from None
+        raise RequestError(
+            "upstream_error", f"the image server redirected to an invalid URL {echo(location)}"
+        ) from None
 
 
 def fetch(url: str, limits: FetchLimits) -> bytes:
@@ -242,12 +253,15 @@ def fetch(url: str, limits: FetchLimits) -> bytes:
                         try:
                             target = parse_url(url)
                         except RequestError as err:
-                            raise RequestError("upstream_error", f"the image server redirected to a URL that "
-                                                                 f"cannot be fetched: {err.message}") from None
+                            raise RequestError(
+                                "upstream_error",
+                                f"the image server redirected to a URL that cannot be fetched: {err.message}",
+                            ) from None
                         continue
                     if response.status != 200:
-                        raise RequestError("upstream_error", f"the image server answered {response.status} "
-                                                             f"{echo(response.reason)}")
+                        raise RequestError(
+                            "upstream_error", f"the image server answered {response.status} {echo(response.reason)}"
+                        )
                     body = read_limited(response, limits)
                     if watchdog.expired:  # the watchdog cut it short: an end of stream, not the end of the body
                         raise TimeoutError()

@@ -27,13 +27,14 @@ from lambda_fn.events import parse_json
 
 INVOCATIONS = "/2015-03-31/functions/function/invocations"
 MAX_BODY = 16 * 1024 * 1024  # more than any limit behind it: API Gateway's is 10 MB, Lambda's 6 MB
-CLIENT_TIMEOUT = 30          # seconds a client may take to send its request: a stalled one frees its thread
-BACKLOG = 128                # connections waiting to be accepted (the default 5 resets bursts of clients)
+CLIENT_TIMEOUT = 30  # seconds a client may take to send its request: a stalled one frees its thread
+BACKLOG = 128  # connections waiting to be accepted (the default 5 resets bursts of clients)
 
 
 @dataclass
 class LocalContext:
     """The attributes of Lambda's context object that the handler reads."""
+
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_name: str = "function"
 
@@ -106,8 +107,14 @@ class Handler(BaseHTTPRequestHandler):
     def send_error(self, code, message=None, explain=None):
         """http.server's own errors (a malformed request line, an unknown method): JSON too, not HTML."""
         self.close_connection = True
-        self.reply(code, error_body(code, "invalid_request" if code < 500 else "internal_error",
-                                    message or self.responses.get(code, ("",))[0]))
+        self.reply(
+            code,
+            error_body(
+                code,
+                "invalid_request" if code < 500 else "internal_error",
+                message or self.responses.get(code, ("",))[0],
+            ),
+        )
 
     def reply(self, status: int, body: dict, headers: dict | None = None):
         data = json.dumps(body).encode()

@@ -27,12 +27,16 @@ class Model:
     def __init__(self, bundle: Path, threads: int | None = None):
         bundle = Path(bundle)
         if not (bundle / "model.json").is_file() or not (bundle / "model.tflite").is_file():
-            raise FileNotFoundError(f"no serving bundle (model.tflite and model.json) in {bundle}: "
-                                    "run `make run`, or point MODEL_DIR at a bundle folder")
+            raise FileNotFoundError(
+                f"no serving bundle (model.tflite and model.json) in {bundle}: "
+                "run `make run`, or point MODEL_DIR at a bundle folder"
+            )
         self.meta = json.loads((bundle / "model.json").read_text())
         if self.meta["preprocessing"] != PREPROCESSING:
-            raise ValueError(f"{bundle / 'model.json'} asks for {self.meta['preprocessing']!r} preprocessing; this "
-                             f"function implements {PREPROCESSING!r} (lambda_fn/preprocess.py): add the backbone's there")
+            raise ValueError(
+                f"{bundle / 'model.json'} asks for {self.meta['preprocessing']!r} preprocessing; this "
+                f"function implements {PREPROCESSING!r} (lambda_fn/preprocess.py): add the backbone's there"
+            )
         self.labels: list[str] = self.meta["labels"]
         self.input_size: int = self.meta["input_size"]
         self.interpolation: str = self.meta["interpolation"]

@@ -19,7 +19,9 @@ from lambda_fn.errors import RequestError
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
 BYTES_PER_PIXEL = 4  # whatever its mode, an image becomes RGB(A) before resizing: 4 bytes a pixel in Pillow
-MAX_ASPECT = 20      # longest side over shortest: clothes photos are near 1:1; 1 x 40,000,000 is an attack
+MAX_ASPECT = 20  # longest side over shortest: clothes photos are near 1:1; 1 x 40,000,000 is an attack
+# Pillow itself refuses, from the header, images over twice its warning limit (None would turn that off)
+PILLOW_REFUSES_OVER = 2 * (Image.MAX_IMAGE_PIXELS or 0)
 
 
 def decoded_bytes(image: Image.Image) -> int:
@@ -39,21 +41,29 @@ def decode_image(data: bytes, max_bytes: int) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the explicit checks below decide
             image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError:  # over twice Pillow's own limit: refused before we see the size
-        raise RequestError("image_too_large", f"the image has over {2 * Image.MAX_IMAGE_PIXELS} pixels; "
-                                              f"at most {max_bytes // BYTES_PER_PIXEL} are accepted") from None
+        raise RequestError(
+            "image_too_large",
+            f"the image has over {PILLOW_REFUSES_OVER} pixels; at most {max_bytes // BYTES_PER_PIXEL} are accepted",
+        ) from None
     except (OSError, SyntaxError, ValueError):  # UnidentifiedImageError is an OSError
-        raise RequestError("not_an_image", "the data is not an image in an accepted format "
-                                           f"({', '.join(ACCEPTED_FORMATS)})") from None
+        raise RequestError(
+            "not_an_image", f"the data is not an image in an accepted format ({', '.join(ACCEPTED_FORMATS)})"
+        ) from None
     if max(image.size) > MAX_ASPECT * min(image.size):
-        raise RequestError("image_too_large", f"the image is {image.width}x{image.height}; sides further apart "
-                                              f"than 1:{MAX_ASPECT} are not accepted")
+        raise RequestError(
+            "image_too_large",
+            f"the image is {image.width}x{image.height}; sides further apart than 1:{MAX_ASPECT} are not accepted",
+        )
     if decoded_bytes(image) > max_bytes and image.format == "JPEG":
-        scale = next((s for s in (2, 4, 8) if decoded_bytes(image) / s ** 2 <= max_bytes), 8)
+        scale = next((s for s in (2, 4, 8) if decoded_bytes(image) / s**2 <= max_bytes), 8)
         image.draft(image.mode, (math.ceil(image.width / scale), math.ceil(image.height / scale)))
     if decoded_bytes(image) > max_bytes:
-        raise RequestError("image_too_large", f"the image is {image.width}x{image.height} pixels, "
-                                              f"{decoded_bytes(image)} bytes decoded; at most {max_bytes} "
-                                              f"({max_bytes // BYTES_PER_PIXEL} pixels) are accepted")
+        raise RequestError(
+            "image_too_large",
+            f"the image is {image.width}x{image.height} pixels, "
+            f"{decoded_bytes(image)} bytes decoded; at most {max_bytes} "
+            f"({max_bytes // BYTES_PER_PIXEL} pixels) are accepted",
+        )
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as err:

@@ -13,16 +13,16 @@ from pathlib import Path
 from lambda_fn.fetch import FetchLimits
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "artifacts" / "bundle" / "float32"
-BATCH_WORKERS = 8     # URLs of a urls request fetched at once
-ANSWER_MARGIN = 5     # seconds kept, after the last fetch's deadline, to decode, infer and answer
+BATCH_WORKERS = 8  # URLs of a urls request fetched at once
+ANSWER_MARGIN = 5  # seconds kept, after the last fetch's deadline, to decode, infer and answer
 
 
 @dataclass(frozen=True)
 class Settings:
     model_dir: Path
-    threads: int             # interpreter threads; Lambda gives 1 vCPU per 1,769 MB of memory
-    max_urls: int            # most URLs in one {"urls": [...]} request
-    max_decoded_bytes: int   # an image's memory once decoded (as RGB(A)): stops decompression bombs
+    threads: int  # interpreter threads; Lambda gives 1 vCPU per 1,769 MB of memory
+    max_urls: int  # most URLs in one {"urls": [...]} request
+    max_decoded_bytes: int  # an image's memory once decoded (as RGB(A)): stops decompression bombs
     fetch: FetchLimits
     cors_origin: str
 
@@ -57,9 +57,11 @@ def load(env=os.environ) -> Settings:
     function_timeout = integer(env, "FUNCTION_TIMEOUT", 900)  # the template passes the function's Timeout
     waves = math.ceil(loaded.max_urls / BATCH_WORKERS)
     if waves * loaded.fetch.total_timeout + ANSWER_MARGIN > function_timeout:
-        raise ValueError(f"FETCH_TIMEOUT={loaded.fetch.total_timeout:g} s for each of {waves} wave(s) of "
-                         f"{BATCH_WORKERS} fetches (MAX_URLS={loaded.max_urls}) plus {ANSWER_MARGIN} s to answer "
-                         f"exceeds FUNCTION_TIMEOUT={function_timeout} s: a full urls request would be cut off")
+        raise ValueError(
+            f"FETCH_TIMEOUT={loaded.fetch.total_timeout:g} s for each of {waves} wave(s) of "
+            f"{BATCH_WORKERS} fetches (MAX_URLS={loaded.max_urls}) plus {ANSWER_MARGIN} s to answer "
+            f"exceeds FUNCTION_TIMEOUT={function_timeout} s: a full urls request would be cut off"
+        )
     return loaded
 
 

@@ -37,14 +37,14 @@ def need_shared(path: Path) -> Path:
 def write_image(path: Path, colour, rng: np.random.Generator, size=(96, 80)) -> None:
     """A JPEG of one colour with noise and a stripe, so classes differ but images are not identical."""
     pixels = np.clip(np.array(colour) + rng.normal(0, 25, size=(size[1], size[0], 3)), 0, 255).astype(np.uint8)
-    pixels[size[1] // 3: size[1] // 2] = 255 - pixels[size[1] // 3: size[1] // 2]
+    pixels[size[1] // 3 : size[1] // 2] = 255 - pixels[size[1] // 3 : size[1] // 2]
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(path, quality=90)
 
 
 def make_tiny_dataset(root: Path, per_split=(6, 3, 3), seed=0) -> Path:
     rng = np.random.default_rng(seed)
-    for split, count in zip(("train", "validation", "test"), per_split):
+    for split, count in zip(("train", "validation", "test"), per_split, strict=True):
         for name in TINY_CLASSES:
             for k in range(count):
                 write_image(root / split / name / f"{name}-{k}.jpg", TINY_COLOURS[name], rng)
@@ -70,8 +70,10 @@ def shared_weights() -> Path:
 @pytest.fixture(scope="session")
 def real_images(shared_data) -> list[Path]:
     """One real validation image per class."""
-    return [sorted((shared_data / "validation" / c.name).glob("*.jpg"))[0]
-            for c in sorted((shared_data / "validation").iterdir())]
+    return [
+        sorted((shared_data / "validation" / c.name).glob("*.jpg"))[0]
+        for c in sorted((shared_data / "validation").iterdir())
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +84,30 @@ def tiny_run(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("tiny-run")
     data = make_tiny_dataset(root / "data")
-    train(parse_args(["--preset", "frozen", "--data", str(data), "--weights", "none", "--size", "71",
-                      "--head-epochs", "3", "--views", "1", "--batch-size", "8", "--out", str(root / "run"),
-                      "--cache", str(root / "cache")]))
+    train(
+        parse_args(
+            [
+                "--preset",
+                "frozen",
+                "--data",
+                str(data),
+                "--weights",
+                "none",
+                "--size",
+                "71",
+                "--head-epochs",
+                "3",
+                "--views",
+                "1",
+                "--batch-size",
+                "8",
+                "--out",
+                str(root / "run"),
+                "--cache",
+                str(root / "cache"),
+            ]
+        )
+    )
     return root / "run"
 
 

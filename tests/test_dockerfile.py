@@ -11,8 +11,8 @@ from convert.convert import OUT as BUNDLE_OUT
 from tests.conftest import REPO
 from tests.dockerfile import instructions
 
-LAMBDA_PYTHON = "3.12"          # the base image's Python
-LAMBDA_GLIBC = (2, 34)          # Amazon Linux 2023, under public.ecr.aws/lambda/python:3.12
+LAMBDA_PYTHON = "3.12"  # the base image's Python
+LAMBDA_GLIBC = (2, 34)  # Amazon Linux 2023, under public.ecr.aws/lambda/python:3.12
 
 
 def test_base_image_is_the_pinned_lambda_python_image():
@@ -69,9 +69,22 @@ def test_requirements_resolve_as_binary_wheels_for_lambda(arch, tmp_path):
     """The exact pins download as wheels for the image's Python and glibc, on both architectures."""
     platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(17, LAMBDA_GLIBC[1] + 1)]
     platforms += [f"manylinux2014_{arch}"]
-    command = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version",
-               LAMBDA_PYTHON, "--implementation", "cp", "-d", str(tmp_path),
-               "-r", str(REPO / "lambda_fn" / "requirements.txt")]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--only-binary=:all:",
+        "--python-version",
+        LAMBDA_PYTHON,
+        "--implementation",
+        "cp",
+        "-d",
+        str(tmp_path),
+        "-r",
+        str(REPO / "lambda_fn" / "requirements.txt"),
+    ]
     for platform in platforms:
         command += ["--platform", platform]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)

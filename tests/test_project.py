@@ -5,8 +5,11 @@ from tests.conftest import REPO
 
 def test_lambda_requirements_match_the_serve_group():
     groups = tomllib.loads((REPO / "pyproject.toml").read_text())["dependency-groups"]
-    requirements = [line.strip() for line in (REPO / "lambda_fn" / "requirements.txt").read_text().splitlines()
-                    if line.strip() and not line.startswith("#")]
+    requirements = [
+        line.strip()
+        for line in (REPO / "lambda_fn" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert sorted(requirements) == sorted(groups["serve"])
     assert not any(r.startswith(("tensorflow", "keras")) for r in requirements)
 

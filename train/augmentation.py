@@ -19,8 +19,8 @@ import keras
 import numpy as np
 from keras import ops
 
-SHEAR_DEGREES = 10   # shear angle drawn from [-10, 10] degrees
-ZOOM_RANGE = 0.1     # zoom per axis drawn from [0.9, 1.1]
+SHEAR_DEGREES = 10  # shear angle drawn from [-10, 10] degrees
+ZOOM_RANGE = 0.1  # zoom per axis drawn from [0.9, 1.1]
 
 
 def random_parameters(uniform, n):
@@ -32,7 +32,7 @@ def random_parameters(uniform, n):
     return shear, zoom_x, zoom_y, flip
 
 
-def affine_transforms(shear, zoom_x, zoom_y, flip, size: int):
+def affine_transforms(size: int, shear, zoom_x, zoom_y, flip):
     """Rows [a0 a1 a2 b0 b1 b2 0 0] mapping each output pixel (x, y) to the input pixel it samples.
 
     As ImageDataGenerator does, around the image's centre: mirror, zoom, then
@@ -50,8 +50,9 @@ def affine_transforms(shear, zoom_x, zoom_y, flip, size: int):
 def transform(images, parameters):
     """Apply the parameters' affine transforms to a batch of HxWx3 images (float32 out)."""
     images = ops.cast(images, "float32")
-    return ops.image.affine_transform(images, affine_transforms(*parameters, size=images.shape[1]),
-                                      interpolation="bilinear", fill_mode="nearest")
+    return ops.image.affine_transform(
+        images, affine_transforms(images.shape[1], *parameters), interpolation="bilinear", fill_mode="nearest"
+    )
 
 
 def augmented_views(images: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
@@ -72,8 +73,8 @@ class RandomCourseAugmentation(keras.layers.Layer):
         if not training:
             return images
         parameters = random_parameters(
-            lambda low, high, n: keras.random.uniform((n,), low, high, seed=self.seed_generator),
-            ops.shape(images)[0])
+            lambda low, high, n: keras.random.uniform((n,), low, high, seed=self.seed_generator), ops.shape(images)[0]
+        )
         return transform(images, parameters)
 
     def compute_output_shape(self, input_shape):

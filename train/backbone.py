@@ -9,9 +9,9 @@ model.json) reads it from here.
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 import keras
 from keras.applications import xception
@@ -23,13 +23,13 @@ from train.data import SHARED
 class Backbone:
     name: str
     constructor: Callable[..., keras.Model]  # keras.applications-style: (weights, include_top, input_shape)
-    preprocess: Callable                      # pixels 0..255 -> what the ImageNet weights expect
-    preprocessing: str                        # that, in words, for model.json and the Lambda
-    size: int                                 # the input size the weights were trained at
-    min_size: int                             # the smallest input the architecture accepts
+    preprocess: Callable  # pixels 0..255 -> what the ImageNet weights expect
+    preprocessing: str  # that, in words, for model.json and the Lambda
+    size: int  # the input size the weights were trained at
+    min_size: int  # the smallest input the architecture accepts
     # name -> first trainable layer: fine-tuning unfreezes that layer and every one after it
     cuts: dict[str, str]
-    shared_weights: Path                      # ImageNet weights (include_top=False) beside the project
+    shared_weights: Path  # ImageNet weights (include_top=False) beside the project
 
 
 XCEPTION = Backbone(
@@ -45,8 +45,8 @@ XCEPTION = Backbone(
         # blocks 13-14, 16 layers, 2.0 of the base's 16.7 GFLOP per image at 299x299;
         # the cut is a block boundary, so one 19x19x728 tensor feeds everything above it
         "block13": "block13_sepconv1_act",
-        "block12": "block12_sepconv1_act",   # 26 layers, also a block boundary
-        "block11": "block11_sepconv1_act",   # 36 layers, also a block boundary
+        "block12": "block12_sepconv1_act",  # 26 layers, also a block boundary
+        "block11": "block11_sepconv1_act",  # 36 layers, also a block boundary
         # 40 layers, 4.7 GFLOP: the last conv of block 10 upward (inside a residual
         # block: the skip connection needs the block's input too, so it cannot be cached)
         "block10_sepconv3": "block10_sepconv3_act",

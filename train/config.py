@@ -23,29 +23,29 @@ class TrainConfig:
     # base weights: a .weights.h5 file, 'imagenet' (Keras downloads them), None (random), or 'default':
     # $FASHION_WEIGHTS, else the copy beside the project, else 'imagenet'
     weights: str | None = "default"
-    backbone: str = "xception"       # a name in train/backbone.py
-    size: int = 299                  # input size (the backbone's own by default)
+    backbone: str = "xception"  # a name in train/backbone.py
+    size: int = 299  # input size (the backbone's own by default)
     interpolation: str = "bilinear"  # Pillow resize filter; recorded so serving resizes the same way
     # where training reads its inputs: "cache" (activations of the frozen part,
     # computed once; fast on a CPU) or "images" (the whole model every step; a GPU's way)
     input: str = "cache"
-    augment: bool = True             # the course's shear/zoom/flip augmentation
-    views: int = 4                   # input=cache: augmented views cached per image; epoch e shows image i view (e+i) mod K
-    inner: int = 100                 # units in the head's hidden Dense layer
-    dropout: float = 0.2             # dropout rate after it
+    augment: bool = True  # the course's shear/zoom/flip augmentation
+    views: int = 4  # input=cache: augmented views cached per image; epoch e shows image i view (e+i) mod K
+    inner: int = 100  # units in the head's hidden Dense layer
+    dropout: float = 0.2  # dropout rate after it
     batch_size: int = 32
-    head_epochs: int = 3             # epochs of the head alone, base frozen
-    head_lr: float = 1e-3            # Adam, for the head
+    head_epochs: int = 3  # epochs of the head alone, base frozen
+    head_lr: float = 1e-3  # Adam, for the head
     fine_tune_from: str | None = "block13"  # a cut in the backbone's `cuts` (unfreeze from there up), or None
-    fine_tune_epochs: int = 10       # epochs of head + top of the base together
-    fine_tune_lr: float = 2e-4       # Adam, cosine-decayed over the fine-tuning epochs ...
+    fine_tune_epochs: int = 10  # epochs of head + top of the base together
+    fine_tune_lr: float = 2e-4  # Adam, cosine-decayed over the fine-tuning epochs ...
     fine_tune_lr_floor: float = 0.05  # ... to this fraction of it
-    seed: int = 1                    # weights' initialisation, shuffling, dropout
-    augmentation_seed: int = 1       # the cached views (kept apart from seed so that seeds share a cache)
-    version: int = 1                 # the N in xception_vN_<epoch>_<val_accuracy>.h5
-    out: Path | None = None          # run folder (default: artifacts/runs/xception_vN)
-    cache: Path = CACHE              # feature cache folder
-    preset: str = "custom"           # the preset these defaults came from (recorded in run.json)
+    seed: int = 1  # weights' initialisation, shuffling, dropout
+    augmentation_seed: int = 1  # the cached views (kept apart from seed so that seeds share a cache)
+    version: int = 1  # the N in xception_vN_<epoch>_<val_accuracy>.h5
+    out: Path | None = None  # run folder (default: artifacts/runs/xception_vN)
+    cache: Path = CACHE  # feature cache folder
+    preset: str = "custom"  # the preset these defaults came from (recorded in run.json)
 
     @property
     def run_dir(self) -> Path:
@@ -54,17 +54,31 @@ class TrainConfig:
 
 PRESETS = {
     # The CPU reference: blocks 13-14 of Xception fine-tuned on cached activations.
-    "cpu": dict(input="cache", views=4, head_epochs=3, head_lr=1e-3, fine_tune_from="block13",
-                fine_tune_epochs=8, fine_tune_lr=2e-4),
+    "cpu": dict(
+        input="cache",
+        views=4,
+        head_epochs=3,
+        head_lr=1e-3,
+        fine_tune_from="block13",
+        fine_tune_epochs=8,
+        fine_tune_lr=2e-4,
+    ),
     # The GPU recipe (measured on an H100): the last 40 layers fine-tuned on
     # images, a fresh augmented view of every image every epoch, on the device.
-    "gpu": dict(input="images", head_epochs=3, head_lr=1e-3, fine_tune_from="block10_sepconv3",
-                fine_tune_epochs=12, fine_tune_lr=2e-4),
+    "gpu": dict(
+        input="images",
+        head_epochs=3,
+        head_lr=1e-3,
+        fine_tune_from="block10_sepconv3",
+        fine_tune_epochs=12,
+        fine_tune_lr=2e-4,
+    ),
     # The earlier reference: frozen base, the head alone on cached pooled features.
     "frozen": dict(input="cache", views=4, head_epochs=30, head_lr=5e-4, fine_tune_from=None, fine_tune_epochs=0),
     # The course's quick model: 150x150, no augmentation, 10 epochs of the head.
-    "quick": dict(input="cache", size=150, augment=False, head_epochs=10, head_lr=1e-3,
-                  fine_tune_from=None, fine_tune_epochs=0),
+    "quick": dict(
+        input="cache", size=150, augment=False, head_epochs=10, head_lr=1e-3, fine_tune_from=None, fine_tune_epochs=0
+    ),
 }
 PRESET_NAMES = ["auto", *PRESETS]
 
@@ -72,20 +86,30 @@ PRESET_NAMES = ["auto", *PRESETS]
 def sees_gpu() -> bool:
     """Whether the Keras backend in use (KERAS_BACKEND) has a GPU to train on."""
     import keras
+
     if keras.backend.backend() == "torch":  # Keras' device listing covers jax and tensorflow only
         import torch
+
         return torch.cuda.is_available()
     return bool(keras.distribution.list_devices("gpu"))
 
 
 def parse_args(argv=None) -> TrainConfig:
-    p = argparse.ArgumentParser(prog="python -m train.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", choices=PRESET_NAMES, default="auto",
-                   help="named defaults: gpu, cpu, frozen, quick; auto = gpu if the backend sees one, else cpu")
+    p = argparse.ArgumentParser(
+        prog="python -m train.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--preset",
+        choices=PRESET_NAMES,
+        default="auto",
+        help="named defaults: gpu, cpu, frozen, quick; auto = gpu if the backend sees one, else cpu",
+    )
     p.add_argument("--data", type=Path, help="dataset folder (env FASHION_DATA)")
-    p.add_argument("--weights", help="base weights: a .weights.h5 file, 'imagenet' (downloads) or 'none' "
-                                     "(env FASHION_WEIGHTS; default: the copy beside the project, else imagenet)")
+    p.add_argument(
+        "--weights",
+        help="base weights: a .weights.h5 file, 'imagenet' (downloads) or 'none' "
+        "(env FASHION_WEIGHTS; default: the copy beside the project, else imagenet)",
+    )
     p.add_argument("--backbone", choices=sorted(BACKBONES))
     p.add_argument("--size", type=int)
     p.add_argument("--interpolation", choices=sorted(INTERPOLATIONS))
@@ -97,8 +121,10 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--head-epochs", type=int)
     p.add_argument("--head-lr", type=float)
-    p.add_argument("--fine-tune-from", help="a cut of the backbone (xception: " + ", ".join(BACKBONES["xception"].cuts)
-                   + ") or 'none'")
+    p.add_argument(
+        "--fine-tune-from",
+        help="a cut of the backbone (xception: " + ", ".join(BACKBONES["xception"].cuts) + ") or 'none'",
+    )
     p.add_argument("--fine-tune-epochs", type=int)
     p.add_argument("--fine-tune-lr", type=float)
     p.add_argument("--fine-tune-lr-floor", type=float)
@@ -124,16 +150,26 @@ def resolve(config: TrainConfig) -> TrainConfig:
     weights = default_weights(backbone) if config.weights == "default" else config.weights
     fine_tune_from = None if config.fine_tune_from in (None, "none") else config.fine_tune_from
     if fine_tune_from is not None and fine_tune_from not in backbone.cuts:
-        raise ValueError(f"--fine-tune-from {fine_tune_from!r} is not a cut of {backbone.name}; "
-                         f"choose from {', '.join(backbone.cuts)} or 'none'")
+        raise ValueError(
+            f"--fine-tune-from {fine_tune_from!r} is not a cut of {backbone.name}; "
+            f"choose from {', '.join(backbone.cuts)} or 'none'"
+        )
     if config.size < backbone.min_size:
-        raise ValueError(f"--size {config.size} is too small: {backbone.name} needs at least {backbone.min_size} pixels")
+        raise ValueError(
+            f"--size {config.size} is too small: {backbone.name} needs at least {backbone.min_size} pixels"
+        )
     if config.input == "images" and fine_tune_from is None:
-        raise ValueError("--input images trains on a frozen base the slow way: use --input cache for --fine-tune-from none")
+        raise ValueError(
+            "--input images trains on a frozen base the slow way: use --input cache for --fine-tune-from none"
+        )
     if config.input == "cache" and config.augment and config.views < 1:
         raise ValueError("--views must be at least 1 to cache augmented views (or pass --no-augment)")
-    return replace(config, weights=None if weights == "none" else weights, fine_tune_from=fine_tune_from,
-                   fine_tune_epochs=config.fine_tune_epochs if fine_tune_from else 0)
+    return replace(
+        config,
+        weights=None if weights == "none" else weights,
+        fine_tune_from=fine_tune_from,
+        fine_tune_epochs=config.fine_tune_epochs if fine_tune_from else 0,
+    )
 
 
 def as_dict(config: TrainConfig) -> dict:

@@ -68,16 +68,12 @@ def scan_dataset(root: Path) -> tuple[list[str], dict[str, list[Item]]]:
         raise DatasetError(f"{root / 'train'} has no class folders")
     for split, names in classes_by_split.items():
         if names != classes:
-            raise DatasetError(
-                f"classes differ between splits: train has {classes}, {split} has {names}"
-            )
-    items = {}
+            raise DatasetError(f"classes differ between splits: train has {classes}, {split} has {names}")
+    items: dict[str, list[Item]] = {}
     for split in SPLITS:
         items[split] = []
         for label, name in enumerate(classes):
-            files = sorted(
-                p for p in (root / split / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
-            )
+            files = sorted(p for p in (root / split / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
                 raise DatasetError(f"class '{name}' has no images in {root / split / name}")
             items[split] += [Item(p, label) for p in files]
@@ -90,9 +86,8 @@ def load_image(path: Path, size: int, interpolation: str) -> np.ndarray:
     Convert to RGB, then stretch to size x size (no crop, aspect ratio not
     kept) with the named Pillow filter. Returns uint8 HxWx3.
     """
-    with Image.open(path) as img:
-        if img.mode != "RGB":
-            img = img.convert("RGB")
+    with Image.open(path) as file:
+        img = file.convert("RGB") if file.mode != "RGB" else file
         if img.size != (size, size):
             img = img.resize((size, size), INTERPOLATIONS[interpolation])
         return np.asarray(img, dtype=np.uint8)

@@ -36,13 +36,14 @@ from train.store import ActivationStore
 
 log = logging.getLogger(__name__)
 
-CHUNK = 128          # images decoded and pushed through the base at a time (bounds memory at 299x299)
-POOLED = "pooled"    # the cut that caches the pooled features of the whole frozen base
+CHUNK = 128  # images decoded and pushed through the base at a time (bounds memory at 299x299)
+POOLED = "pooled"  # the cut that caches the pooled features of the whole frozen base
 
 
 @dataclass(frozen=True)
 class CacheKey:
     """Everything that changes a cached activation, besides the image itself."""
+
     backbone: str
     weights: str
     size: int
@@ -61,38 +62,57 @@ def view_rng(seed: int, view: int, digest: str) -> np.random.Generator:
     return np.random.default_rng([seed, view, int(digest[:15], 16)])
 
 
-def fill(store: ActivationStore, trunk, items: list[Item], digests: list[str], key: CacheKey,
-         preprocess, batch_size: int, name: str) -> list[Path]:
+def fill(
+    store: ActivationStore,
+    trunk,
+    items: list[Item],
+    digests: list[str],
+    key: CacheKey,
+    preprocess,
+    batch_size: int,
+    name: str,
+) -> list[Path]:
     """Push the images missing from store through trunk (images -> activations). Returns unreadable paths."""
     missing = [k for k, d in enumerate(digests) if d not in store]
     started, skipped = time.perf_counter(), []
     for start in range(0, len(missing), CHUNK):
-        chunk = missing[start:start + CHUNK]
+        chunk = missing[start : start + CHUNK]
         images, kept, bad = read_images([items[k] for k in chunk], key.size, key.interpolation)
         skipped += bad
         kept_digests = [digests[k] for k in chunk if items[k].path not in bad]
-        if key.view and len(images):
+        if key.augmentation_seed is not None and len(images):  # an augmented view (view 0 is the image as is)
             images = augmented_views(images, [view_rng(key.augmentation_seed, key.view, d) for d in kept_digests])
         if len(images):
             rows = trunk.predict(preprocess(np.asarray(images, np.float32)), batch_size=batch_size, verbose=0)
             store.append(kept_digests, rows)
         done, elapsed = start + len(chunk), time.perf_counter() - started
-        log.info("%s view %d: %d/%d new images through the frozen base (%.1f img/s)",
-                 name, key.view, done, len(missing), done / elapsed)
+        log.info(
+            "%s view %d: %d/%d new images through the frozen base (%.1f img/s)",
+            name,
+            key.view,
+            done,
+            len(missing),
+            done / elapsed,
+        )
     return skipped
 
 
-def cached_activations(trunk, items: list[Item], classes: list[str], key: CacheKey, cache_dir: Path,
-                       preprocess, batch_size: int, name: str):
+def cached_activations(
+    trunk, items: list[Item], classes: list[str], key: CacheKey, cache_dir: Path, preprocess, batch_size: int, name: str
+):
     """Fill the store for items (only what is missing). Returns (store, kept items, their digests, stats)."""
     store = ActivationStore(key.folder(cache_dir))
     digests = [file_digest(i.path) for i in items]
     started, before = time.perf_counter(), len([d for d in digests if d in store])
     skipped = fill(store, trunk, items, digests, key, preprocess, batch_size, name)
-    kept = [(i, d) for i, d in zip(items, digests) if d in store]
+    kept = [(i, d) for i, d in zip(items, digests, strict=True) if d in store]
     check_classes_present([i for i, _ in kept], items, classes)
-    stats = {"cached": before, "computed": len(kept) - before, "skipped": [str(p) for p in skipped],
-             "seconds": round(time.perf_counter() - started, 2)}
+    stats = {
+        "cached": before,
+        "computed": len(kept) - before,
+        "skipped": [str(p) for p in skipped],
+        "seconds": round(time.perf_counter() - started, 2),
+    }
     return store, [i for i, _ in kept], [d for _, d in kept], stats
 
 

@@ -28,11 +28,11 @@ from train.features import POOLED
 
 @dataclass
 class Models:
-    full: keras.Model         # preprocessed image -> logits: checkpointed, converted, served
-    base: keras.Model         # the backbone (frozen, or its top unfrozen for fine-tuning)
-    trainable: keras.Model    # what fit() trains (see the module's docstring)
+    full: keras.Model  # preprocessed image -> logits: checkpointed, converted, served
+    base: keras.Model  # the backbone (frozen, or its top unfrozen for fine-tuning)
+    trainable: keras.Model  # what fit() trains (see the module's docstring)
     trunk: keras.Model | None  # input=cache: preprocessed image -> activations at the cut
-    cut: str                  # the cache's name for where trunk stops: a layer name, or "pooled"
+    cut: str  # the cache's name for where trunk stops: a layer name, or "pooled"
 
 
 def make_head(n_features: int, inner: int, dropout: float, n_classes: int) -> keras.Model:
@@ -69,8 +69,10 @@ def build(backbone: Backbone, config: TrainConfig, n_classes: int) -> Models:
     try:
         top = keras.Model(cut_tensor, base.output, name="top")  # the same layers, called on a new input
     except ValueError as err:
-        raise ValueError(f"cannot cache at {config.fine_tune_from} ({layer}): the layers above it need more than "
-                         f"its input (a skip connection); use --input images, or a cut at a block boundary") from err
+        raise ValueError(
+            f"cannot cache at {config.fine_tune_from} ({layer}): the layers above it need more than "
+            f"its input (a skip connection); use --input images, or a cut at a block boundary"
+        ) from err
     activations = keras.Input(shape=cut_tensor.shape[1:], name="activations")
     top_pooled = keras.layers.GlobalAveragePooling2D()(top(activations, training=False))
     trainable = keras.Model(activations, head(top_pooled), name="top_and_head")
@@ -110,6 +112,7 @@ def data_parallel():
             return nullcontext(), 1
         return keras.distribution.DataParallel(devices=devices).scope(), len(devices)
     import tensorflow as tf
+
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         return nullcontext(), 1

@@ -33,7 +33,7 @@ def plot_curves(history: dict, path) -> None:
     """Train and validation accuracy and loss per epoch, as in the course's notebooks."""
     epochs = np.arange(1, len(history["accuracy"]) + 1)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric in zip(axes, ("accuracy", "loss")):
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
         ax.plot(epochs, history[metric], label=f"train {metric}")
         ax.plot(epochs, history[f"val_{metric}"], label=f"validation {metric}")
         ax.set_xlabel("epoch")

@@ -21,7 +21,9 @@ class ActivationStore:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        self.shape, self.index, self.files = None, {}, {}
+        self.shape: tuple[int, ...] | None = None  # a row's; None until the first append
+        self.index: dict[str, tuple[Path, int]] = {}  # digest -> (shard, row)
+        self.files: dict[Path, int] = {}  # open shard descriptors
         meta = self.folder / "meta.json"
         if meta.is_file():
             self.shape = tuple(json.loads(meta.read_text())["shape"])
@@ -36,8 +38,14 @@ class ActivationStore:
         return len(self.index)
 
     @property
+    def row_shape(self) -> tuple[int, ...]:
+        if self.shape is None:
+            raise KeyError(f"{self.folder} holds no rows yet")
+        return self.shape
+
+    @property
     def row_bytes(self) -> int:
-        return int(np.prod(self.shape)) * np.dtype(ROW_DTYPE).itemsize
+        return int(np.prod(self.row_shape)) * np.dtype(ROW_DTYPE).itemsize
 
     def append(self, digests: list[str], rows: np.ndarray) -> None:
         if self.shape is None:
@@ -53,13 +61,13 @@ class ActivationStore:
 
     def read(self, digests: list[str]) -> np.ndarray:
         """The rows for digests as float32, read one by one (no mapping: memory holds only these)."""
-        out = np.empty((len(digests), *self.shape), np.float32)
+        out = np.empty((len(digests), *self.row_shape), np.float32)
         for k, digest in enumerate(digests):
             shard, row = self.index[digest]
             if shard not in self.files:
                 self.files[shard] = os.open(shard, os.O_RDONLY)
             data = os.pread(self.files[shard], self.row_bytes, row * self.row_bytes)
-            out[k] = np.frombuffer(data, ROW_DTYPE).reshape(self.shape)
+            out[k] = np.frombuffer(data, ROW_DTYPE).reshape(self.row_shape)
         return out
 
     def prune(self, live: set[str]) -> int:

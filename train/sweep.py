@@ -15,6 +15,7 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -25,7 +26,7 @@ from train.data import REPO_ROOT
 from train.report import plot_sweep
 from train.train import fit_phases, prepare
 
-SWEEPS = {  # the course's grids
+SWEEPS: dict[str, list[float]] = {  # the course's grids
     "head_lr": [0.0001, 0.001, 0.01, 0.1],
     "inner": [10, 100, 1000],
     "dropout": [0.0, 0.2, 0.5, 0.8],
@@ -35,13 +36,14 @@ OUT = REPO_ROOT / "artifacts" / "sweeps"
 log = logging.getLogger("sweep")
 
 
-def sweep(config: TrainConfig, param: str, values: list) -> dict:
+def sweep(config: TrainConfig, param: str, values: list[float]) -> dict:
     """Validation accuracy per epoch for each value; the inputs (and the cache) are prepared once."""
     classes, _, _, _, train_batches, val_batches, _ = prepare(config)
     curves = {}
     for value in values:
         keras.utils.set_random_seed(config.seed)  # same initial weights for every value
-        setting = replace(config, **{param: value})
+        overrides: dict[str, Any] = {param: value}
+        setting = replace(config, **overrides)
         net = models.build(BACKBONES[setting.backbone], setting, len(classes))
         history = fit_phases(setting, net, train_batches, val_batches, callbacks=[], best=None)
         curves[value] = [round(a, 4) for a in history["val_accuracy"]]
@@ -49,8 +51,10 @@ def sweep(config: TrainConfig, param: str, values: list) -> dict:
 
 
 def best_epochs(curves: dict) -> list[dict]:
-    return [{"value": value, "best_epoch": curve.index(max(curve)) + 1, "val_accuracy": max(curve)}
-            for value, curve in curves.items()]
+    return [
+        {"value": value, "best_epoch": curve.index(max(curve)) + 1, "val_accuracy": max(curve)}
+        for value, curve in curves.items()
+    ]
 
 
 def main(argv=None) -> None:
@@ -62,7 +66,7 @@ def main(argv=None) -> None:
     own, rest = p.parse_known_args(sys.argv[1:] if argv is None else argv)
     config = parse_args(rest if "--preset" in rest else ["--preset", "frozen", *rest])
     cast = int if own.param == "inner" else float
-    values = [cast(v) for v in own.values] if own.values else SWEEPS[own.param]
+    values: list[float] = [cast(v) for v in own.values] if own.values else SWEEPS[own.param]
 
     curves = sweep(config, own.param, values)
     out = own.sweep_out or OUT / own.param

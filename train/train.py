@@ -51,7 +51,7 @@ class EpochBatches(keras.utils.PyDataset):
         return math.ceil(len(self.targets) / self.batch_size)
 
     def __getitem__(self, i):
-        indices = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        indices = self.order[i * self.batch_size : (i + 1) * self.batch_size]
         return self.make_batch(indices, self.epoch), self.targets[indices]
 
     def on_epoch_end(self):
@@ -70,7 +70,9 @@ class BestCheckpoint(keras.callbacks.Callback):
     def __init__(self, full_model: keras.Model, directory: Path, stem: str):
         super().__init__()
         self.full_model, self.directory, self.stem = full_model, Path(directory), stem
-        self.best_accuracy, self.best_epoch, self.best_path, self.best_weights = -1.0, None, None, None
+        self.best_accuracy, self.best_epoch = -1.0, 0
+        self.best_path: Path | None = None  # None until an epoch ends
+        self.best_weights: list | None = None
 
     def on_epoch_end(self, epoch, logs=None):
         accuracy = logs["val_accuracy"]
@@ -105,10 +107,18 @@ def cache_inputs(config: TrainConfig, net: models.Models, classes, items, weight
     backbone = BACKBONES[config.backbone]
 
     def store_for(split, view):
-        key = CacheKey(backbone.name, weights_id, config.size, config.interpolation, net.cut, view,
-                       config.augmentation_seed if view else None)
-        return cached_activations(net.trunk, items[split], classes, key, config.cache, backbone.preprocess,
-                                  config.batch_size, split)
+        key = CacheKey(
+            backbone.name,
+            weights_id,
+            config.size,
+            config.interpolation,
+            net.cut,
+            view,
+            config.augmentation_seed if view else None,
+        )
+        return cached_activations(
+            net.trunk, items[split], classes, key, config.cache, backbone.preprocess, config.batch_size, split
+        )
 
     views = [store_for("train", v) for v in (range(1, config.views + 1) if config.augment else [0])]
     stores, kept, digests = [v[0] for v in views], views[0][1], views[0][2]
@@ -127,10 +137,19 @@ def cache_inputs(config: TrainConfig, net: models.Models, classes, items, weight
 
     n = len(classes)
     train = EpochBatches(train_batch, one_hot([i.label for i in kept], n), config.batch_size, config.seed)
-    val = EpochBatches(lambda idx, _: val_store.read([val_digests[k] for k in idx]),
-                       one_hot([i.label for i in val_kept], n), config.batch_size, config.seed, shuffle=False)
-    stats = {"cut": net.cut, "train": [v[3] for v in views], "validation": val_stats,
-             "bytes": sum(len(s) * s.row_bytes for s in [*stores, val_store])}
+    val = EpochBatches(
+        lambda idx, _: val_store.read([val_digests[k] for k in idx]),
+        one_hot([i.label for i in val_kept], n),
+        config.batch_size,
+        config.seed,
+        shuffle=False,
+    )
+    stats = {
+        "cut": net.cut,
+        "train": [v[3] for v in views],
+        "validation": val_stats,
+        "bytes": sum(len(s) * s.row_bytes for s in [*stores, val_store]),
+    }
     return train, val, stats
 
 
@@ -141,8 +160,14 @@ def image_inputs(config: TrainConfig, classes, items):
         images, kept, skipped = read_images(items[split], config.size, config.interpolation)
         check_classes_present(kept, items[split], classes)
         # threads index the next batches while the accelerator runs this one
-        batches[split] = EpochBatches(lambda idx, _, images=images: images[idx], one_hot([i.label for i in kept], n),
-                                      config.batch_size, config.seed, shuffle=split == "train", workers=4)
+        batches[split] = EpochBatches(
+            lambda idx, _, images=images: images[idx],
+            one_hot([i.label for i in kept], n),
+            config.batch_size,
+            config.seed,
+            shuffle=split == "train",
+            workers=4,
+        )
     return batches["train"], batches["validation"], {"cut": "images"}
 
 
@@ -150,18 +175,26 @@ def fit_phases(config: TrainConfig, net: models.Models, train, val, callbacks, b
     """The head on the frozen base, then (if set) the top of the base too, from the best head."""
     net.base.trainable = False
     models.compile_for_training(net.trainable, config.head_lr)
-    history = net.trainable.fit(train, validation_data=val, epochs=config.head_epochs, verbose=2,
-                                callbacks=callbacks).history
-    if not config.fine_tune_epochs:
+    history = net.trainable.fit(
+        train, validation_data=val, epochs=config.head_epochs, verbose=2, callbacks=callbacks
+    ).history
+    if config.fine_tune_from is None or not config.fine_tune_epochs:
         return history
     if best is not None:
         net.full.set_weights(best.best_weights)  # fine-tune from the best head, not the last one
     models.unfreeze_from(net.base, BACKBONES[config.backbone].cuts[config.fine_tune_from])
-    schedule = keras.optimizers.schedules.CosineDecay(config.fine_tune_lr, len(train) * config.fine_tune_epochs,
-                                                      alpha=config.fine_tune_lr_floor)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.fine_tune_lr, len(train) * config.fine_tune_epochs, alpha=config.fine_tune_lr_floor
+    )
     models.compile_for_training(net.trainable, schedule)
-    tuned = net.trainable.fit(train, validation_data=val, initial_epoch=config.head_epochs, verbose=2,
-                              epochs=config.head_epochs + config.fine_tune_epochs, callbacks=callbacks).history
+    tuned = net.trainable.fit(
+        train,
+        validation_data=val,
+        initial_epoch=config.head_epochs,
+        verbose=2,
+        epochs=config.head_epochs + config.fine_tune_epochs,
+        callbacks=callbacks,
+    ).history
     return {key: history[key] + tuned[key] for key in history}
 
 
@@ -170,8 +203,9 @@ def evaluate_on_test(checkpoint: Path, items, classes, config: TrainConfig) -> d
     images, kept, skipped = read_images(items["test"], config.size, config.interpolation)
     best = keras.models.load_model(checkpoint)
     x = BACKBONES[config.backbone].preprocess(images.astype(np.float32))
-    report = evaluate(best.predict(x, batch_size=config.batch_size, verbose=0), np.array([i.label for i in kept]),
-                      classes)
+    report = evaluate(
+        best.predict(x, batch_size=config.batch_size, verbose=0), np.array([i.label for i in kept]), classes
+    )
     report["skipped"] = [str(p) for p in skipped]
     return report
 
@@ -186,7 +220,8 @@ def run_metadata(config: TrainConfig, classes, weights_id) -> dict:
         "interpolation": config.interpolation,
         "preprocessing": backbone.preprocessing,
         "image_loader": "Pillow: convert('RGB'), resize((size, size), interpolation) as keras.utils.load_img",
-        "weights": str(config.weights), "weights_identity": weights_id,
+        "weights": str(config.weights),
+        "weights_identity": weights_id,
         "config": as_dict(config),
         "keras_version": keras.__version__,
         "keras_backend": keras.backend.backend(),
@@ -227,10 +262,16 @@ def train(config: TrainConfig) -> dict:
         best, timer = BestCheckpoint(net.full, out, stem), EpochTimer()
         history = fit_phases(config, net, train_batches, val_batches, [best, timer], best)
     history["seconds"] = timer.seconds
+    assert best.best_path is not None, "training ran no epoch"
 
-    meta.update(best_checkpoint=best.best_path.name, best_epoch=best.best_epoch,
-                best_val_accuracy=round(best.best_accuracy, 4), replicas=replicas, inputs=input_stats,
-                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))  # Linux: kB
+    meta.update(
+        best_checkpoint=best.best_path.name,
+        best_epoch=best.best_epoch,
+        best_val_accuracy=round(best.best_accuracy, 4),
+        replicas=replicas,
+        inputs=input_stats,
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    )  # Linux: kB
     write_json(out / "run.json", meta)
     write_json(out / "history.json", history)
     plot_curves(history, out / "curves.png")
@@ -238,8 +279,13 @@ def train(config: TrainConfig) -> dict:
     report = {**meta, "history": history, "test": evaluate_on_test(best.best_path, items, classes, config)}
     plot_confusion(report["test"]["confusion_matrix"], classes, out / "confusion.png")
     write_json(out / "report.json", report)
-    log.info("best %s (epoch %d, val %.3f); test accuracy %.3f", best.best_path.name, best.best_epoch,
-             best.best_accuracy, report["test"]["accuracy"])
+    log.info(
+        "best %s (epoch %d, val %.3f); test accuracy %.3f",
+        best.best_path.name,
+        best.best_epoch,
+        best.best_accuracy,
+        report["test"]["accuracy"],
+    )
     return report
 
 

@@ -110,8 +110,9 @@ def test_unknown_variant_is_named(tiny_run, tmp_path):
 def test_keras_format_checkpoints_convert_too(tiny_run, tmp_path):
     model = checkpoint_of(tiny_run)
     model.save(tmp_path / "model.keras")
-    summary = conv.convert(tmp_path / "model.keras", tmp_path / "out", variants=["float32"],
-                           run_json=tiny_run / "run.json")
+    summary = conv.convert(
+        tmp_path / "model.keras", tmp_path / "out", variants=["float32"], run_json=tiny_run / "run.json"
+    )
     assert summary["float32"]["passed"]
     assert json.loads((tmp_path / "out" / "float32" / "model.json").read_text())["source_checkpoint"] == "model.keras"
     np.testing.assert_equal(summary["float32"]["top1_agreement"], 1.0)

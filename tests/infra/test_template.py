@@ -23,6 +23,7 @@ def test_cfn_lint_finds_no_errors_or_warnings(template):
 def test_every_lambda_setting_is_declared_in_the_template():
     """The environment variables lambda_fn/settings.py reads are the ones the template sets."""
     import re
+
     read = set(re.findall(r'"([A-Z_]+)"', (REPO / "lambda_fn" / "settings.py").read_text()))
     assert {"MODEL_DIR", "MODEL_THREADS", "MAX_URLS"} <= read
     template = (REPO / "infra" / "template.yaml").read_text()
@@ -31,16 +32,20 @@ def test_every_lambda_setting_is_declared_in_the_template():
 
 
 def test_model_dir_in_the_template_is_where_the_image_puts_the_bundle():
-    from tests.dockerfile import instructions
     import re
+
+    from tests.dockerfile import instructions
+
     env = dict(rest.split("=", 1) for op, rest in instructions() if op == "ENV")
     template = (REPO / "infra" / "template.yaml").read_text()
-    declared = re.search(r"^          MODEL_DIR: (\S+)", template, flags=re.M).group(1)
-    assert env["MODEL_DIR"].replace("${LAMBDA_TASK_ROOT}", "/var/task") == declared
+    declared = re.search(r"^          MODEL_DIR: (\S+)", template, flags=re.M)
+    assert declared, "the template declares no MODEL_DIR"
+    assert env["MODEL_DIR"].replace("${LAMBDA_TASK_ROOT}", "/var/task") == declared.group(1)
 
 
 def test_samconfig_builds_this_template():
     import tomllib
+
     config = tomllib.loads((REPO / "samconfig.toml").read_text())
     assert (REPO / config["default"]["build"]["parameters"]["template_file"]).is_file()
     assert "CAPABILITY_IAM" in config["default"]["deploy"]["parameters"]["capabilities"]

@@ -10,9 +10,10 @@ import struct
 import threading
 import time
 import zlib
+from collections import Counter
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from collections import Counter
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -26,8 +27,10 @@ EVENTS = REPO / "tests" / "events"
 
 def png_bomb(width: int, height: int, rgba=False) -> bytes:
     """A valid PNG (1-bit grey, or 8-bit RGBA) that is small on the wire and width x height pixels decoded."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     row = b"\x00" + bytes(width * 4 if rgba else (width + 7) // 8)
     compressor = zlib.compressobj(9)
     idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
@@ -61,10 +64,10 @@ def image_files(tmp_path_factory) -> dict[str, Path]:
         "camisa-niño.jpg": (root / "hat.jpg").read_bytes(),  # a non-ASCII name, as shops have
         "text.jpg": b"this is a text file, not a photo\n" * 10,
         "truncated.jpg": (root / "hat.jpg").read_bytes()[:-2000],  # header intact, scan data cut
-        "bomb.png": png_bomb(20_000, 20_000),        # 400 Mpx: over Pillow's own hard limit
-        "big.png": png_bomb(8_000, 6_000),           # 48 Mpx of 1-bit grey: 192 MB once RGB
+        "bomb.png": png_bomb(20_000, 20_000),  # 400 Mpx: over Pillow's own hard limit
+        "big.png": png_bomb(8_000, 6_000),  # 48 Mpx of 1-bit grey: 192 MB once RGB
         "rgba-6300.png": png_bomb(6_300, 6_300, rgba=True),  # what the review sent: 159 MB decoded
-        "thin.png": png_bomb(1, 30_000),             # 1:30000
+        "thin.png": png_bomb(1, 30_000),  # 1:30000
     }
     for name, data in files.items():
         (root / name).write_bytes(data)
@@ -73,8 +76,9 @@ def image_files(tmp_path_factory) -> dict[str, Path]:
 
 class ImageServer(BaseHTTPRequestHandler):
     """Serves image_files under /images/, and the misbehaving servers the fetcher must survive."""
+
     root: Path
-    hits = Counter()  # requests per path, for tests that count fetches
+    hits: Counter[str] = Counter()  # requests per path, for tests that count fetches
 
     def do_GET(self):
         url = urlsplit(self.path)
@@ -104,19 +108,27 @@ class ImageServer(BaseHTTPRequestHandler):
         if url.path.startswith("/status/"):
             return self.respond(int(url.path.rsplit("/", 1)[1]), b"server error")
         if url.path == "/drip-status":  # the status line itself, a byte every 0.1 s
-            return self.raw([b"HTTP/1.1 200 OK\r\n"[k:k + 1] for k in range(17)] * 20, pause=0.1)
+            return self.raw([b"HTTP/1.1 200 OK\r\n"[k : k + 1] for k in range(17)] * 20, pause=0.1)
         if url.path == "/continue-flood":  # 100 Continue, again and again, never an answer
             return self.raw([b"HTTP/1.1 100 Continue\r\n\r\n"] * 1000, pause=0.01)
         if url.path == "/endless-trailers":  # a small chunked body, then trailer lines without end
-            head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n"
-            return self.raw([head] + [b"X-Trailer: " + b"t" * 1000 + b"\r\n"] * 100_000,
-                            pause=float(query.get("pause", ["0.001"])[0]))
+            head = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n"
+            )
+            return self.raw(
+                [head] + [b"X-Trailer: " + b"t" * 1000 + b"\r\n"] * 100_000,
+                pause=float(query.get("pause", ["0.001"])[0]),
+            )
         if url.path == "/bad-location":
             return self.raw([b"HTTP/1.1 302 Found\r\nLocation: http://[::1/\r\nContent-Length: 0\r\n\r\n"])
         if url.path == "/superscript-length":  # Content-Length: ² (a digit to str.isdigit, not to int)
             body = (self.root / "hat.jpg").read_bytes()
-            return self.raw([b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
-                             b"Content-Length: \xc2\xb2\r\n\r\n" + body])
+            return self.raw(
+                [
+                    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nConnection: close\r\n"
+                    b"Content-Length: \xc2\xb2\r\n\r\n" + body
+                ]
+            )
         if url.path == "/long-reason":  # a 64 KB status line
             return self.raw([b"HTTP/1.1 500 " + b"r" * 60_000 + b"\r\nContent-Length: 0\r\n\r\n"])
         self.respond(404, b"not found")
@@ -157,7 +169,7 @@ class ImageServer(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session")
-def image_server(image_files) -> str:
+def image_server(image_files) -> Iterator[str]:
     """Base URL of a real HTTP server on 127.0.0.1."""
     handler = type("Handler", (ImageServer,), {"root": next(iter(image_files.values())).parent})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -192,4 +204,5 @@ def app(tiny_bundle):
 def load_event(image_server):
     def load(name: str) -> dict:
         return json.loads((EVENTS / name).read_text().replace("{image_server}", image_server))
+
     return load

@@ -10,8 +10,14 @@ import pytest
 
 from lambda_fn.events import is_http
 
-EVENT_FILES = ["direct_url.json", "direct_urls.json", "direct_image.json",
-               "rest_v1_json.json", "http_v2_json.json", "http_v2_image.json"]
+EVENT_FILES = [
+    "direct_url.json",
+    "direct_urls.json",
+    "direct_image.json",
+    "rest_v1_json.json",
+    "http_v2_json.json",
+    "http_v2_image.json",
+]
 
 
 def call(app, event):
@@ -27,17 +33,18 @@ def call(app, event):
 def expected_prediction(app, image_bytes: bytes) -> dict:
     """The same image straight through the interpreter, without the handler."""
     from lambda_fn.preprocess import decode_image, xception_input
+
     x = xception_input(decode_image(image_bytes, 10**8), app.MODEL.input_size, app.MODEL.interpolation)
     logits = app.MODEL.logits(x)[0].astype(np.float64)
     p = np.exp(logits - logits.max())
-    return dict(zip(app.MODEL.labels, p / p.sum()))
+    return dict(zip(app.MODEL.labels, p / p.sum(), strict=True))
 
 
 def check_prediction(app, body: dict, image_bytes: bytes):
     expected = expected_prediction(app, image_bytes)
     got = {row["label"]: row["probability"] for row in body["probabilities"]}
     assert list(got) == sorted(expected, key=lambda k: -expected[k])  # highest first, every class
-    assert body["label"] == max(expected, key=expected.get)
+    assert body["label"] == max(expected, key=lambda k: expected[k])
     assert body["probability"] == got[body["label"]]
     assert got == pytest.approx(expected, abs=1e-6)
     assert sum(got.values()) == pytest.approx(1, abs=1e-5)
@@ -61,20 +68,23 @@ def test_checked_in_events(app, load_event, image_files, name):
         check_prediction(app, body, image_files["pants.jpg"].read_bytes())
 
 
-@pytest.mark.parametrize("event, code, words", [
-    ({}, "invalid_request", "give exactly one of: url"),
-    ({"url": "http://x/a.jpg", "image": "AAAA"}, "invalid_request", "give exactly one of"),
-    ({"uri": "http://x/a.jpg"}, "invalid_request", "unknown field(s) uri"),
-    ({"url": 42}, "invalid_request", "url must be a non-empty string"),
-    ({"urls": "http://x/a.jpg"}, "invalid_request", "urls must be a non-empty list"),
-    ({"urls": ["http://x/a.jpg"] * 11}, "invalid_request", "urls has 11 items; at most 10"),
-    ({"image": "not base64!"}, "invalid_request", "image is not valid base64"),
-    ([1, 2], "invalid_request", "expected a JSON object"),
-    ({"url": "file:///etc/passwd"}, "unsupported_url_scheme", "'file' is not supported; use http or https"),
-    ({"url": "ftp://example.com/a.jpg"}, "unsupported_url_scheme", "'ftp' is not supported"),
-    ({"url": "http:///nohost.jpg"}, "invalid_url", "has no host"),
-    ({"url": "http://host.invalid/a.jpg"}, "invalid_url", "could not be resolved"),
-])
+@pytest.mark.parametrize(
+    "event, code, words",
+    [
+        ({}, "invalid_request", "give exactly one of: url"),
+        ({"url": "http://x/a.jpg", "image": "AAAA"}, "invalid_request", "give exactly one of"),
+        ({"uri": "http://x/a.jpg"}, "invalid_request", "unknown field(s) uri"),
+        ({"url": 42}, "invalid_request", "url must be a non-empty string"),
+        ({"urls": "http://x/a.jpg"}, "invalid_request", "urls must be a non-empty list"),
+        ({"urls": ["http://x/a.jpg"] * 11}, "invalid_request", "urls has 11 items; at most 10"),
+        ({"image": "not base64!"}, "invalid_request", "image is not valid base64"),
+        ([1, 2], "invalid_request", "expected a JSON object"),
+        ({"url": "file:///etc/passwd"}, "unsupported_url_scheme", "'file' is not supported; use http or https"),
+        ({"url": "ftp://example.com/a.jpg"}, "unsupported_url_scheme", "'ftp' is not supported"),
+        ({"url": "http:///nohost.jpg"}, "invalid_url", "has no host"),
+        ({"url": "http://host.invalid/a.jpg"}, "invalid_url", "could not be resolved"),
+    ],
+)
 def test_bad_direct_events(app, event, code, words):
     status, body = call(app, event)
     assert body["error"]["code"] == code and words in body["error"]["message"]
@@ -90,15 +100,21 @@ def http_event(load_event, body, content_type="application/json", method="POST",
     return event
 
 
-@pytest.mark.parametrize("kwargs, status, code", [
-    ({"body": "{not json"}, 400, "invalid_json"),
-    ({"body": '{"url": 1}'}, 400, "invalid_request"),
-    ({"body": "hello", "content_type": "text/plain"}, 415, "unsupported_media_type"),
-    ({"body": "{}", "path": "/admin"}, 404, "not_found"),
-    ({"body": "{}", "method": "GET"}, 405, "method_not_allowed"),
-    ({"body": base64.b64encode(b"not an image").decode(), "content_type": "image/png", "b64": True},
-     422, "not_an_image"),
-])
+@pytest.mark.parametrize(
+    "kwargs, status, code",
+    [
+        ({"body": "{not json"}, 400, "invalid_json"),
+        ({"body": '{"url": 1}'}, 400, "invalid_request"),
+        ({"body": "hello", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+        ({"body": "{}", "path": "/admin"}, 404, "not_found"),
+        ({"body": "{}", "method": "GET"}, 405, "method_not_allowed"),
+        (
+            {"body": base64.b64encode(b"not an image").decode(), "content_type": "image/png", "b64": True},
+            422,
+            "not_an_image",
+        ),
+    ],
+)
 def test_bad_http_requests(app, load_event, kwargs, status, code):
     got_status, body = call(app, http_event(load_event, **kwargs))
     assert (got_status, body["error"]["code"]) == (status, code)
@@ -115,6 +131,7 @@ def test_body_over_the_limit(app, load_event, monkeypatch):
 def test_unexpected_failure_is_a_logged_500_and_serving_goes_on(app, load_event, monkeypatch, caplog):
     def broken(x):
         raise RuntimeError("interpreter exploded")
+
     with monkeypatch.context() as patch:
         patch.setattr(app.MODEL, "logits", broken)
         response = app.lambda_handler(load_event("http_v2_image.json"), type("Ctx", (), {"aws_request_id": "req-42"}))
@@ -136,5 +153,5 @@ def test_one_structured_log_line_per_request(app, load_event, caplog):
 
 def test_line_wrapped_base64_is_accepted(app, load_event):
     raw = load_event("direct_image.json")["image"]
-    wrapped = "\n".join(raw[i:i + 76] for i in range(0, len(raw), 76))  # as the base64 command writes it
+    wrapped = "\n".join(raw[i : i + 76] for i in range(0, len(raw), 76))  # as the base64 command writes it
     assert call(app, {"image": wrapped})[1]["label"] == call(app, {"image": raw})[1]["label"]

@@ -22,8 +22,10 @@ def error_of(app, url):
 @pytest.fixture
 def no_connections(monkeypatch):
     """Refused URLs must be refused before any socket is opened."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"a connection was attempted: {args}")
+
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
@@ -39,8 +41,9 @@ def test_host_resolving_to_loopback_is_refused(app, monkeypatch, image_server, n
     assert (status, code) == (403, "url_not_allowed") and "'localhost' resolves to" in message
 
 
-@pytest.mark.parametrize("address", ["10.0.0.1", "192.168.1.1", "[::1]", "[fe80::1]", "224.0.0.1", "0.0.0.0",
-                                     "[::ffff:127.0.0.1]"])
+@pytest.mark.parametrize(
+    "address", ["10.0.0.1", "192.168.1.1", "[::1]", "[fe80::1]", "224.0.0.1", "0.0.0.0", "[::ffff:127.0.0.1]"]
+)
 def test_private_and_reserved_addresses_are_refused(app, monkeypatch, address, no_connections):
     with_limits(app, monkeypatch, allow_private=False)
     assert error_of(app, f"http://{address}/a.jpg")[:2] == (403, "url_not_allowed")
@@ -90,11 +93,14 @@ def test_server_errors_are_502(app, image_server, path, code):
     assert (status, got) == (502, code) and "answered" in message
 
 
-@pytest.mark.parametrize("name, status, code", [
-    ("text.jpg", 422, "not_an_image"),          # a text file served as image/jpeg
-    ("truncated.jpg", 422, "not_an_image"),
-    ("bomb.png", 413, "image_too_large"),
-])
+@pytest.mark.parametrize(
+    "name, status, code",
+    [
+        ("text.jpg", 422, "not_an_image"),  # a text file served as image/jpeg
+        ("truncated.jpg", 422, "not_an_image"),
+        ("bomb.png", 413, "image_too_large"),
+    ],
+)
 def test_bad_downloads(app, image_server, name, status, code):
     assert error_of(app, f"{image_server}/images/{name}")[:2] == (status, code)
 
@@ -116,9 +122,28 @@ def https_server(image_files, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     handler = type("Handler", (ImageServer,), {"root": next(iter(image_files.values())).parent})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -139,7 +164,9 @@ def test_https_certificate_is_verified(app, https_server):
 def test_https_to_a_trusted_server_works_through_the_pinned_address(app, https_server, monkeypatch):
     import functools
     import ssl
+
     url, cert = https_server
-    monkeypatch.setattr(fetch_module.ssl, "create_default_context",
-                        functools.partial(ssl.create_default_context, cafile=str(cert)))
+    monkeypatch.setattr(
+        fetch_module.ssl, "create_default_context", functools.partial(ssl.create_default_context, cafile=str(cert))
+    )
     assert app.lambda_handler({"url": f"{url}/images/hat.jpg"}, None)["label"] in app.MODEL.labels

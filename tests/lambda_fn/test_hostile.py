@@ -7,7 +7,8 @@ import socket
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lambda_fn import events
 from lambda_fn.errors import ECHO_CHARS, STATUS
@@ -20,9 +21,14 @@ DEADLINE = 1.0
 def v2_event(**overrides) -> dict:
     """An HTTP API event whose body, if it gets that far, is an image that is not one (422): nothing is fetched."""
     image = base64.b64encode(b"not an image").decode()
-    event = {"version": "2.0", "rawPath": "/predict", "headers": {"content-type": "application/json"},
-             "requestContext": {"http": {"method": "POST"}}, "body": json.dumps({"image": image}),
-             "isBase64Encoded": False}
+    event = {
+        "version": "2.0",
+        "rawPath": "/predict",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {"http": {"method": "POST"}},
+        "body": json.dumps({"image": image}),
+        "isBase64Encoded": False,
+    }
     return {**event, **overrides}
 
 
@@ -39,6 +45,7 @@ REAL_GETADDRINFO = socket.getaddrinfo
 
 
 # -- one deadline for the whole fetch -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", ["/drip-status", "/continue-flood", "/endless-trailers?pause=0.01", "/drip"])
 def test_nothing_the_server_does_extends_the_deadline(app, monkeypatch, image_server, path):
@@ -58,6 +65,7 @@ def test_trailer_bytes_count_against_the_byte_limit(app, monkeypatch, image_serv
 def test_a_connect_timeout_is_reported_as_one(app, monkeypatch):
     def slow_connect(*args, **kwargs):
         raise TimeoutError("timed out")
+
     monkeypatch.setattr(socket, "create_connection", slow_connect)
     status, code, message = error_of(app, "http://127.0.0.1:9/a.jpg")
     assert (status, code) == (504, "upstream_timeout") and "did not connect within 3 s" in message
@@ -65,14 +73,18 @@ def test_a_connect_timeout_is_reported_as_one(app, monkeypatch):
 
 # -- malformed URLs are 400, anything from upstream is at worst 502 ------------------------------
 
-@pytest.mark.parametrize("url, words", [
-    ("http://[::1/", "is not a valid URL"),
-    ("http://[evil.com]/", "is not a valid URL"),
-    ("http://127.0.0.1:0/a.jpg", "has port 0"),
-    ("http://127.0.0.1/a b.jpg", "spaces or control characters"),
-    ("http://127.0.0.1/a\r\nX-Evil: 1", "spaces or control characters"),
-    ("http:///a.jpg", "has no host"),
-])
+
+@pytest.mark.parametrize(
+    "url, words",
+    [
+        ("http://[::1/", "is not a valid URL"),
+        ("http://[evil.com]/", "is not a valid URL"),
+        ("http://127.0.0.1:0/a.jpg", "has port 0"),
+        ("http://127.0.0.1/a b.jpg", "spaces or control characters"),
+        ("http://127.0.0.1/a\r\nX-Evil: 1", "spaces or control characters"),
+        ("http:///a.jpg", "has no host"),
+    ],
+)
 def test_malformed_urls_are_400(app, url, words):
     status, code, message = error_of(app, url)
     assert (status, code) == (400, "invalid_url") and words in message
@@ -83,11 +95,14 @@ def test_a_non_ascii_path_is_encoded_as_browsers_do(app, image_server):
     assert app.lambda_handler({"url": f"{image_server}/images/camisa-niño.jpg"}, None)["label"] in app.MODEL.labels
 
 
-@pytest.mark.parametrize("path, statuses", [
-    ("/bad-location", {502}),             # a redirect to a URL that does not parse
-    ("/superscript-length", {200, 502}),  # Content-Length: ²
-    ("/long-reason", {502}),              # a 60 KB status line
-])
+@pytest.mark.parametrize(
+    "path, statuses",
+    [
+        ("/bad-location", {502}),  # a redirect to a URL that does not parse
+        ("/superscript-length", {200, 502}),  # Content-Length: ²
+        ("/long-reason", {502}),  # a 60 KB status line
+    ],
+)
 def test_whatever_the_image_server_sends_is_at_worst_502(app, image_server, path, statuses):
     body = app.lambda_handler({"url": image_server + path}, None)
     status = body["error"]["status"] if "error" in body else 200
@@ -111,18 +126,22 @@ def test_a_url_given_twice_is_fetched_once_and_answered_twice(app, image_server,
 
 # -- malformed API Gateway events ---------------------------------------------------------------
 
-@pytest.mark.parametrize("event, words", [
-    (v2_event(isBase64Encoded=True, body="not base64!"), "the body is not base64"),
-    (v2_event(body=["a", "list"]), "body must be a string, not list"),
-    (v2_event(body=json.dumps({"url": "http://x.test/a.jpg"}), rawPath=None), None),
-    (v2_event(headers=[["content-type", "application/json"]]), "headers must be an object, not list"),
-    (v2_event(headers={"content-type": None}), None),  # null: as if absent (JSON)
-    (v2_event(headers={"content-type": 7}), "content-type must be a string, not int"),
-    (v2_event(rawPath=None), None),
-    (v2_event(requestContext=None), "needs requestContext.http.method"),
-    ({"version": "2.0", "url": "http://x.test/a.jpg"}, "needs requestContext.http.method"),
-    ({"httpMethod": 5, "path": "/predict"}, "httpMethod must be a string, not int"),
-])
+
+@pytest.mark.parametrize(
+    "event, words",
+    [
+        (v2_event(isBase64Encoded=True, body="not base64!"), "the body is not base64"),
+        (v2_event(body=["a", "list"]), "body must be a string, not list"),
+        (v2_event(body=json.dumps({"url": "http://x.test/a.jpg"}), rawPath=None), None),
+        (v2_event(headers=[["content-type", "application/json"]]), "headers must be an object, not list"),
+        (v2_event(headers={"content-type": None}), None),  # null: as if absent (JSON)
+        (v2_event(headers={"content-type": 7}), "content-type must be a string, not int"),
+        (v2_event(rawPath=None), None),
+        (v2_event(requestContext=None), "needs requestContext.http.method"),
+        ({"version": "2.0", "url": "http://x.test/a.jpg"}, "needs requestContext.http.method"),
+        ({"httpMethod": 5, "path": "/predict"}, "httpMethod must be a string, not int"),
+    ],
+)
 def test_malformed_events_are_400_with_a_clear_message(app, event, words):
     response = app.lambda_handler(event, None)
     body = json.loads(response["body"])
@@ -139,16 +158,16 @@ def test_json_nested_100000_deep_is_400():
 # -- IPv4 carried in IPv6 -----------------------------------------------------------------------
 
 ADDRESS_TABLE = [  # (address, allowed without the private opt-in) -- the same on every Python version
-    ("64:ff9b::a00:1", False),          # NAT64 of 10.0.0.1
-    ("64:ff9b::808:808", True),         # NAT64 of 8.8.8.8
-    ("64:ff9b:1::a9fe:a9fe", False),    # local-use NAT64 of 169.254.169.254
-    ("::a00:1", False),                 # IPv4-compatible 10.0.0.1
-    ("::7f00:1", False),                # IPv4-compatible 127.0.0.1
-    ("2002:a00:1::1", False),           # 6to4 of 10.0.0.1
-    ("2002:808:808::1", True),          # 6to4 of 8.8.8.8
-    ("fec0::1", False),                 # site-local (deprecated)
-    ("::ffff:a9fe:a9fe", False),        # mapped 169.254.169.254
-    ("2606:4700:4700::1111", True),     # an ordinary public IPv6 address
+    ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+    ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+    ("64:ff9b:1::a9fe:a9fe", False),  # local-use NAT64 of 169.254.169.254
+    ("::a00:1", False),  # IPv4-compatible 10.0.0.1
+    ("::7f00:1", False),  # IPv4-compatible 127.0.0.1
+    ("2002:a00:1::1", False),  # 6to4 of 10.0.0.1
+    ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+    ("fec0::1", False),  # site-local (deprecated)
+    ("::ffff:a9fe:a9fe", False),  # mapped 169.254.169.254
+    ("2606:4700:4700::1111", True),  # an ordinary public IPv6 address
     ("::1", False),
 ]
 
@@ -163,6 +182,7 @@ def test_link_local_inside_ipv6_stays_refused_with_the_private_opt_in():
 
 
 # -- response size -----------------------------------------------------------------------------
+
 
 def test_a_3_mb_url_gets_a_small_error(app):
     body = app.lambda_handler({"url": "http://h.test/" + "a" * 3_000_000}, None)
@@ -179,11 +199,26 @@ def test_echoed_strings_are_bounded(app):
 
 # -- properties ---------------------------------------------------------------------------------
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner,
-                                                                                       max_size=4), max_leaves=12)
-event_keys = st.sampled_from(["version", "httpMethod", "path", "rawPath", "body", "headers", "isBase64Encoded",
-                              "requestContext", "url", "urls", "image"])
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+event_keys = st.sampled_from(
+    [
+        "version",
+        "httpMethod",
+        "path",
+        "rawPath",
+        "body",
+        "headers",
+        "isBase64Encoded",
+        "requestContext",
+        "url",
+        "urls",
+        "image",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -196,8 +231,10 @@ def test_any_event_shape_parses_or_is_a_known_error(event):
 
 
 @settings(max_examples=300, deadline=None)
-@given(url=st.text(max_size=60) | st.builds(lambda s, rest: f"{s}://{rest}", st.sampled_from(["http", "https", "ftp"]),
-                                            st.text(max_size=40)))
+@given(
+    url=st.text(max_size=60)
+    | st.builds(lambda s, rest: f"{s}://{rest}", st.sampled_from(["http", "https", "ftp"]), st.text(max_size=40))
+)
 def test_any_url_string_is_parsed_or_refused_with_a_known_error(url):
     try:
         parse_url(url)
@@ -206,13 +243,15 @@ def test_any_url_string_is_parsed_or_refused_with_a_known_error(url):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(url=st.text(min_size=1, max_size=40).map(lambda s: "http://127.0.0.1:9/" + s) | st.text(min_size=1,
-                                                                                               max_size=40))
+@given(url=st.text(min_size=1, max_size=40).map(lambda s: "http://127.0.0.1:9/" + s) | st.text(min_size=1, max_size=40))
 def test_the_handler_answers_any_url_with_json_never_internal_error(app, url, monkeypatch):
     with monkeypatch.context() as m:  # nothing leaves the machine: no name resolves, no connection opens
         m.setattr(socket, "getaddrinfo", ip_literals_only)
         m.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(ConnectionRefusedError()))
         body = app.lambda_handler({"url": url}, None)
-    assert body["error"]["code"] != "internal_error" and body["error"]["status"] < 500 or \
-        body["error"]["code"] in ("upstream_error", "upstream_timeout")
+    assert (
+        body["error"]["code"] != "internal_error"
+        and body["error"]["status"] < 500
+        or body["error"]["code"] in ("upstream_error", "upstream_timeout")
+    )
     base64.b64encode(json.dumps(body).encode())  # serialisable

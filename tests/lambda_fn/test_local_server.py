@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from typing import Any
 
 import pytest
 
@@ -15,9 +16,16 @@ from tests.conftest import REPO
 @pytest.fixture(scope="module")
 def local_server(tiny_bundle):
     env = {**os.environ, "MODEL_DIR": str(tiny_bundle), "ALLOW_PRIVATE_URLS": "true", "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen([sys.executable, "-m", "lambda_fn.local_server", "--port", "0"], cwd=REPO, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lambda_fn.local_server", "--port", "0"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert server.stdout is not None  # stdout=PIPE
+    lines: list[str] = []
     while not (lines and lines[-1].startswith("serving on ")):  # after the interpreter's own start-up lines
         lines.append(server.stdout.readline())
         assert lines[-1] and len(lines) < 20, "".join(lines)
@@ -36,16 +44,20 @@ def post(url, data: bytes, content_type: str):
 
 
 def test_rie_route_takes_the_event(local_server, image_server):
-    status, body = post(f"{local_server}/2015-03-31/functions/function/invocations",
-                        json.dumps({"url": f"{image_server}/images/hat.jpg"}).encode(), "application/json")
+    status, body = post(
+        f"{local_server}/2015-03-31/functions/function/invocations",
+        json.dumps({"url": f"{image_server}/images/hat.jpg"}).encode(),
+        "application/json",
+    )
     assert status == 200 and len(body["probabilities"]) == 3
 
 
 def test_api_route_takes_raw_images_and_json(local_server, image_files, image_server):
     status, raw = post(f"{local_server}/predict", image_files["hat.jpg"].read_bytes(), "image/jpeg")
     assert status == 200
-    status, by_url = post(f"{local_server}/predict", json.dumps({"url": f"{image_server}/images/hat.jpg"}).encode(),
-                          "application/json")
+    status, by_url = post(
+        f"{local_server}/predict", json.dumps({"url": f"{image_server}/images/hat.jpg"}).encode(), "application/json"
+    )
     assert status == 200 and by_url["probabilities"] == raw["probabilities"]
     assert post(f"{local_server}/predict", b"{oops", "application/json")[0] == 400
     assert post(f"{local_server}/nowhere", b"{}", "application/json")[0] == 404
@@ -62,11 +74,12 @@ def test_client_through_boto3_and_through_the_api(local_server, image_files, ima
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "not_an_image"
 
 
-def raw_request(base: str, method: str, path: str, headers: dict, body: bytes = b"") -> tuple[int, dict | None]:
+def raw_request(base: str, method: str, path: str, headers: dict, body: bytes = b"") -> tuple[int, Any]:
     import http.client
     from urllib.parse import urlsplit
+
     url = urlsplit(base)
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    connection = http.client.HTTPConnection(url.netloc, timeout=10)
     connection.putrequest(method, path)
     for name, value in headers.items():
         connection.putheader(name, value)
@@ -86,16 +99,30 @@ def test_bad_content_length_is_a_json_error_without_reading(local_server, length
 def test_deeply_nested_json_is_400_and_the_server_keeps_serving(local_server, image_server):
     deep = b"[" * 100_000 + b"]" * 100_000
     for path in ("/2015-03-31/functions/function/invocations", "/predict"):
-        status, body = raw_request(local_server, "POST", path, {"Content-Type": "application/json",
-                                                                "Content-Length": str(len(deep))}, deep)
+        status, body = raw_request(
+            local_server, "POST", path, {"Content-Type": "application/json", "Content-Length": str(len(deep))}, deep
+        )
         assert (status, body["error"]["code"]) == (400, "invalid_json")
-    assert post(f"{local_server}/predict", json.dumps({"url": f"{image_server}/images/hat.jpg"}).encode(),
-                "application/json")[0] == 200
+    assert (
+        post(
+            f"{local_server}/predict",
+            json.dumps({"url": f"{image_server}/images/hat.jpg"}).encode(),
+            "application/json",
+        )[0]
+        == 200
+    )
 
 
-@pytest.mark.parametrize("method, path, status", [("PUT", "/predict", 405), ("DELETE", "/predict", 405),
-                                                  ("OPTIONS", "/predict", 405), ("PATCH", "/x", 404),
-                                                  ("GET", "/predict", 405)])
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("PUT", "/predict", 405),
+        ("DELETE", "/predict", 405),
+        ("OPTIONS", "/predict", 405),
+        ("PATCH", "/x", 404),
+        ("GET", "/predict", 405),
+    ],
+)
 def test_every_method_gets_json(local_server, method, path, status):
     got, body = raw_request(local_server, method, path, {"Content-Length": "0"})
     assert got == status and body["error"]["status"] == status
@@ -107,6 +134,7 @@ def test_head_gets_the_status_without_a_body(local_server):
 
 def test_64_parallel_clients_are_all_served(local_server, image_files):
     from concurrent.futures import ThreadPoolExecutor
+
     hat = image_files["hat.jpg"].read_bytes()
     with ThreadPoolExecutor(64) as pool:
         statuses = list(pool.map(lambda _: post(f"{local_server}/predict", hat, "image/jpeg")[0], range(64)))

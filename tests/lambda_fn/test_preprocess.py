@@ -14,6 +14,7 @@ MAX_BYTES = settings.load({}).max_decoded_bytes  # the service's default budget
 def test_serving_input_is_bit_identical_to_training_on_real_images(real_images, interpolation):
     """The Lambda's numpy path == xception.preprocess_input(training loader), exactly."""
     from keras.applications.xception import preprocess_input
+
     from train.data import load_image
 
     for path in real_images:
@@ -23,8 +24,9 @@ def test_serving_input_is_bit_identical_to_training_on_real_images(real_images, 
         np.testing.assert_array_equal(served[0], trained)
 
 
-@pytest.mark.parametrize("name", ["gray.png", "gray-alpha.png", "rgba.png", "palette.png", "cmyk.jpg",
-                                  "gray16.png", "photo.webp"])
+@pytest.mark.parametrize(
+    "name", ["gray.png", "gray-alpha.png", "rgba.png", "palette.png", "cmyk.jpg", "gray16.png", "photo.webp"]
+)
 def test_every_mode_becomes_rgb_in_range(image_files, name):
     x = xception_input(decode_image(image_files[name].read_bytes(), MAX_BYTES), 71, "bilinear")
     assert x.shape == (1, 71, 71, 3) and x.dtype == np.float32
@@ -42,14 +44,17 @@ def test_sixteen_bit_grey_keeps_its_range(image_files):
     assert (rgb < 128).mean() == pytest.approx(0.5, abs=0.02)
 
 
-@pytest.mark.parametrize("name, code, words", [
-    ("text.jpg", "not_an_image", "not an image in an accepted format (JPEG, PNG, WEBP, GIF, BMP)"),
-    ("truncated.jpg", "not_an_image", "truncated or corrupt"),
-    ("bomb.png", "image_too_large", "over 178956970 pixels; at most 16777216 are accepted"),
-    ("big.png", "image_too_large", "8000x6000 pixels, 192000000 bytes decoded; at most 67108864"),
-    ("rgba-6300.png", "image_too_large", "6300x6300 pixels, 158760000 bytes decoded; at most 67108864"),
-    ("thin.png", "image_too_large", "1x30000; sides further apart than 1:20 are not accepted"),
-])
+@pytest.mark.parametrize(
+    "name, code, words",
+    [
+        ("text.jpg", "not_an_image", "not an image in an accepted format (JPEG, PNG, WEBP, GIF, BMP)"),
+        ("truncated.jpg", "not_an_image", "truncated or corrupt"),
+        ("bomb.png", "image_too_large", "over 178956970 pixels; at most 16777216 are accepted"),
+        ("big.png", "image_too_large", "8000x6000 pixels, 192000000 bytes decoded; at most 67108864"),
+        ("rgba-6300.png", "image_too_large", "6300x6300 pixels, 158760000 bytes decoded; at most 67108864"),
+        ("thin.png", "image_too_large", "1x30000; sides further apart than 1:20 are not accepted"),
+    ],
+)
 def test_bad_images_are_refused_with_a_reason(image_files, name, code, words):
     with pytest.raises(RequestError) as caught:
         decode_image(image_files[name].read_bytes(), MAX_BYTES)
@@ -62,6 +67,7 @@ def test_what_is_refused_is_refused_before_decoding(image_files, name, monkeypat
 
     def no_decoding(self):
         raise AssertionError("the image was decoded")
+
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     with pytest.raises(RequestError) as caught:
         decode_image(image_files[name].read_bytes(), MAX_BYTES)
@@ -70,6 +76,7 @@ def test_what_is_refused_is_refused_before_decoding(image_files, name, monkeypat
 
 def test_a_jpeg_over_the_budget_is_decoded_reduced(tmp_path):
     from PIL import Image
+
     photo = tmp_path / "24mp.jpg"
     Image.new("RGB", (6000, 4000), (120, 60, 30)).save(photo, quality=80)  # 96 MB decoded in full
     image = decode_image(photo.read_bytes(), MAX_BYTES)

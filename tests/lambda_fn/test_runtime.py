@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from tests.conftest import REPO
 
@@ -15,6 +16,7 @@ HANDLER = "lambda_fn.app.lambda_handler"  # the CMD of Dockerfile.lambda
 
 class RuntimeAPI(BaseHTTPRequestHandler):
     """The Lambda Runtime API, as much as one invocation needs: hand out the event, take the answer."""
+
     protocol_version = "HTTP/1.1"
     events: queue.Queue
     posted: queue.Queue
@@ -24,12 +26,14 @@ class RuntimeAPI(BaseHTTPRequestHandler):
         request_id, event = self.events.get()  # blocks (as Lambda does) until there is work
         body = json.dumps(event).encode()
         self.send_response(200)
-        for name, value in {"Lambda-Runtime-Aws-Request-Id": request_id,
-                            "Lambda-Runtime-Deadline-Ms": "32503680000000",
-                            "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:eu-west-1:123456789012:function:fashion",
-                            "Lambda-Runtime-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793",
-                            "Content-Type": "application/json",
-                            "Content-Length": str(len(body))}.items():
+        for name, value in {
+            "Lambda-Runtime-Aws-Request-Id": request_id,
+            "Lambda-Runtime-Deadline-Ms": "32503680000000",
+            "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:eu-west-1:123456789012:function:fashion",
+            "Lambda-Runtime-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+        }.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
@@ -46,15 +50,27 @@ class RuntimeAPI(BaseHTTPRequestHandler):
 
 
 def test_awslambdaric_runs_the_handler_and_posts_its_answer(tiny_bundle, image_server):
-    events, posted = queue.Queue(), queue.Queue()
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()  # (request id, event) to hand out
+    posted: queue.Queue[tuple[str, Any]] = queue.Queue()  # (path, body) the runtime posted back
     handler = type("Handler", (RuntimeAPI,), {"events": events, "posted": posted})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {**os.environ, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_port}", "PYTHONPATH": str(REPO),
-           "MODEL_DIR": str(tiny_bundle), "ALLOW_PRIVATE_URLS": "true"}
-    runtime = subprocess.Popen([sys.executable, "-m", "awslambdaric", HANDLER], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {
+        **os.environ,
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_port}",
+        "PYTHONPATH": str(REPO),
+        "MODEL_DIR": str(tiny_bundle),
+        "ALLOW_PRIVATE_URLS": "true",
+    }
+    runtime = subprocess.Popen(
+        [sys.executable, "-m", "awslambdaric", HANDLER],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         events.put(("req-1", {"url": f"{image_server}/images/hat.jpg"}))
         events.put(("req-2", {"url": "gopher://example.com/hat.jpg"}))

@@ -12,12 +12,15 @@ def test_defaults_are_safe():
     assert s.threads >= 1 and s.fetch.max_redirects == 3
 
 
-@pytest.mark.parametrize("name, value, words", [
-    ("MAX_URLS", "ten", "MAX_URLS='ten' must be a whole number >= 1"),
-    ("MAX_IMAGE_BYTES", "0", "MAX_IMAGE_BYTES='0' must be a whole number >= 1"),
-    ("FETCH_TIMEOUT", "forever", "FETCH_TIMEOUT='forever' must be seconds between 0 and 900"),
-    ("ALLOW_PRIVATE_URLS", "yes", "ALLOW_PRIVATE_URLS='yes' must be 'true' or 'false'"),
-])
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("MAX_URLS", "ten", "MAX_URLS='ten' must be a whole number >= 1"),
+        ("MAX_IMAGE_BYTES", "0", "MAX_IMAGE_BYTES='0' must be a whole number >= 1"),
+        ("FETCH_TIMEOUT", "forever", "FETCH_TIMEOUT='forever' must be seconds between 0 and 900"),
+        ("ALLOW_PRIVATE_URLS", "yes", "ALLOW_PRIVATE_URLS='yes' must be 'true' or 'false'"),
+    ],
+)
 def test_bad_values_name_the_variable(name, value, words):
     with pytest.raises(ValueError, match=words):
         settings.load({name: value})
@@ -29,8 +32,10 @@ def test_fetch_timeouts_that_cannot_fit_the_function_timeout_are_refused():
         settings.load({"FUNCTION_TIMEOUT": "30", "FETCH_TIMEOUT": "13", "MAX_URLS": "10"})
 
 
-@pytest.mark.skipif(os.environ.get("FASHION_TF_FREE") != "1",
-                    reason="checks the Lambda's TensorFlow-free environment (make test runs it there)")
+@pytest.mark.skipif(
+    os.environ.get("FASHION_TF_FREE") != "1",
+    reason="checks the Lambda's TensorFlow-free environment (make test runs it there)",
+)
 def test_the_serving_environment_has_no_tensorflow_or_keras(app):
     for name in ("tensorflow", "keras", "tflite_runtime"):
         assert importlib.util.find_spec(name) is None, f"{name} is installed in the serving environment"

@@ -19,8 +19,9 @@ def pillow_view(image: np.ndarray, shear_degrees, zoom_x, zoom_y, flip) -> np.nd
     d, e = 0.0, np.cos(shear) * zoom_y
     c = pad + size / 2 - a * size / 2 - b * size / 2
     f = pad + size / 2 - d * size / 2 - e * size / 2
-    view = padded.transform((size, size), Image.Transform.AFFINE, (a, b, c, d, e, f),
-                            resample=Image.Resampling.BILINEAR)
+    view = padded.transform(
+        (size, size), Image.Transform.AFFINE, (a, b, c, d, e, f), resample=Image.Resampling.BILINEAR
+    )
     return np.asarray(view, dtype=np.float32)
 
 
@@ -39,7 +40,7 @@ def marker_image(size=32) -> np.ndarray:
 def centroids(views: np.ndarray) -> np.ndarray:
     """(x, y) of the bright mass in each view."""
     weight = views[..., 0] - 20
-    ys, xs = np.mgrid[:views.shape[1], :views.shape[2]]
+    ys, xs = np.mgrid[: views.shape[1], : views.shape[2]]
     total = weight.sum(axis=(1, 2))
     return np.stack([(weight * xs).sum(axis=(1, 2)) / total, (weight * ys).sum(axis=(1, 2)) / total], axis=1)
 
@@ -64,8 +65,12 @@ def test_same_parameters_give_the_same_view_as_pillow(real_images):
 def test_random_views_on_the_accelerator_match_the_old_ones_in_distribution():
     n, image = 1500, marker_image()
     layer = RandomCourseAugmentation(seed=3)
-    ours = np.concatenate([keras.ops.convert_to_numpy(layer(np.repeat(image[None].astype(np.float32), 250, 0),
-                                                            training=True)) for _ in range(n // 250)])
+    ours = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(layer(np.repeat(image[None].astype(np.float32), 250, 0), training=True))
+            for _ in range(n // 250)
+        ]
+    )
     rng = np.random.default_rng(3)
     theirs = np.stack([pillow_view(image, *pillow_random_parameters(rng)) for _ in range(n)])
     ours_xy, theirs_xy = centroids(ours), centroids(theirs)

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from train.data import DatasetError, load_image, read_images, scan_dataset, check_classes_present
+from train.data import DatasetError, check_classes_present, load_image, read_images, scan_dataset
 
 
 def test_class_order_is_sorted_folder_names(tiny_dataset):
@@ -14,13 +14,13 @@ def test_class_order_is_sorted_folder_names(tiny_dataset):
 
 def test_real_dataset_has_the_ten_classes_in_course_order(shared_data):
     classes, items = scan_dataset(shared_data)
-    assert classes == ["dress", "hat", "longsleeve", "outwear", "pants",
-                       "shirt", "shoes", "shorts", "skirt", "t-shirt"]
+    assert classes == ["dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt"]
     assert [len(items[s]) for s in ("train", "validation", "test")] == [3068, 341, 372]
 
 
 def test_missing_split_is_named(tiny_dataset):
     import shutil
+
     shutil.rmtree(tiny_dataset / "validation")
     with pytest.raises(DatasetError, match="no 'validation' folder"):
         scan_dataset(tiny_dataset)
@@ -68,7 +68,8 @@ def test_class_emptied_by_unreadable_files_fails(tiny_dataset):
 def test_loader_matches_keras_load_img(real_images, interpolation):
     for path in real_images[:3]:
         ours = load_image(path, 150, interpolation)
-        theirs = keras.utils.img_to_array(keras.utils.load_img(path, target_size=(150, 150),
-                                                               interpolation=interpolation))
+        theirs = keras.utils.img_to_array(
+            keras.utils.load_img(path, target_size=(150, 150), interpolation=interpolation)
+        )
         assert ours.dtype == np.uint8 and ours.shape == (150, 150, 3)
         np.testing.assert_array_equal(ours.astype(np.float32), theirs)

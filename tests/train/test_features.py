@@ -21,6 +21,7 @@ SIZE = 71
 def trunk():
     """Images -> the 728-channel activations entering block 13 (random weights)."""
     import keras
+
     keras.utils.set_random_seed(0)
     config = parse_args(["--preset", "cpu", "--weights", "none", "--size", str(SIZE)])
     return models.build(XCEPTION, config, 3).trunk
@@ -32,8 +33,9 @@ def key(view=0, size=SIZE, cut="block13_sepconv1_act"):
 
 def activations(trunk, data, cache, view=0):
     classes, items = scan_dataset(data)
-    store, kept, digests, stats = cached_activations(trunk, items["train"], classes, key(view), cache,
-                                                     XCEPTION.preprocess, 8, "train")
+    store, kept, digests, stats = cached_activations(
+        trunk, items["train"], classes, key(view), cache, XCEPTION.preprocess, 8, "train"
+    )
     return store.read(digests), kept, stats
 
 
@@ -48,11 +50,12 @@ def test_second_run_is_all_cache_hits_with_the_same_activations(trunk, tiny_data
 
 def test_rows_are_the_trunk_output_in_float16(trunk, tiny_dataset, tmp_path):
     from train.data import load_image
+
     cached, kept, _ = activations(trunk, tiny_dataset, tmp_path)
     image = load_image(kept[0].path, SIZE, "bilinear")[None].astype(np.float32)
     exact = trunk.predict(XCEPTION.preprocess(image), verbose=0)[0]
     # float16 keeps 11 significant bits: each value within 2^-11 of itself (plus batch-size rounding)
-    np.testing.assert_allclose(cached[0], exact, rtol=2 ** -10, atol=1e-4)
+    np.testing.assert_allclose(cached[0], exact, rtol=2**-10, atol=1e-4)
     assert np.abs(cached[0] - exact).max() > 0  # it is stored in float16, not float32
 
 
@@ -68,8 +71,12 @@ def test_changed_image_is_recomputed_alone(trunk, tiny_dataset, tmp_path):
 
 
 def test_view_size_and_cut_each_have_their_own_store(tmp_path):
-    folders = {key().folder(tmp_path), key(view=1).folder(tmp_path), key(size=72).folder(tmp_path),
-               key(cut="pooled").folder(tmp_path)}
+    folders = {
+        key().folder(tmp_path),
+        key(view=1).folder(tmp_path),
+        key(size=72).folder(tmp_path),
+        key(cut="pooled").folder(tmp_path),
+    }
     assert len(folders) == 4
     assert key(cut="pooled").folder(tmp_path).name.startswith("xception-71-pooled-view0-")
 
@@ -108,7 +115,7 @@ def test_reading_a_cache_larger_than_the_memory_allowed_stays_bounded(tmp_path):
     script = f"""
 import json, numpy as np
 from train.store import ActivationStore
-store = ActivationStore(r"{tmp_path / 'big'}")
+store = ActivationStore(r"{tmp_path / "big"}")
 digests = sorted(store.index)
 np.random.default_rng(1).shuffle(digests)
 total = 0.0

@@ -18,14 +18,38 @@ from train.train import BestCheckpoint, fit_phases, prepare, train
 def tiny_flags(tmp_path, *flags, per_split=(3, 2, 2)) -> list[str]:
     """A small run on a fresh tiny dataset: random base weights, 71x71, one epoch of each phase."""
     data = make_tiny_dataset(tmp_path / "data", per_split=per_split)
-    return ["--data", str(data), "--weights", "none", "--size", "71", "--batch-size", "4", "--head-epochs", "1",
-            "--fine-tune-epochs", "1", "--views", "2", "--out", str(tmp_path / "run"),
-            "--cache", str(tmp_path / "cache"), *flags]
+    return [
+        "--data",
+        str(data),
+        "--weights",
+        "none",
+        "--size",
+        "71",
+        "--batch-size",
+        "4",
+        "--head-epochs",
+        "1",
+        "--fine-tune-epochs",
+        "1",
+        "--views",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+        "--cache",
+        str(tmp_path / "cache"),
+        *flags,
+    ]
 
 
 def in_fresh_process(script: str, env: dict, timeout=900) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        timeout=timeout,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -73,8 +97,12 @@ def test_worse_later_epoch_does_not_replace_the_best(tmp_path):
 def test_presets_and_flags():
     assert parse_args([]).preset == "cpu"  # auto, on a machine whose backend sees no GPU
     gpu = parse_args(["--preset", "gpu", "--weights", "none"])
-    assert (gpu.input, gpu.fine_tune_from, gpu.fine_tune_epochs, gpu.fine_tune_lr) == ("images", "block10_sepconv3", 12,
-                                                                                      2e-4)
+    assert (gpu.input, gpu.fine_tune_from, gpu.fine_tune_epochs, gpu.fine_tune_lr) == (
+        "images",
+        "block10_sepconv3",
+        12,
+        2e-4,
+    )
     cpu = parse_args(["--preset", "cpu", "--fine-tune-epochs", "5", "--weights", "none"])
     assert (cpu.input, cpu.fine_tune_from, cpu.views, cpu.fine_tune_epochs) == ("cache", "block13", 4, 5)
     frozen = parse_args(["--preset", "frozen", "--weights", "none"])
@@ -82,12 +110,15 @@ def test_presets_and_flags():
     assert set(PRESETS) == {"cpu", "gpu", "frozen", "quick"}
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--fine-tune-from", "block99"], "'block99' is not a cut of xception; choose from block13, block12"),
-    (["--size", "64"], "--size 64 is too small: xception needs at least 71 pixels"),
-    (["--preset", "nightly"], "invalid choice: 'nightly'"),
-    (["--views", "0"], "--views must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--fine-tune-from", "block99"], "'block99' is not a cut of xception; choose from block13, block12"),
+        (["--size", "64"], "--size 64 is too small: xception needs at least 71 pixels"),
+        (["--preset", "nightly"], "invalid choice: 'nightly'"),
+        (["--views", "0"], "--views must be at least 1"),
+    ],
+)
 def test_bad_settings_are_refused_by_name(flags, message, capsys):
     with pytest.raises(SystemExit):
         parse_args(["--weights", "none", *flags])
@@ -95,8 +126,9 @@ def test_bad_settings_are_refused_by_name(flags, message, capsys):
 
 
 def test_a_cut_inside_a_residual_block_cannot_be_cached():
-    config = parse_args(["--preset", "cpu", "--weights", "none", "--size", "71", "--fine-tune-from",
-                         "block10_sepconv3"])
+    config = parse_args(
+        ["--preset", "cpu", "--weights", "none", "--size", "71", "--fine-tune-from", "block10_sepconv3"]
+    )
     with pytest.raises(ValueError, match="cannot cache at block10_sepconv3 .*skip connection.*--input images"):
         models.build(XCEPTION, config, 3)
 
@@ -127,6 +159,7 @@ def test_top_fine_tuned_on_cached_activations_is_the_checkpoints_model_on_images
 
 def test_cpu_preset_end_to_end_converts_and_passes_the_gate(tmp_path):
     from convert.convert import convert
+
     report = train(parse_args(["--preset", "cpu", *tiny_flags(tmp_path)]))
     assert report["inputs"]["cut"] == "block13_sepconv1_act" and len(report["history"]["seconds"]) == 2
     assert len(list((tmp_path / "run").glob("*.h5"))) == 1
@@ -136,15 +169,19 @@ def test_cpu_preset_end_to_end_converts_and_passes_the_gate(tmp_path):
 def test_gpu_preset_under_jax_then_converted_with_tensorflow(tmp_path):
     """The fine-tuning preset on images, trained by JAX; its .h5 converts and passes the float32 gate."""
     from convert.convert import convert
+
     flags = tiny_flags(tmp_path, "--preset", "gpu")
-    result = in_fresh_process(f"""
+    result = in_fresh_process(
+        f"""
 import json, keras
 from train.config import parse_args
 from train.train import train
 report = train(parse_args({flags!r}))
 print(json.dumps({{"backend": keras.backend.backend(), "run": report["keras_backend"],
                   "cut": report["inputs"]["cut"], "epochs": len(report["history"]["val_accuracy"])}}))
-""", {"KERAS_BACKEND": "jax"})
+""",
+        {"KERAS_BACKEND": "jax"},
+    )
     assert json.loads(result.stdout.splitlines()[-1]) == {"backend": "jax", "run": "jax", "cut": "images", "epochs": 2}
     assert len(list((tmp_path / "run").glob("*.h5"))) == 1
     assert convert(tmp_path / "run", tmp_path / "bundle", variants=["float32"])["float32"]["passed"]
@@ -158,13 +195,16 @@ def test_gpu_preset_under_tensorflow(tmp_path):
 
 def test_data_parallel_on_two_virtual_cpu_devices_under_jax(tmp_path):
     flags = tiny_flags(tmp_path, "--preset", "cpu", per_split=(4, 2, 2))
-    result = in_fresh_process(f"""
+    result = in_fresh_process(
+        f"""
 import json, jax
 from train.config import parse_args
 from train.train import train
 report = train(parse_args({flags!r}))
 print(json.dumps({{"devices": len(jax.devices()), "replicas": report["replicas"]}}))
-""", {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+""",
+        {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    )
     assert json.loads(result.stdout.splitlines()[-1]) == {"devices": 2, "replicas": 2}
     assert len(list((tmp_path / "run").glob("*.h5"))) == 1
 
@@ -172,7 +212,8 @@ print(json.dumps({{"devices": len(jax.devices()), "replicas": report["replicas"]
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     """A fresh process splits the CPU in two before TensorFlow starts, then trains for real."""
     flags = tiny_flags(tmp_path, "--preset", "frozen", per_split=(4, 2, 2))
-    in_fresh_process(f"""
+    in_fresh_process(
+        f"""
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -180,7 +221,9 @@ from train.config import parse_args
 from train.train import train
 report = train(parse_args({flags!r}))
 assert report["replicas"] == 2, report["replicas"]
-""", {"KERAS_BACKEND": "tensorflow"})
+""",
+        {"KERAS_BACKEND": "tensorflow"},
+    )
     assert len(list((tmp_path / "run").glob("*.h5"))) == 1
 
 
@@ -191,18 +234,55 @@ def test_real_weights_learn_from_a_few_real_images(shared_data, shared_weights, 
             (tmp_path / "data" / split / folder.name).mkdir(parents=True)
             for f in sorted(folder.iterdir())[:count]:
                 (tmp_path / "data" / split / folder.name / f.name).symlink_to(f)
-    report = train(parse_args(["--preset", "quick", "--data", str(tmp_path / "data"), "--weights", str(shared_weights),
-                               "--head-epochs", "10", "--batch-size", "16",
-                               "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")]))
+    report = train(
+        parse_args(
+            [
+                "--preset",
+                "quick",
+                "--data",
+                str(tmp_path / "data"),
+                "--weights",
+                str(shared_weights),
+                "--head-epochs",
+                "10",
+                "--batch-size",
+                "16",
+                "--out",
+                str(tmp_path / "run"),
+                "--cache",
+                str(tmp_path / "cache"),
+            ]
+        )
+    )
     assert report["best_val_accuracy"] >= 0.5
 
 
 def test_sweep_writes_plot_and_table(tmp_path):
     from train.sweep import main
+
     data = make_tiny_dataset(tmp_path / "data", per_split=(3, 2, 2))
-    main(["dropout", "--values", "0", "0.5", "--sweep-out", str(tmp_path / "sweep"), "--data", str(data),
-          "--weights", "none", "--size", "71", "--head-epochs", "2", "--views", "1",
-          "--cache", str(tmp_path / "cache")])
+    main(
+        [
+            "dropout",
+            "--values",
+            "0",
+            "0.5",
+            "--sweep-out",
+            str(tmp_path / "sweep"),
+            "--data",
+            str(data),
+            "--weights",
+            "none",
+            "--size",
+            "71",
+            "--head-epochs",
+            "2",
+            "--views",
+            "1",
+            "--cache",
+            str(tmp_path / "cache"),
+        ]
+    )
     results = json.loads((tmp_path / "sweep" / "results.json").read_text())
     assert [row["value"] for row in results["best"]] == [0.0, 0.5]
     assert all(len(curve) == 2 for curve in results["curves"].values())
