@@ -12,9 +12,7 @@ error that would trigger Lambda's retries of asynchronous invocations.
 """
 
 import ctypes
-import json
 import logging
-import os
 import threading
 import time
 import uuid
@@ -43,10 +41,9 @@ def return_freed_images_to_the_os() -> None:
 
 
 return_freed_images_to_the_os()
-log = logging.getLogger("fashion")
-log.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
-
 SETTINGS = settings.load()
+log = logging.getLogger("fashion")
+log.setLevel(SETTINGS.log_level)
 MODEL = Model(SETTINGS.model_dir, SETTINGS.threads)
 MODEL_ID = {"name": MODEL.meta["name"], "sha256": MODEL.meta["tflite_sha256"]}
 # Images decoded at once (a urls batch fetches in parallel): bounds the request's peak memory
@@ -131,7 +128,7 @@ def answer(request: events.Request, timings: dict, request_id: str) -> dict:
 
 def lambda_handler(event, context):
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
-    record: dict[str, object] = {"request_id": request_id, "input": None}
+    record: dict[str, object] = {"requestId": request_id, "input": None}
     timings: dict[str, float] = {}
     try:
         request = events.parse(event, SETTINGS.max_urls, SETTINGS.fetch.max_bytes)
@@ -144,5 +141,5 @@ def lambda_handler(event, context):
         status, body = 500, internal_error(request_id)
     record.update({k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()})
     record.update(label=body.get("label"), status=status)
-    log.info(json.dumps(record))
+    log.info("request", extra=record)  # fields at top level: Lambda's JSON log format (lambda_fn/logs.py)
     return events.http_response(status, body, SETTINGS.cors_origin) if events.is_http(event) else body

@@ -16,14 +16,14 @@ images from a local server: set ALLOW_PRIVATE_URLS=true for that.
 import argparse
 import base64
 import json
-import logging
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from lambda_fn.app import lambda_handler  # loads the model now, as Lambda's init does
+from lambda_fn.app import SETTINGS, lambda_handler  # loads the model now, as Lambda's init does
 from lambda_fn.errors import RequestError, error_body
 from lambda_fn.events import parse_json
+from lambda_fn.logs import log_json_lines
 
 INVOCATIONS = "/2015-03-31/functions/function/invocations"
 MAX_BODY = 16 * 1024 * 1024  # more than any limit behind it: API Gateway's is 10 MB, Lambda's 6 MB
@@ -136,7 +136,7 @@ class Server(ThreadingHTTPServer):
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log_json_lines(SETTINGS.log_level)  # the records the function logs in AWS, in the same JSON
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9000)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lambda_fn.fetch import FetchLimits
+from lambda_fn.logs import LEVELS
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "artifacts" / "bundle" / "float32"
 BATCH_WORKERS = 8  # URLs of a urls request fetched at once
@@ -25,6 +26,7 @@ class Settings:
     max_decoded_bytes: int  # an image's memory once decoded (as RGB(A)): stops decompression bombs
     fetch: FetchLimits
     cors_origin: str
+    log_level: int  # the function's own records; in AWS, LoggingConfig's ApplicationLogLevel filters them too
 
 
 def integer(env, name: str, default: int, minimum: int = 1) -> int:
@@ -50,6 +52,13 @@ def boolean(env, name: str, default: bool) -> bool:
     if raw not in ("true", "false"):
         raise ValueError(f"environment variable {name}={raw!r} must be 'true' or 'false'")
     return raw == "true"
+
+
+def level(env, name: str, default: str) -> int:
+    raw = env.get(name, default)
+    if raw.upper() not in LEVELS:
+        raise ValueError(f"environment variable {name}={raw!r} must be one of {', '.join(LEVELS)}")
+    return LEVELS[raw.upper()]
 
 
 def load(env=os.environ) -> Settings:
@@ -79,4 +88,5 @@ def read(env) -> Settings:
             allow_private=boolean(env, "ALLOW_PRIVATE_URLS", False),
         ),
         cors_origin=env.get("CORS_ALLOW_ORIGIN", "*"),
+        log_level=level(env, "LOG_LEVEL", "INFO"),
     )

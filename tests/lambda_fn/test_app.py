@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lambda_fn.events import is_http
+from lambda_fn.logs import JsonLines
 
 EVENT_FILES = [
     "direct_url.json",
@@ -145,8 +146,10 @@ def test_unexpected_failure_is_a_logged_500_and_serving_goes_on(app, load_event,
 def test_one_structured_log_line_per_request(app, load_event, caplog):
     with caplog.at_level(logging.INFO, logger="fashion"):
         app.lambda_handler(load_event("direct_url.json"), type("Ctx", (), {"aws_request_id": "req-7"}))
-    record = json.loads([r.getMessage() for r in caplog.records if r.name == "fashion"][-1])
-    assert record["request_id"] == "req-7" and record["input"] == "url" and record["status"] == 200
+    (logged,) = [r for r in caplog.records if r.name == "fashion"]
+    record = json.loads(JsonLines().format(logged))  # as the local server prints it, and awslambdaric in AWS
+    assert record["message"] == "request" and record["level"] == "INFO"
+    assert record["requestId"] == "req-7" and record["input"] == "url" and record["status"] == 200
     assert record["bytes"] > 0 and record["label"] in app.MODEL.labels
     assert all(record[k] > 0 for k in ("fetch_ms", "preprocess_ms", "inference_ms"))
 

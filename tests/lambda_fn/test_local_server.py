@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
 from typing import Any
 
@@ -14,7 +16,8 @@ from tests.conftest import REPO
 
 
 @pytest.fixture(scope="module")
-def local_server(tiny_bundle):
+def local_server_process(tiny_bundle):
+    """(base URL, the lines it prints so far): a thread keeps reading them, so the pipe never fills."""
     env = {**os.environ, "MODEL_DIR": str(tiny_bundle), "ALLOW_PRIVATE_URLS": "true", "PYTHONPATH": str(REPO)}
     server = subprocess.Popen(
         [sys.executable, "-m", "lambda_fn.local_server", "--port", "0"],
@@ -29,9 +32,15 @@ def local_server(tiny_bundle):
     while not (lines and lines[-1].startswith("serving on ")):  # after the interpreter's own start-up lines
         lines.append(server.stdout.readline())
         assert lines[-1] and len(lines) < 20, "".join(lines)
-    yield lines[-1].split()[2]
+    threading.Thread(target=lines.extend, args=(server.stdout,), daemon=True).start()
+    yield lines[-1].split()[2], lines
     server.kill()
-    server.communicate()
+    server.wait()
+
+
+@pytest.fixture
+def local_server(local_server_process) -> str:
+    return local_server_process[0]
 
 
 def post(url, data: bytes, content_type: str):
@@ -139,3 +148,16 @@ def test_64_parallel_clients_are_all_served(local_server, image_files):
     with ThreadPoolExecutor(64) as pool:
         statuses = list(pool.map(lambda _: post(f"{local_server}/predict", hat, "image/jpeg")[0], range(64)))
     assert statuses == [200] * 64
+
+
+def test_each_request_is_one_json_log_line_as_lambda_writes_it(local_server_process, image_files):
+    url, lines = local_server_process
+    before = len(lines)
+    status, body = post(f"{url}/predict", image_files["hat.jpg"].read_bytes(), "image/jpeg")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(line.startswith("{") for line in lines[before:]):
+        time.sleep(0.05)
+    (record,) = [json.loads(line) for line in lines[before:] if line.startswith("{")]
+    assert record["message"] == "request" and record["level"] == "INFO" and record["logger"] == "fashion"
+    assert record["status"] == status == 200 and record["label"] == body["label"] and record["input"] == "upload"
+    assert record["requestId"] and record["inference_ms"] > 0  # fields at top level, not a string in the message

@@ -62,6 +62,7 @@ def test_awslambdaric_runs_the_handler_and_posts_its_answer(tiny_bundle, image_s
         "PYTHONPATH": str(REPO),
         "MODEL_DIR": str(tiny_bundle),
         "ALLOW_PRIVATE_URLS": "true",
+        "AWS_LAMBDA_LOG_FORMAT": "JSON",  # what LoggingConfig LogFormat: JSON sets in AWS
     }
     runtime = subprocess.Popen(
         [sys.executable, "-m", "awslambdaric", HANDLER],
@@ -86,4 +87,6 @@ def test_awslambdaric_runs_the_handler_and_posts_its_answer(tiny_bundle, image_s
     path, body = second  # a user error is an answer, not a function error, and the runtime goes on
     assert path == "/2018-06-01/runtime/invocation/req-2/response"
     assert body["error"]["code"] == "unsupported_url_scheme"
-    assert '"request_id": "req-1"' in output  # the structured log line, with Lambda's request id
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    (first_record,) = [r for r in records if r.get("message") == "request" and r.get("requestId") == "req-1"]
+    assert first_record["status"] == 200 and first_record["input"] == "url"  # fields at top level, from awslambdaric

@@ -19,6 +19,7 @@ def test_defaults_are_safe():
         ("MAX_IMAGE_BYTES", "0", "MAX_IMAGE_BYTES='0' must be a whole number >= 1"),
         ("FETCH_TIMEOUT", "forever", "FETCH_TIMEOUT='forever' must be seconds between 0 and 900"),
         ("ALLOW_PRIVATE_URLS", "yes", "ALLOW_PRIVATE_URLS='yes' must be 'true' or 'false'"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL='LOUD' must be one of TRACE, DEBUG, INFO, WARN"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, words):
