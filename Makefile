@@ -16,6 +16,9 @@ PRESET ?= auto
 TRAIN_FLAGS ?=
 VENV := .venv
 LAMBDA_VENV := .venv-lambda
+# the course's runtime, tflite-runtime 2.14, has wheels up to Python 3.11 only
+PYTHON311 ?= python3.11
+TFLITE_VENV := .venv-tflite-runtime
 DATASET_URL := https://github.com/alexeygrigorev/clothing-dataset-small
 RUN := artifacts/runs/xception_v1
 BUNDLE := artifacts/bundle
@@ -40,6 +43,12 @@ $(LAMBDA_VENV)/.installed: lambda_fn/requirements.txt pyproject.toml
 	$(LAMBDA_VENV)/bin/pip install -q -r lambda_fn/requirements.txt --group serve-test
 	touch $@
 
+$(TFLITE_VENV)/.installed: pyproject.toml
+	$(PYTHON311) -m venv $(TFLITE_VENV)
+	$(TFLITE_VENV)/bin/pip install -q -U pip
+	$(TFLITE_VENV)/bin/pip install -q --group serve-tflite-runtime --group serve-test
+	touch $@
+
 # The dataset and weights beside the project (../shared) when present;
 # otherwise clone the dataset here and let Keras download the weights.
 data:
@@ -60,9 +69,10 @@ lint: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed
+test: lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed $(TFLITE_VENV)/.installed
 	$(VENV)/bin/python -m pytest
 	FASHION_TF_FREE=1 $(LAMBDA_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow"
+	FASHION_TF_FREE=1 FASHION_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow"
 
 clean:
-	rm -rf artifacts $(VENV) $(LAMBDA_VENV)
+	rm -rf artifacts $(VENV) $(LAMBDA_VENV) $(TFLITE_VENV)

@@ -178,6 +178,18 @@ def gate(
     return {**figures, "passed": not failures, "failures": failures}
 
 
+def min_runtime_version(tflite: Path) -> str:
+    """The oldest TensorFlow Lite runtime (a tensorflow or tflite-runtime version) with every op version the
+    model uses: the converter works it out op by op and writes it into the model's metadata."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(tflite))
+    for entry in model.metadata or []:
+        if entry.name == b"min_runtime_version":
+            return bytes(model.buffers[entry.buffer].data).rstrip(b"\0").decode()
+    raise ConversionError(f"{tflite} has no min_runtime_version metadata: which runtimes can serve it is unknown")
+
+
 def bundle_meta(variant: str, checkpoint: Path, meta: dict) -> dict:
     """Everything the Lambda needs, so it guesses nothing."""
     return {
@@ -245,6 +257,7 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
                 continue
             info.update(
                 tflite_sha256=sha256(candidate / "model.tflite"),
+                min_runtime_version=min_runtime_version(candidate / "model.tflite"),  # lambda_fn/model.py checks it
                 parity=parity,
                 skipped_images=skipped,
                 tensorflow_version=tf.__version__,

@@ -5,20 +5,52 @@ class, so what was verified is what serves.
 """
 
 import json
+import re
 import threading
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
 try:
     from ai_edge_litert.interpreter import Interpreter  # LiteRT, the successor of tflite-runtime
+
+    RUNTIME, RUNTIME_VERSION = "ai-edge-litert", version("ai-edge-litert")
 except ImportError:
     try:
         from tflite_runtime.interpreter import Interpreter  # the course's runtime (Python <= 3.11)
+
+        RUNTIME, RUNTIME_VERSION = "tflite-runtime", version("tflite-runtime")
     except ImportError:
         from tensorflow.lite import Interpreter  # development only: there is no TensorFlow in the image
 
+        RUNTIME, RUNTIME_VERSION = "tensorflow", version("tensorflow")
+# These two number their releases as TensorFlow does, the scale of a model's min_runtime_version;
+# LiteRT numbers its own, so for it the interpreter's own refusal to load is the check.
+TENSORFLOW_NUMBERED = ("tflite-runtime", "tensorflow")
+
 PREPROCESSING = "xception"  # the convention lambda_fn/preprocess.py reproduces (train/backbone.py names it)
+
+
+def release(text: str) -> tuple[int, ...]:
+    """'2.14.0' -> (2, 14, 0); pre-release tails ('2.21.0rc1') are ignored."""
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a version number")
+    return tuple(int(part or 0) for part in match.groups())
+
+
+def runtime_cannot_serve(needed: str | None, runtime: str = RUNTIME, runtime_version: str = RUNTIME_VERSION) -> bool:
+    """Whether a TensorFlow-numbered runtime is older than the model's min_runtime_version."""
+    return needed is not None and runtime in TENSORFLOW_NUMBERED and release(runtime_version) < release(needed)
+
+
+def needs_newer_runtime(model_file: Path, needed: str | None) -> str:
+    return (
+        f"{model_file} needs a TensorFlow Lite runtime of release {needed or 'unknown'} or later (tflite-runtime or "
+        f"tensorflow >= {needed or '?'}, or ai-edge-litert); this function runs on {RUNTIME} {RUNTIME_VERSION}: "
+        "serve a variant it can run (float32 runs on any) or install a newer runtime"
+    )
 
 
 class Model:
@@ -40,8 +72,16 @@ class Model:
         self.labels: list[str] = self.meta["labels"]
         self.input_size: int = self.meta["input_size"]
         self.interpolation: str = self.meta["interpolation"]
-        self.interpreter = Interpreter(model_path=str(bundle / "model.tflite"), num_threads=threads)
-        self.interpreter.allocate_tensors()
+        model_file, needed = bundle / "model.tflite", self.meta.get("min_runtime_version")
+        if runtime_cannot_serve(needed):
+            raise RuntimeError(needs_newer_runtime(model_file, needed))
+        try:
+            self.interpreter = Interpreter(model_path=str(model_file), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as err:
+            if "find op for builtin opcode" not in str(err):  # an op version this runtime lacks; else not ours to say
+                raise
+            raise RuntimeError(f"{needs_newer_runtime(model_file, needed)} ({err})") from err
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.lock = threading.Lock()  # an interpreter runs one invocation at a time

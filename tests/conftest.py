@@ -18,7 +18,7 @@ SHARED_DATA = SHARED / "data" / "clothing-dataset-small"
 SHARED_WEIGHTS = SHARED / "weights" / "xception_imagenet_notop.weights.h5"
 # Built once by the TensorFlow environment's run of the suite, reused by the
 # TensorFlow-free one (make test runs them in that order).
-TINY_BUNDLE = REPO / "artifacts" / "test" / "tiny-bundle"
+TINY_BUNDLES = REPO / "artifacts" / "test" / "tiny-bundles"  # float32/ and int8-dynamic/
 
 TINY_CLASSES = ["t-shirt", "dress", "hat"]  # created out of order: the label order must still be sorted
 TINY_COLOURS = {"dress": (200, 30, 30), "hat": (30, 200, 30), "t-shirt": (30, 30, 200)}
@@ -112,19 +112,25 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(request, tmp_path_factory) -> Path:
-    """A float32 serving bundle of a tiny model; built with TensorFlow where it is installed."""
+def tiny_bundles(request, tmp_path_factory) -> Path:
+    """The tiny model's float32 and int8-dynamic serving bundles; built with TensorFlow where it is installed."""
     try:
         import tensorflow  # noqa: F401
     except ImportError:
-        if not (TINY_BUNDLE / "model.json").is_file():
-            pytest.fail(f"{TINY_BUNDLE} is missing: run the TensorFlow environment's tests first (make test)")
-        return TINY_BUNDLE
+        if not (TINY_BUNDLES / "float32" / "model.json").is_file():
+            pytest.fail(f"{TINY_BUNDLES} is missing: run the TensorFlow environment's tests first (make test)")
+        return TINY_BUNDLES
     from convert.convert import convert
 
     run = request.getfixturevalue("tiny_run")
-    out = tmp_path_factory.mktemp("bundle")
-    convert(run, out, variants=["float32"])
-    shutil.rmtree(TINY_BUNDLE, ignore_errors=True)
-    shutil.copytree(out / "float32", TINY_BUNDLE)
-    return TINY_BUNDLE
+    out = tmp_path_factory.mktemp("bundles")
+    convert(run, out, variants=["float32", "int8-dynamic"])
+    shutil.rmtree(TINY_BUNDLES, ignore_errors=True)
+    shutil.copytree(out, TINY_BUNDLES)
+    return TINY_BUNDLES
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_bundles) -> Path:
+    """The tiny model's float32 bundle: what most serving tests load."""
+    return tiny_bundles / "float32"

@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from lambda_fn.model import Model
+from lambda_fn.model import RUNTIME, Model, release, runtime_cannot_serve
 
 
 def test_missing_bundle_says_how_to_make_one(tmp_path):
@@ -26,3 +26,33 @@ def test_a_bundle_for_another_backbones_preprocessing_is_refused(tiny_bundle, tm
     (tmp_path / "b" / "model.json").write_text(json.dumps({**meta, "preprocessing": "resnet50"}))
     with pytest.raises(ValueError, match="asks for 'resnet50' preprocessing; this function implements 'xception'"):
         Model(tmp_path / "b")
+
+
+@pytest.mark.parametrize(
+    "runtime, runtime_version, needed, refused",
+    [
+        ("tflite-runtime", "2.14.0", "2.17.0", True),  # int8-dynamic's FULLY_CONNECTED version 12
+        ("tflite-runtime", "2.14.0", "1.15.0", False),  # float16
+        ("tensorflow", "2.21.0rc1", "2.17.0", False),
+        ("ai-edge-litert", "2.3.0", "2.17.0", False),  # numbered apart: its own loader decides
+        ("tflite-runtime", "2.14.0", None, False),  # a bundle from before the field
+    ],
+)
+def test_runtime_versions_are_compared_on_tensorflows_scale(runtime, runtime_version, needed, refused):
+    assert runtime_cannot_serve(needed, runtime, runtime_version) is refused
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8-dynamic"])
+def test_each_variant_serves_or_is_refused_naming_the_runtime_it_needs(tiny_bundles, variant):
+    """On LiteRT both serve; on tflite-runtime 2.14 (make test's third pass) int8-dynamic is refused."""
+    bundle = tiny_bundles / variant
+    needed = json.loads((bundle / "model.json").read_text())["min_runtime_version"]
+    if variant == "int8-dynamic":
+        assert release(needed) > release("2.14.0")  # so the tflite-runtime pass does test a refusal
+    if runtime_cannot_serve(needed):
+        with pytest.raises(RuntimeError, match=rf"needs a TensorFlow Lite runtime of release {needed} .* {RUNTIME}"):
+            Model(bundle)
+    else:
+        model = Model(bundle, threads=1)
+        x = np.zeros((1, model.input_size, model.input_size, 3), np.float32)
+        assert np.isfinite(model.logits(x)).all()
