@@ -71,8 +71,9 @@ lint: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 
 test: lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed $(TFLITE_VENV)/.installed
 	$(VENV)/bin/python -m pytest
-	FASHION_TF_FREE=1 $(LAMBDA_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow"
-	FASHION_TF_FREE=1 FASHION_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow"
+	FASHION_TF_FREE=1 $(LAMBDA_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow and not browser"
+	FASHION_TF_FREE=1 FASHION_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/python -m pytest tests/lambda_fn \
+		-m "not tensorflow and not browser"
 
 clean:
 	rm -rf artifacts $(VENV) $(LAMBDA_VENV) $(TFLITE_VENV)

@@ -133,13 +133,13 @@ def lambda_handler(event, context):
     try:
         request = events.parse(event, SETTINGS.max_urls, SETTINGS.fetch.max_bytes)
         record["input"] = request.kind
-        status, body = 200, answer(request, timings, request_id)
+        status, body = 200, events.PAGE if request.kind == "page" else answer(request, timings, request_id)
     except RequestError as err:
         status, body = err.status, err.body()
     except Exception:
         log.exception("unexpected failure in request %s", request_id)
         status, body = 500, internal_error(request_id)
     record.update({k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()})
-    record.update(label=body.get("label"), status=status)
+    record.update(label=body.get("label") if isinstance(body, dict) else None, status=status)
     log.info("request", extra=record)  # fields at top level: Lambda's JSON log format (lambda_fn/logs.py)
     return events.http_response(status, body, SETTINGS.cors_origin) if events.is_http(event) else body

@@ -1,26 +1,40 @@
 """Lambda events in, Lambda responses out: direct invocations and API Gateway (REST v1, HTTP v2).
 
-Every way in becomes a Request: one image URL, a list of URLs, or image
-bytes. Validation happens here, at the boundary, with errors that say what
-was wrong and what is accepted.
+Every way in becomes a Request: one image URL, a list of URLs, image
+bytes, or (GET / over HTTP) the page to try the model in a browser.
+Validation happens here, at the boundary, with errors that say what was
+wrong and what is accepted.
 """
 
 import base64
 import binascii
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from lambda_fn.errors import RequestError, echo
 
 FIELDS = ("url", "urls", "image")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 ROUTE = "/predict"
+PAGE_ROUTE = "/"
+PAGE = (Path(__file__).parent / "page.html").read_text()  # posts to "predict", relative to itself
+# The page's own script and style, inline; the photo it shows may come from anywhere; it calls nothing else.
+PAGE_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'unsafe-inline'",
+        "style-src 'unsafe-inline'",
+        "img-src * blob: data:",
+        "connect-src 'self'",
+    ]
+)
 MAX_URL_CHARS = 2048  # what browsers and CDNs reliably pass on; also bounds what an error can echo
 
 
 @dataclass(frozen=True)
 class Request:
-    kind: str  # "url", "urls", "image" (base64 in JSON) or "upload" (raw HTTP body)
+    kind: str  # "url", "urls", "image" (base64 in JSON), "upload" (raw HTTP body) or "page" (GET /)
     value: str | list[str] | bytes
 
 
@@ -58,8 +72,12 @@ def method_and_path(event: dict) -> tuple[str, str]:
 
 def parse_http(event: dict, max_urls: int, max_bytes: int) -> Request:
     method, path = method_and_path(event)
+    if path in ("", PAGE_ROUTE):
+        if method not in ("GET", "HEAD"):
+            raise RequestError("method_not_allowed", f"{echo(method)} {PAGE_ROUTE} is not supported; GET it")
+        return Request("page", b"")
     if path.rstrip("/") != ROUTE:
-        raise RequestError("not_found", f"no route {echo(path)}; send POST {ROUTE}")
+        raise RequestError("not_found", f"no route {echo(path)}; send POST {ROUTE} (or GET {PAGE_ROUTE}: the page)")
     if method != "POST":
         raise RequestError("method_not_allowed", f"{echo(method)} {ROUTE} is not supported; send POST")
     body = string_field(event, "body")
@@ -141,10 +159,15 @@ def decode_base64(value, max_bytes: int) -> bytes:
         raise RequestError("invalid_request", "image is not valid base64") from None
 
 
-def http_response(status: int, body: dict, cors_origin: str) -> dict:
+def http_response(status: int, body: dict | str, cors_origin: str) -> dict:
+    """A JSON answer, or (a str) the page."""
+    if isinstance(body, str):
+        headers = {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": PAGE_POLICY}
+    else:
+        headers = {"Content-Type": "application/json", "Access-Control-Allow-Origin": cors_origin}
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "application/json", "Access-Control-Allow-Origin": cors_origin},
-        "body": json.dumps(body),
+        "headers": headers,
+        "body": body if isinstance(body, str) else json.dumps(body),
         "isBase64Encoded": False,
     }

@@ -7,6 +7,7 @@ POST /2015-03-31/functions/function/invocations   the event as the body, as the 
                                                    with endpoint_url=...)
 POST /predict                                      as API Gateway's HTTP API: a JSON body or
                                                    a raw image, turned into a payload v2 event
+GET /                                              the page to try the model in a browser
 
 Port 9000 is the one the README maps the container's RIE to, so every
 client command works against either. Local development usually fetches
@@ -102,7 +103,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.reply(err.status, err.body())
             return self.reply(200, lambda_handler(event, LocalContext()))
         response = lambda_handler(http_event(method, path, dict(self.headers), body), LocalContext())
-        self.reply(response["statusCode"], json.loads(response["body"]), response["headers"])
+        self.send(response["statusCode"], response["body"].encode(), response["headers"])
 
     def send_error(self, code, message=None, explain=None):
         """http.server's own errors (a malformed request line, an unknown method): JSON too, not HTML."""
@@ -116,10 +117,12 @@ class Handler(BaseHTTPRequestHandler):
             ),
         )
 
-    def reply(self, status: int, body: dict, headers: dict | None = None):
-        data = json.dumps(body).encode()
+    def reply(self, status: int, body: dict):
+        self.send(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    def send(self, status: int, data: bytes, headers: dict):
         self.send_response(status)
-        for name, value in (headers or {"Content-Type": "application/json"}).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -142,7 +145,10 @@ def main(argv=None):
     p.add_argument("--port", type=int, default=9000)
     args = p.parse_args(argv)
     server = Server((args.host, args.port), Handler)
-    print(f"serving on http://{args.host}:{server.server_port}  (POST {INVOCATIONS}, POST /predict)", flush=True)
+    print(
+        f"serving on http://{args.host}:{server.server_port}  (GET /: the page; POST /predict; POST {INVOCATIONS})",
+        flush=True,
+    )
     server.serve_forever()
 
 

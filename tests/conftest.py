@@ -24,14 +24,26 @@ TINY_CLASSES = ["t-shirt", "dress", "hat"]  # created out of order: the label or
 TINY_COLOURS = {"dress": (200, 30, 30), "hat": (30, 200, 30), "t-shirt": (30, 30, 200)}
 
 
+def missing(message: str) -> None:
+    """Something a test needs is not here: skip for an outside user, but fail in CI (make test installs it)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def need_shared(path: Path) -> Path:
-    """The real data or weights: skip where an outside user lacks them, but fail in CI."""
+    """The real data or weights."""
     if not path.exists():
-        message = f"{path} is missing (the dataset and weights beside the project; see ../shared/README.md)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"{path} is missing (the dataset and weights beside the project; see ../shared/README.md)")
     return path
+
+
+def need_program(name: str, package: str) -> str:
+    """A program from the system's packages (make test installs them: tests/system-packages.sh)."""
+    found = shutil.which(name)
+    if found is None:
+        missing(f"{name} is not installed: apt-get install {package} (or run make test as root)")
+    return str(found)
 
 
 def write_image(path: Path, colour, rng: np.random.Generator, size=(96, 80)) -> None:

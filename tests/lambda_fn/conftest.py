@@ -6,9 +6,14 @@ TensorFlow-free environment.
 
 import io
 import json
+import os
 import struct
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -206,3 +211,40 @@ def load_event(image_server):
         return json.loads((EVENTS / name).read_text().replace("{image_server}", image_server))
 
     return load
+
+
+@pytest.fixture(scope="session")
+def local_server_process(tiny_bundle):
+    """(base URL, the lines it prints so far): a thread keeps reading them, so the pipe never fills."""
+    env = {**os.environ, "MODEL_DIR": str(tiny_bundle), "ALLOW_PRIVATE_URLS": "true", "PYTHONPATH": str(REPO)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lambda_fn.local_server", "--port", "0"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert server.stdout is not None  # stdout=PIPE
+    lines: list[str] = []
+    while not (lines and lines[-1].startswith("serving on ")):  # after the interpreter's own start-up lines
+        lines.append(server.stdout.readline())
+        assert lines[-1] and len(lines) < 20, "".join(lines)
+    threading.Thread(target=lines.extend, args=(server.stdout,), daemon=True).start()
+    yield lines[-1].split()[2], lines
+    server.kill()
+    server.wait()
+
+
+@pytest.fixture
+def local_server(local_server_process) -> str:
+    return local_server_process[0]
+
+
+def post(url, data: bytes, content_type: str):
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())

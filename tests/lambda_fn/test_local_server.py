@@ -1,55 +1,13 @@
 """The local server (no Docker) with the RIE's and API Gateway's routes, and the client against it."""
 
 import json
-import os
-import subprocess
-import sys
-import threading
 import time
-import urllib.request
 from typing import Any
 
 import pytest
 
 from lambda_fn import client
-from tests.conftest import REPO
-
-
-@pytest.fixture(scope="module")
-def local_server_process(tiny_bundle):
-    """(base URL, the lines it prints so far): a thread keeps reading them, so the pipe never fills."""
-    env = {**os.environ, "MODEL_DIR": str(tiny_bundle), "ALLOW_PRIVATE_URLS": "true", "PYTHONPATH": str(REPO)}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "lambda_fn.local_server", "--port", "0"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert server.stdout is not None  # stdout=PIPE
-    lines: list[str] = []
-    while not (lines and lines[-1].startswith("serving on ")):  # after the interpreter's own start-up lines
-        lines.append(server.stdout.readline())
-        assert lines[-1] and len(lines) < 20, "".join(lines)
-    threading.Thread(target=lines.extend, args=(server.stdout,), daemon=True).start()
-    yield lines[-1].split()[2], lines
-    server.kill()
-    server.wait()
-
-
-@pytest.fixture
-def local_server(local_server_process) -> str:
-    return local_server_process[0]
-
-
-def post(url, data: bytes, content_type: str):
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type}, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+from tests.lambda_fn.conftest import post
 
 
 def test_rie_route_takes_the_event(local_server, image_server):

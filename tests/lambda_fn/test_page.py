@@ -1,0 +1,112 @@
+"""The page at GET /: served by the handler, and used for real in headless Chromium."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO, need_program
+from tests.lambda_fn.conftest import post
+
+SCREENSHOTS = REPO / "artifacts" / "page"
+# Chromium as root in a closed network: no sandbox (root), no GPU, none of its own calls home
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1000,760",
+]
+
+
+def test_get_root_is_the_page_with_a_policy_that_loads_nothing_else(app, load_event):
+    response = app.lambda_handler(load_event("http_v2_page.json"), None)
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in response["headers"]["Content-Security-Policy"]
+    page = response["body"]
+    assert 'fetch("predict"' in page and 'id="file"' in page and 'id="url"' in page
+    assert re.findall(r"""(?:src|href|import)\s*=?\s*["'(]?(?:https?:)?//""", page) == []  # nothing from elsewhere
+
+
+def test_only_get_opens_the_page(app, load_event):
+    event = load_event("http_v2_page.json")
+    event["requestContext"]["http"]["method"] = "POST"
+    response = app.lambda_handler(event, None)
+    assert response["statusCode"] == 405 and "GET it" in json.loads(response["body"])["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Debian's headless Chromium, driven by Debian's chromedriver through Selenium."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = need_program("chromium", "chromium")
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(need_program("chromedriver", "chromium-driver")), options=options)
+    yield driver
+    driver.quit()
+
+
+def answer_on_page(driver) -> dict:
+    """Wait for the page to show a label or an error; return what it shows."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def shown(d):
+        label, error = (d.find_element(By.ID, i).get_attribute("textContent") for i in ("label", "error"))
+        return (label or error) and {"label": label, "error": error}
+
+    found = WebDriverWait(driver, 60).until(shown)
+    rows = driver.find_elements(By.CSS_SELECTOR, "#bars .row")
+    found["bars"] = [row.get_attribute("textContent") for row in rows]
+    return found
+
+
+def not_blank(png: Path) -> bool:
+    pixels = np.asarray(Image.open(png).convert("L"), np.float32)
+    return pixels.std() > 10 and len(np.unique(pixels)) > 50
+
+
+@pytest.mark.browser
+def test_a_photo_chosen_on_the_page_is_classified_as_the_api_does(browser, local_server, image_files, image_server):
+    from selenium.webdriver.common.by import By
+
+    expected = post(f"{local_server}/predict", image_files["hat.jpg"].read_bytes(), "image/jpeg")[1]
+    browser.get(f"{local_server}/")
+    browser.find_element(By.ID, "file").send_keys(str(image_files["hat.jpg"]))
+    shown = answer_on_page(browser)
+    assert shown["label"] == expected["label"] and not shown["error"]
+    assert len(shown["bars"]) == len(expected["probabilities"])  # every class, as a bar
+    assert shown["bars"][0].startswith(expected["label"])  # highest first
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "upload.png"))
+    assert not_blank(SCREENSHOTS / "upload.png")
+
+    browser.get(f"{local_server}/")  # a URL pasted instead
+    browser.find_element(By.ID, "url").send_keys(f"{image_server}/images/hat.jpg")
+    browser.find_element(By.CSS_SELECTOR, "#by-url button").click()
+    assert answer_on_page(browser)["label"] == expected["label"]
+
+
+@pytest.mark.browser
+def test_the_page_shows_the_apis_error_message(browser, local_server, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo\n")
+    browser.get(f"{local_server}/")
+    browser.find_element(By.ID, "file").send_keys(str(notes))
+    shown = answer_on_page(browser)
+    assert not shown["label"] and "Content-Type 'text/plain' is not accepted" in shown["error"]
+    browser.save_screenshot(str(SCREENSHOTS / "error.png"))
