@@ -22,8 +22,12 @@ TFLITE_VENV := .venv-tflite-runtime
 DATASET_URL := https://github.com/alexeygrigorev/clothing-dataset-small
 RUN := artifacts/runs/xception_v1
 BUNDLE := artifacts/bundle
+# make image: the Lambda container image of the bundle's MODEL_VARIANT, with docker or podman
+IMAGE ?= fashion-classifier
+MODEL_VARIANT ?= float32
+IMAGE_CONTEXT ?= .
 
-.PHONY: run test lint data train convert serve clean
+.PHONY: run test lint data train convert serve image clean
 
 run: train convert
 
@@ -61,6 +65,11 @@ train: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) data
 convert: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 	KERAS_BACKEND=tensorflow $(VENV)/bin/python -m convert.convert $(RUN) --out $(BUNDLE)
 
+# the engine is looked up when the image is built: infra/container-engine
+image:
+	ENGINE=$$(infra/container-engine) && $$ENGINE build -f $(IMAGE_CONTEXT)/Dockerfile.lambda \
+		--build-arg MODEL_VARIANT=$(MODEL_VARIANT) -t $(IMAGE) $(IMAGE_CONTEXT)
+
 serve: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 	MODEL_DIR=$(BUNDLE)/float32 $(VENV)/bin/python -m lambda_fn.local_server
 
@@ -71,9 +80,9 @@ lint: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 
 test: lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed $(TFLITE_VENV)/.installed
 	$(VENV)/bin/python -m pytest
-	FASHION_TF_FREE=1 $(LAMBDA_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow and not browser"
+	FASHION_TF_FREE=1 $(LAMBDA_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow and not browser and not container"
 	FASHION_TF_FREE=1 FASHION_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/python -m pytest tests/lambda_fn \
-		-m "not tensorflow and not browser"
+		-m "not tensorflow and not browser and not container"
 
 clean:
 	rm -rf artifacts $(VENV) $(LAMBDA_VENV) $(TFLITE_VENV)

@@ -7,6 +7,7 @@ TensorFlow-free environment.
 import io
 import json
 import os
+import queue
 import struct
 import subprocess
 import sys
@@ -17,8 +18,10 @@ import urllib.request
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -248,3 +251,64 @@ def post(url, data: bytes, content_type: str):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+class RuntimeAPI(BaseHTTPRequestHandler):
+    """The Lambda Runtime API, as much as one invocation needs: hand out the event, take the answer."""
+
+    protocol_version = "HTTP/1.1"
+    events: queue.Queue
+    posted: queue.Queue
+
+    def do_GET(self):
+        assert self.path == "/2018-06-01/runtime/invocation/next", self.path
+        request_id, event = self.events.get()  # blocks (as Lambda does) until there is work
+        body = json.dumps(event).encode()
+        self.send_response(200)
+        for name, value in {
+            "Lambda-Runtime-Aws-Request-Id": request_id,
+            "Lambda-Runtime-Deadline-Ms": "32503680000000",
+            "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:eu-west-1:123456789012:function:fashion",
+            "Lambda-Runtime-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793",
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+        }.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.posted.put((self.path, json.loads(data or b"null")))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+@dataclass
+class RuntimeAPIServer:
+    """A Runtime API on 127.0.0.1: put (request id, event) on events; the runtime's posts arrive on posted."""
+
+    address: str
+    events: queue.Queue
+    posted: queue.Queue
+
+    def invoke(self, request_id: str, event, timeout: float = 60) -> tuple[str, Any]:
+        """One invocation: (the path the runtime posted to, the body it posted)."""
+        self.events.put((request_id, event))
+        return self.posted.get(timeout=timeout)
+
+
+@pytest.fixture
+def runtime_api():
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()  # (request id, event) to hand out
+    posted: queue.Queue[tuple[str, Any]] = queue.Queue()  # (path, body) the runtime posted back
+    handler = type("Handler", (RuntimeAPI,), {"events": events, "posted": posted})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield RuntimeAPIServer(f"127.0.0.1:{server.server_port}", events, posted)
+    server.shutdown()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Test aid, not part of the product: builds the stand-in base image (Containerfile.standin) and tags it
+# with AWS's name, so that Dockerfile.lambda builds unchanged where the real one cannot be pulled.
+#
+#   tests/container/build-standin.sh ENGINE [TAG]     # ENGINE: docker or podman; needs root and debootstrap
+#
+# Debian 12 minbase through debootstrap (Debian's packages), then a local CPython 3.12 copied to
+# /var/lang (PYTHON312, default python3.12) and awslambdaric installed into /var/runtime with it.
+set -euo pipefail
+engine=${1:?usage: build-standin.sh docker|podman [tag]}
+tag=${2:-public.ecr.aws/lambda/python:3.12}
+here=$(cd "$(dirname "$0")" && pwd)
+awslambdaric=$(grep -o '"awslambdaric==[^"]*"' "$here/../../pyproject.toml" | tr -d '"')
+python312=${PYTHON312:-}
+for candidate in python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12; do
+  [ -z "$python312" ] && "$candidate" -c '' 2>/dev/null && python312=$candidate
+done
+[ -n "$python312" ] || { echo "build-standin.sh: no CPython 3.12 found (set PYTHON312)" >&2; exit 1; }
+prefix=$("$python312" -c 'import sys; print(sys.base_prefix)')
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# the shared libraries CPython's extension modules link against, beside minbase
+debootstrap --variant=minbase \
+  --include=ca-certificates,libssl3,libffi8,libbz2-1.0,liblzma5,libsqlite3-0,zlib1g,libreadline8,libncursesw6,libuuid1 \
+  bookworm "$work/rootfs" >"$work/debootstrap.log" 2>&1 || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+mkdir -p "$work/rootfs/var/lang" "$work/rootfs/var/runtime" "$work/rootfs/var/task"
+# the interpreter and its standard library; of its site-packages, pip alone (as in AWS's image)
+tar -C "$prefix" --exclude=./lib/python3.12/test --exclude='./lib/python3.12/site-packages/*' -cf - . |
+  tar -C "$work/rootfs/var/lang" -xf -
+cp -a "$prefix"/lib/python3.12/site-packages/pip* "$work/rootfs/var/lang/lib/python3.12/site-packages/"
+# its scripts (pip ...) name the interpreter by its path here: point them at /var/lang
+grep -lr "^#!$prefix/bin/" "$work/rootfs/var/lang/bin" | xargs sed -i "1s|^#!$prefix/bin/|#!/var/lang/bin/|"
+"$python312" -m pip install -q --no-cache-dir --root-user-action=ignore --only-binary=:all: \
+  --target "$work/rootfs/var/runtime" "$awslambdaric" 2> >(grep -v "^WARNING: Location" >&2)
+# pip in the image trusts what this machine trusts (its package registries may sit behind its own CA)
+cp /etc/ssl/certs/ca-certificates.crt "$work/rootfs/etc/ssl/certs/ca-certificates.crt"
+printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$work/rootfs/etc/pip.conf"
+install -m 755 "$here/lambda-entrypoint.sh" "$work/rootfs/lambda-entrypoint.sh"
+rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"*
+tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
+cp "$here/Containerfile.standin" "$work/Containerfile"
+"$engine" build -q -t "$tag" -f "$work/Containerfile" "$work"
