@@ -27,7 +27,7 @@ IMAGE ?= fashion-classifier
 MODEL_VARIANT ?= float32
 IMAGE_CONTEXT ?= .
 
-.PHONY: run test lint data train convert serve image clean
+.PHONY: run test lint system-packages data train convert serve image clean
 
 run: train convert
 
@@ -78,7 +78,11 @@ lint: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed $(TFLITE_VENV)/.installed
+# chromium, chromedriver, podman, debootstrap: installed as root, else their tests skip (fail in CI)
+system-packages:
+	tests/system-packages.sh
+
+test: system-packages lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed $(TFLITE_VENV)/.installed
 	$(VENV)/bin/python -m pytest
 	FASHION_TF_FREE=1 $(LAMBDA_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow and not browser and not container"
 	FASHION_TF_FREE=1 FASHION_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/python -m pytest tests/lambda_fn \

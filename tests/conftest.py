@@ -7,6 +7,7 @@ also run in the Lambda's TensorFlow-free environment.
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ TINY_CLASSES = ["t-shirt", "dress", "hat"]  # created out of order: the label or
 TINY_COLOURS = {"dress": (200, 30, 30), "hat": (30, 200, 30), "t-shirt": (30, 30, 200)}
 
 
-def missing(message: str) -> None:
+def missing(message: str) -> NoReturn:
     """Something a test needs is not here: skip for an outside user, but fail in CI (make test installs it)."""
     if os.environ.get("CI") == "true":
         pytest.fail(message)

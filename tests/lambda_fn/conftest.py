@@ -18,6 +18,7 @@ import urllib.request
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -259,9 +260,11 @@ class RuntimeAPI(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     events: queue.Queue
     posted: queue.Queue
+    asked: queue.Queue
 
     def do_GET(self):
         assert self.path == "/2018-06-01/runtime/invocation/next", self.path
+        self.asked.put(time.perf_counter())  # the runtime is initialised and waits for work
         request_id, event = self.events.get()  # blocks (as Lambda does) until there is work
         body = json.dumps(event).encode()
         self.send_response(200)
@@ -290,11 +293,13 @@ class RuntimeAPI(BaseHTTPRequestHandler):
 
 @dataclass
 class RuntimeAPIServer:
-    """A Runtime API on 127.0.0.1: put (request id, event) on events; the runtime's posts arrive on posted."""
+    """A Runtime API on 127.0.0.1: put (request id, event) on events; the runtime's posts arrive on posted,
+    and the times it asked for the next event on asked."""
 
     address: str
     events: queue.Queue
     posted: queue.Queue
+    asked: queue.Queue
 
     def invoke(self, request_id: str, event, timeout: float = 60) -> tuple[str, Any]:
         """One invocation: (the path the runtime posted to, the body it posted)."""
@@ -302,13 +307,19 @@ class RuntimeAPIServer:
         return self.posted.get(timeout=timeout)
 
 
-@pytest.fixture
-def runtime_api():
-    events: queue.Queue[tuple[str, Any]] = queue.Queue()  # (request id, event) to hand out
-    posted: queue.Queue[tuple[str, Any]] = queue.Queue()  # (path, body) the runtime posted back
-    handler = type("Handler", (RuntimeAPI,), {"events": events, "posted": posted})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+@contextmanager
+def serve_runtime_api() -> Iterator[RuntimeAPIServer]:
+    queues: dict[str, queue.Queue] = {"events": queue.Queue(), "posted": queue.Queue(), "asked": queue.Queue()}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (RuntimeAPI,), queues))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield RuntimeAPIServer(f"127.0.0.1:{server.server_port}", events, posted)
-    server.shutdown()
+    try:
+        yield RuntimeAPIServer(f"127.0.0.1:{server.server_port}", **queues)
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def runtime_api():
+    with serve_runtime_api() as api:
+        yield api

@@ -2,12 +2,11 @@
 
 import importlib
 import json
-import shutil
-import subprocess
 
 import pytest
 
-from tests.conftest import REPO, missing
+from tests.conftest import missing
+from tests.container.images import build_image, ensure_base, find_engine, remove, run_container
 from tests.dockerfile import instructions
 
 
@@ -19,53 +18,23 @@ def test_cmd_handler_imports_and_answers(app, load_event):
     assert body["label"] in app.MODEL.labels and len(body["probabilities"]) == len(app.MODEL.labels)
 
 
-AWS_BASE = "public.ecr.aws/lambda/python:3.12"  # Dockerfile.lambda's FROM
-STANDIN = REPO / "tests" / "container" / "build-standin.sh"
-
-
-def engine() -> str:
-    found = subprocess.run([str(REPO / "infra" / "container-engine")], capture_output=True, text=True)
-    if found.returncode:
-        missing(found.stderr.strip())
-    return found.stdout.strip()
-
-
-def ensure_base(engine: str) -> str:
-    """AWS's base image where it can be had; else the stand-in, built here from Debian packages. Says which."""
-    if subprocess.run([engine, "image", "exists" if engine == "podman" else "inspect", AWS_BASE]).returncode == 0:
-        return f"{AWS_BASE} (already here: AWS's, or a stand-in built before)"
-    if subprocess.run([engine, "pull", AWS_BASE], capture_output=True, timeout=600).returncode == 0:
-        return f"{AWS_BASE} (pulled from AWS)"
-    subprocess.run([str(STANDIN), engine], check=True, timeout=900)
-    return f"the stand-in for {AWS_BASE} (tests/container/build-standin.sh)"
-
-
 @pytest.fixture(scope="module")
-def image(tiny_bundle, tmp_path_factory):
-    """make image, on a context of the repo's Dockerfile.lambda, .dockerignore and code, with the tiny bundle."""
-    name = engine()
-    print(f"\nbase image: {ensure_base(name)}; engine: {name}")
-    context = tmp_path_factory.mktemp("context")
-    for path in ("Dockerfile.lambda", ".dockerignore"):
-        shutil.copy(REPO / path, context / path)
-    shutil.copytree(REPO / "lambda_fn", context / "lambda_fn", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(tiny_bundle, context / "artifacts" / "bundle" / "float32")
-    tag = "fashion-classifier:test"
-    subprocess.run(["make", "-s", "image", f"IMAGE={tag}", f"IMAGE_CONTEXT={context}"], cwd=REPO, check=True)
-    return name, tag
+def image(tiny_bundle, tmp_path_factory) -> tuple[str, str]:
+    """(engine, tag): the image of the tiny bundle, built by make image on AWS's base or the stand-in."""
+    try:
+        engine = find_engine()
+    except RuntimeError as err:
+        missing(str(err))
+    print(f"\nbase image: {ensure_base(engine)}; engine: {engine}")
+    build_image("fashion-classifier:test", tiny_bundle, tmp_path_factory.mktemp("context"))
+    return engine, "fashion-classifier:test"
 
 
 @pytest.mark.container
 def test_the_image_answers_as_lambda_runs_it(image, runtime_api, app, load_event):
     """The container's awslambdaric polls a Runtime API served here; its answers are the in-process ones."""
     engine, tag = image
-    container = subprocess.run(
-        [engine, "run", "-d", "--rm", "--network", "host", "-e", f"AWS_LAMBDA_RUNTIME_API={runtime_api.address}"]
-        + ["-e", "ALLOW_PRIVATE_URLS=true", tag],  # host network: the Runtime API and image server on 127.0.0.1
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+    container = run_container(engine, tag, runtime_api.address, "ALLOW_PRIVATE_URLS=true")
     events = {
         "url": load_event("direct_url.json"),
         "image": load_event("direct_image.json"),
@@ -78,8 +47,7 @@ def test_the_image_answers_as_lambda_runs_it(image, runtime_api, app, load_event
     try:
         answers = {name: runtime_api.invoke(f"req-{name}", event, timeout=120) for name, event in events.items()}
     finally:
-        logs = subprocess.run([engine, "logs", container], capture_output=True, text=True).stdout
-        subprocess.run([engine, "rm", "-f", container], capture_output=True)
+        logs = remove(engine, container)
     for name, event in events.items():
         path, body = answers[name]
         assert path == f"/2018-06-01/runtime/invocation/req-{name}/response", (name, path, body, logs)

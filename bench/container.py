@@ -1,0 +1,91 @@
+"""The Lambda container image: its size, the layers the project adds, and run -> first answer.
+
+    .venv/bin/python -m bench.container [--runs 5]
+
+Builds Dockerfile.lambda with `make image` on the served bundle (artifacts/bundle/float32), on AWS's
+base image or, where it cannot be pulled, the stand-in (tests/container/). Then, per run, starts
+the container as Lambda does, its awslambdaric polling a Runtime API served here, and times from
+`run` to the runtime's first request for work (container start and init: imports, model load) and
+to the first answer (one URL from 127.0.0.1, fetched, preprocessed and classified). Medians.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import BUNDLE, file_server, machine, sample_images
+from tests.container.images import build_image, ensure_base, find_engine, remove, run_container
+from tests.lambda_fn.conftest import serve_runtime_api
+
+TAG = "fashion-classifier:bench"
+
+
+def image_mb(engine: str, tag: str) -> float:
+    inspected = json.loads(subprocess.run([engine, "image", "inspect", tag], capture_output=True, check=True).stdout)
+    return inspected[0]["Size"] / 1e6
+
+
+def layers(engine: str, tag: str) -> list[tuple[str, float]]:
+    """(instruction, MB) of each layer, newest first: podman prints a JSON list, docker a JSON object a line."""
+    command = [
+        engine,
+        "history",
+        "--no-trunc",
+        "--human=false",
+        "--format",
+        "json" if engine == "podman" else "{{json .}}",
+    ]
+    out = subprocess.run([*command, tag], capture_output=True, text=True, check=True).stdout
+    rows = json.loads(out) if engine == "podman" else [json.loads(line) for line in out.splitlines()]
+    return [
+        (row["CreatedBy"].replace("/bin/sh -c #(nop) ", "").strip()[:70], int(row.get("size", row.get("Size"))) / 1e6)
+        for row in rows
+    ]
+
+
+def first_answer(engine: str, url: str) -> tuple[float, float]:
+    """Seconds from `run` to the runtime's first request for work, and to its first answer."""
+    with serve_runtime_api() as api:
+        started = time.perf_counter()
+        container = run_container(engine, TAG, api.address, "ALLOW_PRIVATE_URLS=true")
+        try:
+            api.events.put(("bench-1", {"url": url}))
+            asked = api.asked.get(timeout=300)
+            path, body = api.posted.get(timeout=300)
+            answered = time.perf_counter()
+        finally:
+            remove(engine, container)
+    assert path.endswith("/response") and "label" in body, body
+    return asked - started, answered - started
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=5)
+    args = p.parse_args(argv)
+    engine = find_engine()
+    base = ensure_base(engine)
+    with tempfile.TemporaryDirectory() as context:
+        build_image(TAG, BUNDLE / "float32", Path(context))
+    model = json.loads((BUNDLE / "float32" / "model.json").read_text())["name"]
+    print(f"machine: {machine()}; engine: {engine}; base: {base}; model: {model}")
+    print(f"\nimage size: {image_mb(engine, TAG):.0f} MB\n")
+    print("| layer (newest first) | MB |\n| --- | --- |")
+    for created, size in layers(engine, TAG):
+        print(f"| `{created}` | {size:.1f} |")
+    image = sample_images(1)[0]
+    with file_server(image.parent) as files:
+        runs = [first_answer(engine, f"{files}/{image.name}") for _ in range(args.runs)]
+    asked, answered = zip(*runs, strict=True)
+    print(f"\n| from `{engine} run` (median of {args.runs}) | seconds |\n| --- | --- |")
+    print(f"| to the runtime's first request for work (start + init) | {statistics.median(asked):.2f} |")
+    print(f"| to the first answer (+ fetch, preprocess, inference) | {statistics.median(answered):.2f} |")
+    print(f"\nall runs (to work, to answer): {[(round(a, 2), round(b, 2)) for a, b in runs]}")
+
+
+if __name__ == "__main__":
+    main()
