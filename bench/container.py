@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bench.common import BUNDLE, file_server, machine, sample_images
-from tests.container.images import build_image, ensure_base, find_engine, remove, run_container
+from tests.container.images import AWS_BASE, build_image, ensure_base, find_engine, remove, run_container
 from tests.lambda_fn.conftest import serve_runtime_api
 
 TAG = "fashion-classifier:bench"
@@ -31,15 +31,9 @@ def image_mb(engine: str, tag: str) -> float:
 
 def layers(engine: str, tag: str) -> list[tuple[str, float]]:
     """(instruction, MB) of each layer, newest first: podman prints a JSON list, docker a JSON object a line."""
-    command = [
-        engine,
-        "history",
-        "--no-trunc",
-        "--human=false",
-        "--format",
-        "json" if engine == "podman" else "{{json .}}",
-    ]
-    out = subprocess.run([*command, tag], capture_output=True, text=True, check=True).stdout
+    form = "json" if engine == "podman" else "{{json .}}"
+    command = [engine, "history", "--no-trunc", "--human=false", "--format", form, tag]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rows = json.loads(out) if engine == "podman" else [json.loads(line) for line in out.splitlines()]
     return [
         (row["CreatedBy"].replace("/bin/sh -c #(nop) ", "").strip()[:70], int(row.get("size", row.get("Size"))) / 1e6)
@@ -73,7 +67,8 @@ def main(argv=None):
         build_image(TAG, BUNDLE / "float32", Path(context))
     model = json.loads((BUNDLE / "float32" / "model.json").read_text())["name"]
     print(f"machine: {machine()}; engine: {engine}; base: {base}; model: {model}")
-    print(f"\nimage size: {image_mb(engine, TAG):.0f} MB\n")
+    size, base_size = image_mb(engine, TAG), image_mb(engine, AWS_BASE)
+    print(f"\nimage size: {size:.0f} MB; the base {base_size:.0f} MB; the project's layers {size - base_size:.0f} MB\n")
     print("| layer (newest first) | MB |\n| --- | --- |")
     for created, size in layers(engine, TAG):
         print(f"| `{created}` | {size:.1f} |")
