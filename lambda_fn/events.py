@@ -72,7 +72,7 @@ def method_and_path(event: dict) -> tuple[str, str]:
 
 def parse_http(event: dict, max_urls: int, max_bytes: int) -> Request:
     method, path = method_and_path(event)
-    if path in ("", PAGE_ROUTE):
+    if path == PAGE_ROUTE:
         if method not in ("GET", "HEAD"):
             raise RequestError("method_not_allowed", f"{echo(method)} {PAGE_ROUTE} is not supported; GET it")
         return Request("page", b"")
