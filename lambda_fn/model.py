@@ -22,11 +22,9 @@ except ImportError:
 
         RUNTIME, RUNTIME_VERSION = "tflite-runtime", version("tflite-runtime")
     except ImportError:
-        import tensorflow as tf  # development only: there is no TensorFlow in the image
-        from tensorflow.lite import Interpreter
+        from tensorflow.lite import Interpreter  # development only: there is no TensorFlow in the image
 
-        # its own version: the distribution may be tensorflow, tensorflow-cpu or tensorflow[and-cuda]
-        RUNTIME, RUNTIME_VERSION = "tensorflow", tf.__version__
+        RUNTIME, RUNTIME_VERSION = "tensorflow", version("tensorflow")
 # These two number their releases as TensorFlow does, the scale of a model's min_runtime_version;
 # LiteRT numbers its own, so for it the interpreter's own refusal to load is the check.
 TENSORFLOW_NUMBERED = ("tflite-runtime", "tensorflow")
