@@ -15,19 +15,16 @@ import numpy as np
 try:
     from ai_edge_litert.interpreter import Interpreter  # LiteRT, the successor of tflite-runtime
 
-    RUNTIME, RUNTIME_VERSION = "ai-edge-litert", version("ai-edge-litert")
+    RUNTIME = "ai-edge-litert"
 except ImportError:
-    try:
-        from tflite_runtime.interpreter import Interpreter  # the course's runtime (Python <= 3.11)
+    # the course's runtime (Python <= 3.11). TensorFlow is no fallback: 2.20+ ships no tf.lite.Interpreter.
+    from tflite_runtime.interpreter import Interpreter
 
-        RUNTIME, RUNTIME_VERSION = "tflite-runtime", version("tflite-runtime")
-    except ImportError:
-        from tensorflow.lite import Interpreter  # development only: there is no TensorFlow in the image
-
-        RUNTIME, RUNTIME_VERSION = "tensorflow", version("tensorflow")
-# These two number their releases as TensorFlow does, the scale of a model's min_runtime_version;
+    RUNTIME = "tflite-runtime"
+RUNTIME_VERSION = version(RUNTIME)
+# tflite-runtime numbers its releases as TensorFlow does, the scale of a model's min_runtime_version;
 # LiteRT numbers its own, so for it the interpreter's own refusal to load is the check.
-TENSORFLOW_NUMBERED = ("tflite-runtime", "tensorflow")
+TENSORFLOW_NUMBERED = ("tflite-runtime",)
 
 PREPROCESSING = "xception"  # the convention lambda_fn/preprocess.py reproduces (train/backbone.py names it)
 
@@ -47,8 +44,8 @@ def runtime_cannot_serve(needed: str | None, runtime: str = RUNTIME, runtime_ver
 
 def needs_newer_runtime(model_file: Path, needed: str | None) -> str:
     return (
-        f"{model_file} needs a TensorFlow Lite runtime of release {needed or 'unknown'} or later (tflite-runtime or "
-        f"tensorflow >= {needed or '?'}, or ai-edge-litert); this function runs on {RUNTIME} {RUNTIME_VERSION}: "
+        f"{model_file} needs a TensorFlow Lite runtime of release {needed or 'unknown'} or later (tflite-runtime >= "
+        f"{needed or '?'}, or ai-edge-litert); this function runs on {RUNTIME} {RUNTIME_VERSION}: "
         "serve a variant it can run (float32 runs on any) or install a newer runtime"
     )
 

@@ -33,7 +33,6 @@ def test_a_bundle_for_another_backbones_preprocessing_is_refused(tiny_bundle, tm
     [
         ("tflite-runtime", "2.14.0", "2.17.0", True),  # int8-dynamic's FULLY_CONNECTED version 12
         ("tflite-runtime", "2.14.0", "1.15.0", False),  # float16
-        ("tensorflow", "2.21.0rc1", "2.17.0", False),
         ("ai-edge-litert", "2.3.0", "2.17.0", False),  # numbered apart: its own loader decides
         ("tflite-runtime", "2.14.0", None, False),  # a bundle from before the field
     ],
