@@ -8,12 +8,12 @@ wheels pip resolves for the image's Python and platform, plus the model.
 """
 
 import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 from bench.common import BUNDLE, REPO
+from tests.dockerfile import pip_download_lambda_wheels
 
 
 def tree_mb(path: Path) -> float:
@@ -22,25 +22,7 @@ def tree_mb(path: Path) -> float:
 
 def installed_wheels_mb(arch: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--only-binary=:all:",
-            "--python-version",
-            "3.12",
-            "--implementation",
-            "cp",
-            "-d",
-            tmp,
-            "-r",
-            str(REPO / "lambda_fn" / "requirements.txt"),
-        ]
-        for minor in range(17, 35):
-            command += ["--platform", f"manylinux_2_{minor}_{arch}"]
-        subprocess.run(command + ["--platform", f"manylinux2014_{arch}"], check=True)
+        subprocess.run(pip_download_lambda_wheels(arch, Path(tmp)), check=True)
         return round(sum(i.file_size for w in Path(tmp).glob("*.whl") for i in zipfile.ZipFile(w).infolist()) / 1e6, 1)
 
 

@@ -1,10 +1,14 @@
 """Dockerfile.lambda read as data: its instructions with ARG defaults substituted."""
 
 import re
+import sys
+from pathlib import Path
 
 from tests.conftest import REPO
 
 DOCKERFILE = REPO / "Dockerfile.lambda"
+LAMBDA_PYTHON = "3.12"  # the base image's Python
+LAMBDA_GLIBC = (2, 34)  # Amazon Linux 2023, under public.ecr.aws/lambda/python:3.12
 
 
 def instructions() -> list[tuple[str, str]]:
@@ -15,3 +19,14 @@ def instructions() -> list[tuple[str, str]]:
     return [
         (op.upper(), re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), rest)) for op, rest in parsed
     ]
+
+
+def pip_download_lambda_wheels(arch: str, dest: Path) -> list[str]:
+    """The pip command that downloads lambda_fn/requirements.txt as the image's pip would install it on arch:
+    binary wheels only, for its CPython and any manylinux tag its glibc accepts."""
+    platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(17, LAMBDA_GLIBC[1] + 1)]
+    command = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", LAMBDA_PYTHON]
+    command += ["--implementation", "cp", "-d", str(dest), "-r", str(REPO / "lambda_fn" / "requirements.txt")]
+    for platform in [*platforms, f"manylinux2014_{arch}"]:
+        command += ["--platform", platform]
+    return command

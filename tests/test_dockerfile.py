@@ -2,17 +2,13 @@
 
 import fnmatch
 import subprocess
-import sys
 import zipfile
 
 import pytest
 
 from convert.convert import OUT as BUNDLE_OUT
 from tests.conftest import REPO
-from tests.dockerfile import instructions
-
-LAMBDA_PYTHON = "3.12"  # the base image's Python
-LAMBDA_GLIBC = (2, 34)  # Amazon Linux 2023, under public.ecr.aws/lambda/python:3.12
+from tests.dockerfile import instructions, pip_download_lambda_wheels
 
 
 def test_base_image_is_the_pinned_lambda_python_image():
@@ -67,27 +63,7 @@ def test_handler_module_is_copied_where_cmd_looks():
 @pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
 def test_requirements_resolve_as_binary_wheels_for_lambda(arch, tmp_path):
     """The exact pins download as wheels for the image's Python and glibc, on both architectures."""
-    platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(17, LAMBDA_GLIBC[1] + 1)]
-    platforms += [f"manylinux2014_{arch}"]
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "-q",
-        "--only-binary=:all:",
-        "--python-version",
-        LAMBDA_PYTHON,
-        "--implementation",
-        "cp",
-        "-d",
-        str(tmp_path),
-        "-r",
-        str(REPO / "lambda_fn" / "requirements.txt"),
-    ]
-    for platform in platforms:
-        command += ["--platform", platform]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(pip_download_lambda_wheels(arch, tmp_path), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     wheels = list(tmp_path.glob("*.whl"))
     names = {w.name.split("-")[0].lower() for w in wheels}
