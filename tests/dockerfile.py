@@ -1,4 +1,5 @@
-"""Dockerfile.lambda read as data: its instructions with ARG defaults substituted."""
+"""Dockerfile.lambda read as data: its instructions with ARG defaults substituted, its base image, and the pip
+command that fetches its requirements as that image would install them."""
 
 import re
 import sys
@@ -7,7 +8,6 @@ from pathlib import Path
 from tests.conftest import REPO
 
 DOCKERFILE = REPO / "Dockerfile.lambda"
-LAMBDA_PYTHON = "3.12"  # the base image's Python
 LAMBDA_GLIBC = (2, 34)  # Amazon Linux 2023, under public.ecr.aws/lambda/python:3.12
 
 
@@ -21,11 +21,19 @@ def instructions() -> list[tuple[str, str]]:
     ]
 
 
+def base_image() -> tuple[str, str]:
+    """(image, tag) of the FROM line; the tag of AWS's Python images is their Python version."""
+    (base,) = [rest for op, rest in instructions() if op == "FROM"]
+    image, tag = base.split(":")
+    return image, tag
+
+
 def pip_download_lambda_wheels(arch: str, dest: Path) -> list[str]:
     """The pip command that downloads lambda_fn/requirements.txt as the image's pip would install it on arch:
     binary wheels only, for its CPython and any manylinux tag its glibc accepts."""
     platforms = [f"manylinux_2_{minor}_{arch}" for minor in range(17, LAMBDA_GLIBC[1] + 1)]
-    command = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", LAMBDA_PYTHON]
+    _, python = base_image()
+    command = [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", python]
     command += ["--implementation", "cp", "-d", str(dest), "-r", str(REPO / "lambda_fn" / "requirements.txt")]
     for platform in [*platforms, f"manylinux2014_{arch}"]:
         command += ["--platform", platform]

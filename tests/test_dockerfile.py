@@ -8,12 +8,11 @@ import pytest
 
 from convert.convert import OUT as BUNDLE_OUT
 from tests.conftest import REPO
-from tests.dockerfile import instructions, pip_download_lambda_wheels
+from tests.dockerfile import base_image, instructions, pip_download_lambda_wheels
 
 
 def test_base_image_is_the_pinned_lambda_python_image():
-    (base,) = [rest for op, rest in instructions() if op == "FROM"]
-    image, tag = base.split(":")
+    image, tag = base_image()
     assert image == "public.ecr.aws/lambda/python"
     assert tuple(map(int, tag.split(".")[:2])) >= (3, 12), "LiteRT's wheels need glibc 2.27+: Python 3.12 images"
 
