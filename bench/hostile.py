@@ -1,10 +1,11 @@
-"""The service under the worst requests its limits allow: peak memory, and how long hostile servers hold a fetch.
+"""The service under the worst requests its limits allow: memory, CPU, and how long hostile servers hold a fetch.
 
-    .venv/bin/python -m bench.hostile [--variant float32]
+    .venv/bin/python -m bench.hostile [--variant float32 | --bundle DIR]
 
 1. Peak resident memory (VmHWM) of the local server, a fresh process per
    case, after one `urls` request of MAX_URLS images that each sit just
-   inside the decoding budget (or just outside it), served from 127.0.0.1.
+   inside the decoding budget (or just outside it), served from 127.0.0.1;
+   and the server's CPU seconds (user + system, /proc) for one of them.
 2. Seconds from request to the 504 for servers that drip their status line,
    repeat `100 Continue`, or send trailers without end, at the default
    FETCH_TIMEOUT: the deadline holds whatever the server does.
@@ -12,6 +13,7 @@
 
 import argparse
 import json
+import os
 import tempfile
 import threading
 import time
@@ -21,12 +23,39 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.common import BUNDLE, file_server, local_server, machine, rss_mb
-from lambda_fn import settings
-from tests.lambda_fn.conftest import ImageServer, png_bomb
+from bench.common import BUNDLE, file_server, local_server, machine, median_ms, rss_mb, timed
+from lambda_fn import settings, structure
+from tests.lambda_fn.conftest import (
+    ImageServer,
+    chunk_flood,
+    encode,
+    marker_flood,
+    noise,
+    png_bomb,
+    progressive_bomb,
+    rle8_bmp,
+    scan_flood,
+)
 
 INVOKE = "/2015-03-31/functions/function/invocations"
 DEFAULTS = settings.load({})
+
+
+def progressive_at_budget() -> tuple[str, bytes]:
+    """A progressive 4:4:4 JPEG whose coefficients just fit the budget, of noise (the slowest to entropy-decode)
+    at the quality that keeps it under MAX_IMAGE_BYTES, its last scan repeated up to MAX_JPEG_SCANS."""
+    side = int((DEFAULTS.max_decoded_bytes / (3 * 64 * structure.COEFFICIENT_BYTES)) ** 0.5) * 8
+    image = noise((side, side))
+    for quality in (40, 20, 10, 5):
+        jpeg = encode(image, "JPEG", progressive=True, subsampling=0, quality=quality)
+        if len(jpeg) < DEFAULTS.fetch.max_bytes // 2:
+            break
+    last = jpeg.rindex(b"\xff\xda")
+    room = (DEFAULTS.fetch.max_bytes - len(jpeg)) // (len(jpeg) - 2 - last)
+    repeats = max(0, min(structure.MAX_JPEG_SCANS - jpeg.count(b"\xff\xda"), room))
+    data = jpeg[:last] + jpeg[last:-2] * (repeats + 1) + b"\xff\xd9"
+    scans = data.count(b"\xff\xda")
+    return f"progressive JPEG {side}x{side} 4:4:4 noise q{quality}, {scans} scans", data
 
 
 def cases(folder: Path) -> dict[str, bytes]:
@@ -34,13 +63,26 @@ def cases(folder: Path) -> dict[str, bytes]:
     side = int((DEFAULTS.max_decoded_bytes // 4) ** 0.5)  # a square image exactly at the budget
     photo = folder / "photo.jpg"
     Image.new("RGB", (6000, 4000), (120, 60, 30)).save(photo, quality=80)
+    progressive_name, progressive = progressive_at_budget()
     return {
         f"RGBA PNG {side}x{side} (at the budget; the costliest mode to convert)": png_bomb(side, side, rgba=True),
         f"1-bit PNG {side}x{side} (at the budget; expands 32x to RGB)": png_bomb(side, side),
         "JPEG 6000x4000 (over the budget: decoded at 1/2)": photo.read_bytes(),
+        f"{progressive_name} (at the coefficient budget)": progressive,
         "RGBA PNG 6300x6300 (the review's; refused from its header)": png_bomb(6300, 6300, rgba=True),
         "PNG 1x30000 (refused: aspect)": png_bomb(1, 30_000),
+        "progressive CMYK JPEG 13376x13376 (the review's; refused: coefficients)": progressive_bomb(13376, 13376),
+        "progressive JPEG of 16,000 scans (the review's kind; refused: scans)": scan_flood(16_000),
+        "JPEG behind 2.5 M empty APP15 markers (the review's; refused: segments)": marker_flood(2_500_000),
+        "PNG of 800,000 private chunks (the review's; refused: chunks)": chunk_flood(800_000),
+        "RLE8 BMP 4000x4000 (refused: Pillow's Python decoder)": rle8_bmp(4000, 4000),
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def invoke(server: str, event: dict, timeout=120) -> dict:
@@ -49,7 +91,7 @@ def invoke(server: str, event: dict, timeout=120) -> dict:
         return json.loads(response.read())
 
 
-def peak_memory(bundle: Path) -> list[tuple[str, float, float, str]]:
+def peak_memory(bundle: Path) -> list[tuple[str, int, float, float, float, str]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -59,11 +101,14 @@ def peak_memory(bundle: Path) -> list[tuple[str, float, float, str]]:
                 (folder / f"case{k}-{copy}.img").write_bytes(data)
                 urls.append(f"case{k}-{copy}.img")
             with file_server(folder) as files, local_server(bundle) as (server, pid):
-                invoke(server, {"url": f"{files}/{urls[0]}"})  # warm: the model has run once
-                before = rss_mb(pid, "VmHWM")
+                (folder / "warm.jpg").write_bytes(encode(noise((300, 300)), "JPEG"))
+                invoke(server, {"url": f"{files}/warm.jpg"})  # warm: the model has run once
+                before, cpu = rss_mb(pid, "VmHWM"), cpu_seconds(pid)
+                invoke(server, {"url": f"{files}/{urls[0]}"})
+                cpu = cpu_seconds(pid) - cpu
                 body = invoke(server, {"urls": [f"{files}/{u}" for u in urls]})
                 outcome = sorted({r.get("error", {}).get("code", "classified") for r in body["results"]})
-                rows.append((name, before, rss_mb(pid, "VmHWM"), ", ".join(outcome)))
+                rows.append((name, len(data), before, rss_mb(pid, "VmHWM"), cpu, ", ".join(outcome)))
     return rows
 
 
@@ -85,16 +130,23 @@ def deadlines(bundle: Path) -> list[tuple[str, float, str]]:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variant", default="float32")
+    p.add_argument("--bundle", type=Path, help="a serving bundle folder (default: artifacts/bundle/VARIANT)")
     args = p.parse_args(argv)
-    bundle = BUNDLE / args.variant
+    bundle = args.bundle or BUNDLE / args.variant
     print(
-        f"machine: {machine()}; bundle {bundle.name}; MAX_URLS={DEFAULTS.max_urls}, "
+        f"machine: {machine()}; bundle {bundle}; MAX_URLS={DEFAULTS.max_urls}, "
         f"MAX_DECODED_BYTES={DEFAULTS.max_decoded_bytes}, FETCH_TIMEOUT={DEFAULTS.fetch.total_timeout:g} s"
     )
-    print("| one urls request of 10 of these | peak RSS before (MB) | peak RSS after (MB) | answers |")
-    print("| --- | --- | --- | --- |")
-    for name, before, after, outcome in peak_memory(bundle):
-        print(f"| {name} | {before:.0f} | **{after:.0f}** | {outcome} |")
+    print("| one urls request of 10 of these | bytes | RSS before (MB) | peak RSS (MB) | CPU s (one) | answers |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, size, before, after, cpu, outcome in peak_memory(bundle):
+        print(f"| {name} | {size} | {before:.0f} | **{after:.0f}** | {cpu:.2f} | {outcome} |")
+    photo = encode(noise((800, 600)), "JPEG", quality=90)
+    check = timed(structure.check_structure, photo, DEFAULTS.max_decoded_bytes, repeat=200)
+    print(
+        f"\nThe structure check on an ordinary {len(photo)}-byte 800x600 JPEG takes {median_ms(check)} ms "
+        "(median of 200): what the decoding bounds add to a normal request (no separate process)."
+    )
     print()
     print("| hostile image server | seconds to the answer | answer |")
     print("| --- | --- | --- |")

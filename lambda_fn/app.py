@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 import numpy as np
@@ -41,14 +41,17 @@ def return_freed_images_to_the_os() -> None:
 
 
 return_freed_images_to_the_os()
+# Warnings (Pillow's about a photo's odd EXIF, say) become log records, so they reach the log stream as
+# JSON lines like every other record, not as raw text.
+logging.captureWarnings(True)
 SETTINGS = settings.load()
 log = logging.getLogger("fashion")
 log.setLevel(SETTINGS.log_level)
 MODEL = Model(SETTINGS.model_dir, SETTINGS.threads)
 MODEL_ID = {"name": MODEL.meta["name"], "sha256": MODEL.meta["tflite_sha256"]}
-# Images decoded at once (a urls batch fetches in parallel): bounds the request's peak memory
-# to this many decoded images (MAX_DECODED_BYTES each, and their RGB copies). Inference takes turns anyway.
-DECODING = threading.BoundedSemaphore(2)
+# A urls batch fetches in parallel; decoding takes turns, so a request's peak memory is this many decoded
+# images (MAX_DECODED_BYTES each, and their RGB copies). Inference takes turns anyway.
+DECODING = threading.BoundedSemaphore(settings.DECODERS)
 
 
 @contextmanager
@@ -86,8 +89,9 @@ def predict_url(url: str, timings: dict) -> dict:
     return predict(image, timings)
 
 
-def predict_urls(urls: list[str], timings: dict, request_id: str) -> list[dict]:
-    """One result per URL, in order: its prediction, or its own error; a URL given twice is fetched once."""
+def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: float) -> list[dict]:
+    """One result per URL, in order: its prediction, or its own error; a URL given twice is fetched once.
+    At the deadline (time.monotonic()), the entries not finished are answered as out of time."""
 
     def one(url):
         own: dict[str, float] = {}
@@ -100,10 +104,15 @@ def predict_urls(urls: list[str], timings: dict, request_id: str) -> list[dict]:
             return {"url": url, **internal_error(request_id)}, own
 
     unique = list(dict.fromkeys(urls))
-    with ThreadPoolExecutor(
-        max_workers=min(settings.BATCH_WORKERS, len(unique))
-    ) as pool:  # downloads overlap; inference takes turns
-        results = dict(zip(unique, pool.map(one, unique), strict=True))
+    pool = ThreadPoolExecutor(max_workers=min(settings.BATCH_WORKERS, len(unique)))  # downloads overlap
+    futures = {url: pool.submit(one, url) for url in unique}
+    finished, _ = wait(futures.values(), timeout=max(deadline - time.monotonic(), 0))
+    pool.shutdown(wait=False, cancel_futures=True)  # what is still running ends within its fetch deadline
+    late = RequestError("out_of_time", "not answered before the function's time ran out; send this URL again")
+    results = {
+        url: future.result() if future in finished else ({"url": url, **late.body()}, {})
+        for url, future in futures.items()
+    }
     for _, own in results.values():
         for key, value in own.items():
             timings[key] = timings.get(key, 0) + value
@@ -116,24 +125,32 @@ def internal_error(request_id: str) -> dict:
     return body
 
 
-def answer(request: events.Request, timings: dict, request_id: str) -> dict:
+def answer(request: events.Request, timings: dict, request_id: str, deadline: float) -> dict:
     value = request.value  # a list of URLs, one URL, or an image's bytes
     if isinstance(value, list):
-        return {"results": predict_urls(value, timings, request_id), "model": MODEL_ID}
+        return {"results": predict_urls(value, timings, request_id, deadline), "model": MODEL_ID}
     if isinstance(value, str):
         return {**predict_url(value, timings), "model": MODEL_ID}
     timings["bytes"] = len(value)
     return {**predict(value, timings), "model": MODEL_ID}
 
 
+def deadline_of(context) -> float:
+    """When the answer must be under way (time.monotonic()): Lambda's context knows the invocation's end."""
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    seconds = remaining_ms() / 1000 if callable(remaining_ms) else SETTINGS.function_timeout
+    return time.monotonic() + seconds - settings.ANSWER_SECONDS
+
+
 def lambda_handler(event, context):
+    deadline = deadline_of(context)
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
     record: dict[str, object] = {"requestId": request_id, "input": None}
     timings: dict[str, float] = {}
     try:
         request = events.parse(event, SETTINGS.max_urls, SETTINGS.fetch.max_bytes)
         record["input"] = request.kind
-        status, body = 200, events.PAGE if request.kind == "page" else answer(request, timings, request_id)
+        status, body = 200, events.PAGE if request.kind == "page" else answer(request, timings, request_id, deadline)
     except RequestError as err:
         status, body = err.status, err.body()
     except Exception:

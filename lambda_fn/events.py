@@ -8,27 +8,48 @@ wrong and what is accepted.
 
 import base64
 import binascii
+import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambda_fn.errors import RequestError, echo
+from lambda_fn.errors import RequestError, echo, echo_all, has_lone_surrogate
 
 FIELDS = ("url", "urls", "image")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 ROUTE = "/predict"
 PAGE_ROUTE = "/"
 PAGE = (Path(__file__).parent / "page.html").read_text()  # posts to "predict", relative to itself
-# The page's own script and style, inline; the photo it shows may come from anywhere; it calls nothing else.
+
+
+def inline_hashes(tag: str) -> str:
+    """CSP sources for the page's own inline <script> or <style>, by hash: no other inline code runs."""
+    blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", PAGE, flags=re.DOTALL)
+    return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
+
+
+# The page's own script and style; the photo it shows may come from anywhere; it calls nothing else,
+# and no other site may frame it.
 PAGE_POLICY = "; ".join(
     [
         "default-src 'none'",
-        "script-src 'unsafe-inline'",
-        "style-src 'unsafe-inline'",
+        f"script-src {inline_hashes('script')}",
+        f"style-src {inline_hashes('style')}",
         "img-src * blob: data:",
         "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
     ]
 )
+JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"  # an answer is data: nothing in it may run
+SECURITY_HEADERS = {  # on every response
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Strict-Transport-Security": "max-age=31536000",  # API Gateway serves HTTPS only; browsers ignore it over HTTP
+}
 MAX_URL_CHARS = 2048  # what browsers and CDNs reliably pass on; also bounds what an error can echo
 
 
@@ -81,11 +102,16 @@ def parse_http(event: dict, max_urls: int, max_bytes: int) -> Request:
     if method != "POST":
         raise RequestError("method_not_allowed", f"{echo(method)} {ROUTE} is not supported; send POST")
     body = string_field(event, "body")
-    if event.get("isBase64Encoded"):
+    encoded = event.get("isBase64Encoded", False)
+    if not isinstance(encoded, bool | None):
+        raise malformed(f"isBase64Encoded must be true or false, not {type(encoded).__name__}")
+    if encoded:
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
             raise malformed("isBase64Encoded is true but the body is not base64") from None
+    elif has_lone_surrogate(body):
+        raise malformed("the body holds a lone surrogate, which is not valid Unicode text")
     else:
         raw = body.encode()
     if len(raw) > max_bytes:
@@ -122,7 +148,7 @@ def parse_fields(payload, max_urls: int, max_bytes: int) -> Request:
         raise RequestError("invalid_request", f"expected a JSON object; {accepted}")
     unknown = sorted(set(payload) - set(FIELDS))
     if unknown:
-        raise RequestError("invalid_request", f"unknown field(s) {', '.join(unknown)}; {accepted}")
+        raise RequestError("invalid_request", f"unknown field(s) {echo_all(unknown)}; {accepted}")
     present = [f for f in FIELDS if f in payload]
     if len(present) != 1:
         raise RequestError("invalid_request", accepted)
@@ -130,22 +156,25 @@ def parse_fields(payload, max_urls: int, max_bytes: int) -> Request:
     if field == "url":
         if not isinstance(value, str) or not value:
             raise RequestError("invalid_request", "url must be a non-empty string")
-        check_length(value)
+        check_url_text(value)
     elif field == "urls":
         if not isinstance(value, list) or not value or not all(isinstance(u, str) and u for u in value):
             raise RequestError("invalid_request", "urls must be a non-empty list of URL strings")
         if len(value) > max_urls:
             raise RequestError("invalid_request", f"urls has {len(value)} items; at most {max_urls} are accepted")
         for url in value:
-            check_length(url)
+            check_url_text(url)
     else:
         value = decode_base64(value, max_bytes)
     return Request(field, value)
 
 
-def check_length(url: str) -> None:
+def check_url_text(url: str) -> None:
+    """A URL the response may echo: short, and text that encodes (JSON's lone-surrogate escapes do not)."""
     if len(url) > MAX_URL_CHARS:
         raise RequestError("invalid_request", f"a URL of {len(url)} characters is too long; at most {MAX_URL_CHARS}")
+    if has_lone_surrogate(url):
+        raise RequestError("invalid_request", f"the URL {echo(url)} holds a lone surrogate, which is not valid text")
 
 
 def decode_base64(value, max_bytes: int) -> bytes:
@@ -164,7 +193,12 @@ def http_response(status: int, body: dict | str, cors_origin: str) -> dict:
     if isinstance(body, str):
         headers = {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": PAGE_POLICY}
     else:
-        headers = {"Content-Type": "application/json", "Access-Control-Allow-Origin": cors_origin}
+        headers = {
+            "Content-Type": "application/json",
+            "Access-Control-Allow-Origin": cors_origin,
+            "Content-Security-Policy": JSON_POLICY,
+        }
+    headers.update(SECURITY_HEADERS)
     return {
         "statusCode": status,
         "headers": headers,

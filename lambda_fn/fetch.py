@@ -3,13 +3,14 @@
 A URL fetcher in a cloud function is a classic SSRF target: the instance
 metadata endpoint (169.254.169.254), services on the private network,
 localhost. So: http and https only; the host is resolved here and every
-address it resolves to must be public (an IPv4 address carried inside an
-IPv6 one is checked as IPv4); the connection goes to exactly the address
-that was checked (a second DNS answer cannot swap in a private one); each
+address it resolves to must be allowed by the address policy
+(lambda_fn/addresses.py); the connection goes to exactly the address that
+was checked (a second DNS answer cannot swap in a private one); each
 redirect is checked the same way; every byte the server sends after its
-headers is counted; and one deadline covers the whole fetch, enforced by a
-watchdog that closes the connection, so nothing the server does (dripping
-its status line, endless 100 Continue, endless trailers) can extend it.
+headers is counted; and one deadline covers the whole fetch, name
+resolution included, enforced by a watchdog that closes the connection, so
+nothing the server (or its DNS) does -- dripping its status line, endless
+100 Continue, endless trailers, a slow resolver -- can extend it.
 """
 
 import http.client
@@ -21,19 +22,14 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
-from lambda_fn.errors import RequestError, echo
+from lambda_fn.addresses import classify
+from lambda_fn.errors import RequestError, echo, has_lone_surrogate
 
 CHUNK = 64 * 1024
 FRAMING_BYTES = 64 * 1024  # what chunked encoding and trailers may add to the body's own bytes
 USER_AGENT = "fashion-classifier/0.1 (+image fetcher)"
 # What browsers leave as it is in a path or query; everything else (non-ASCII) is percent-encoded as UTF-8.
 URL_SAFE = "/?#[]@!$&'()*+,;=:%-._~"
-
-# IPv6 ranges that carry an IPv4 address in their low 32 bits: checked as that IPv4 address.
-# (Written here, not taken from ipaddress, whose tables differ between Python versions.)
-EMBEDDING_IPV4 = [ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96")]
-# Deprecated IPv6 ranges, refused outright: site-local (fec0::/10).
-REFUSED_IPV6 = [ipaddress.ip_network("fec0::/10")]
 
 
 @dataclass(frozen=True)
@@ -45,41 +41,43 @@ class FetchLimits:
     allow_private: bool = False  # opt-in for local development and tests only
 
 
-def as_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address):
-    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo client, NAT64, compatible), else itself."""
-    if address.version == 4:
-        return address
-    embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
-    if embedded is None and any(address in net for net in EMBEDDING_IPV4) and int(address) & 0xFFFFFFFF:
-        embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return embedded or address
+class ResolveTimeout(TimeoutError):
+    """Name resolution outlasted what was left of the fetch's deadline."""
 
 
-def allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: bool) -> bool:
-    """Public unicast only; the private opt-in adds loopback and private ranges, never link-local
-    (169.254.169.254 is the cloud's metadata service), multicast or unspecified ones."""
-    if address.version == 6 and any(address in net for net in REFUSED_IPV6):
-        return False
-    address = as_ipv4(address)
-    if address.is_link_local or address.is_multicast or address.is_unspecified:
-        return False
-    return address.is_global or (allow_private and (address.is_private or address.is_loopback))
+def resolve(host: str, port: int, seconds: float) -> list:
+    """getaddrinfo, given up after seconds: the system resolver has no deadline of its own, so it runs in a
+    thread that is left to finish (or fail) on its own when it is too slow."""
+    answer: dict = {}
+    done = threading.Event()
 
+    def lookup():
+        try:
+            answer["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError, ValueError) as err:
+            answer["error"] = err
+        finally:
+            done.set()
 
-def checked_address(host: str, port: int, allow_private: bool) -> str:
-    """Resolve host; refuse it if any of its addresses is not allowed."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+    threading.Thread(target=lookup, daemon=True).start()
+    if not done.wait(max(seconds, 0)):
+        raise ResolveTimeout()
+    if "error" in answer:
         raise RequestError("invalid_url", f"the host {echo(host)} could not be resolved") from None
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+    return answer["infos"]
+
+
+def checked_address(host: str, port: int, allow_private: bool, seconds: float) -> str:
+    """Resolve host; refuse it if any of its addresses is not allowed."""
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in resolve(host, port, seconds)]
     for address in addresses:
-        if not allowed(address, allow_private):
+        verdict = classify(address)
+        if not verdict.allows(allow_private):
+            opt_in = " (ALLOW_PRIVATE_URLS=true allows private ones)" if verdict.kind == "private" else ""
             raise RequestError(
                 "url_not_allowed",
-                f"the host {echo(host)} resolves to {address}, a private, "
-                "loopback, link-local or reserved address; only public "
-                "addresses are fetched",
+                f"the host {echo(host)} resolves to {address}, {verdict.why}; only public addresses are fetched"
+                + opt_in,
             )
     return str(addresses[0])
 
@@ -96,6 +94,8 @@ def parse_url(url: str) -> Target:
     """Check a URL the way a browser would read it, or say what is wrong with it (400)."""
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
         raise RequestError("invalid_url", f"{echo(url)} contains spaces or control characters; encode them (%20)")
+    if has_lone_surrogate(url):
+        raise RequestError("invalid_url", f"{echo(url)} contains a lone surrogate, which no URL can carry")
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
@@ -172,7 +172,8 @@ class Watchdog:
 
     def __init__(self, seconds: float):
         # the socket itself: http.client drops its own reference once a response reads to the close
-        self.deadline = time.monotonic() + seconds
+        self.started = time.monotonic()
+        self.deadline = self.started + seconds
         self.sock: socket.socket | None = None
         self.timer = threading.Timer(seconds, self.expire)
         self.timer.daemon = True
@@ -188,6 +189,14 @@ class Watchdog:
     def expired(self) -> bool:
         return time.monotonic() >= self.deadline
 
+    @property
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
     def __enter__(self):
         self.timer.start()
         return self
@@ -198,12 +207,12 @@ class Watchdog:
 
 def open_url(target: Target, limits: FetchLimits, watchdog: Watchdog):
     """Send the GET to the checked address; returns the response with its bytes counted."""
-    address = checked_address(target.host, target.port, limits.allow_private)
+    watchdog.sock = None  # a new hop: until it connects, a timeout is a connect timeout
+    address = checked_address(target.host, target.port, limits.allow_private, watchdog.left)
     connection_class = PinnedHTTPSConnection if target.scheme == "https" else PinnedHTTPConnection
-    left = watchdog.deadline - time.monotonic()
+    left = watchdog.left
     if left <= 0:
         raise TimeoutError()
-    watchdog.sock = None  # a new hop: until it connects, a timeout is a connect timeout
     connection = connection_class(target.host, target.port, address, timeout=min(limits.connect_timeout, left))
     connection.connect()
     watchdog.sock = connection.sock
@@ -227,10 +236,19 @@ def read_limited(response, limits: FetchLimits) -> bytes:
         data += chunk
         if len(data) > limits.max_bytes:
             raise RequestError("payload_too_large", f"the download passed {limits.max_bytes} bytes, the most accepted")
+    if declared.isascii() and declared.isdigit() and len(data) < int(declared):
+        raise RequestError(
+            "upstream_error", f"the image server closed the connection after {len(data)} of the {declared} bytes"
+        )
     return bytes(data)
 
 
 def redirect_target(url: str, location: str) -> str:
+    """http.client reads headers as Latin-1; a server that sends a raw UTF-8 Location meant UTF-8."""
+    try:
+        location = location.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        pass  # Latin-1 it was (or already text): as it is
     try:
         return urljoin(url, location)
     except ValueError:
@@ -270,8 +288,18 @@ def fetch(url: str, limits: FetchLimits) -> bytes:
                     response.close()
         except (OSError, http.client.HTTPException, ValueError) as err:  # what a server can make http.client raise
             if watchdog.expired or isinstance(err, TimeoutError):
-                stage = "connect" if watchdog.sock is None else "answer"
-                limit = limits.connect_timeout if stage == "connect" and not watchdog.expired else limits.total_timeout
-                raise RequestError("upstream_timeout", f"the image server did not {stage} within {limit:g} s") from None
+                raise timed_out(err, target, limits, watchdog) from None
             raise RequestError("upstream_error", f"could not download the image: {echo(err)}") from None
     raise RequestError("too_many_redirects", f"more than {limits.max_redirects} redirects")
+
+
+def timed_out(err: Exception, target: Target, limits: FetchLimits, watchdog: Watchdog) -> RequestError:
+    """Which step ran out of time, against which limit, and how long the fetch really took."""
+    took = f"(gave up after {watchdog.elapsed:.1f} s)"
+    if isinstance(err, ResolveTimeout):
+        message = f"the host {echo(target.host)} did not resolve within the fetch's {limits.total_timeout:g} s {took}"
+    elif watchdog.sock is None and not watchdog.expired:
+        message = f"the image server did not connect within {limits.connect_timeout:g} s {took}"
+    else:
+        message = f"the image server did not answer within {limits.total_timeout:g} s {took}"
+    return RequestError("upstream_timeout", message)

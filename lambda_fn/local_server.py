@@ -12,32 +12,66 @@ GET /                                              the page to try the model in 
 Port 9000 is the one the README maps the container's RIE to, so every
 client command works against either. Local development usually fetches
 images from a local server: set ALLOW_PRIVATE_URLS=true for that.
+
+It is a development server, but developers run it while they browse, so a
+web page must not be able to drive it: it answers only requests whose Host
+is a loopback name (or the address it was told to listen on: no DNS
+rebinding), and refuses POSTs that a browser marks as cross-site (Origin,
+Sec-Fetch-Site). The request itself is read strictly: no Transfer-Encoding,
+one well-formed Content-Length, the whole body, within one deadline; the
+connections and the bytes it holds at once are capped.
 """
 
 import argparse
 import base64
 import json
+import logging
+import sys
+import threading
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from lambda_fn.app import SETTINGS, lambda_handler  # loads the model now, as Lambda's init does
-from lambda_fn.errors import RequestError, error_body
-from lambda_fn.events import parse_json
+from lambda_fn.errors import RequestError, echo, error_body
+from lambda_fn.events import SECURITY_HEADERS, parse_json
+from lambda_fn.fetch import Watchdog
 from lambda_fn.logs import log_json_lines
 
 INVOCATIONS = "/2015-03-31/functions/function/invocations"
 MAX_BODY = 16 * 1024 * 1024  # more than any limit behind it: API Gateway's is 10 MB, Lambda's 6 MB
-CLIENT_TIMEOUT = 30  # seconds a client may take to send its request: a stalled one frees its thread
+REQUEST_DEADLINE = 30  # seconds a client has to send one whole request (and to start the next on keep-alive)
+MAX_CONNECTIONS = 64  # open at once; more are answered 503 and closed
+MAX_HELD_BYTES = 64 * 1024 * 1024  # request bodies held at once, over all connections
 BACKLOG = 128  # connections waiting to be accepted (the default 5 resets bursts of clients)
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]"}
+SAME_SITE = {"same-origin", "none"}  # Sec-Fetch-Site of the page's own requests, and of a typed URL or curl
+log = logging.getLogger("fashion.local_server")
 
 
 @dataclass
 class LocalContext:
-    """The attributes of Lambda's context object that the handler reads."""
+    """The attribute of Lambda's context object that the handler reads."""
 
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    function_name: str = "function"
+
+
+class HeldBytes:
+    """The request bodies held at once: a body that would pass the cap is refused, not read."""
+
+    def __init__(self, cap: int):
+        self.cap, self.held, self.lock = cap, 0, threading.Lock()
+
+    def take(self, n: int) -> bool:
+        with self.lock:
+            if self.held + n > self.cap:
+                return False
+            self.held += n
+            return True
+
+    def give_back(self, n: int) -> None:
+        with self.lock:
+            self.held -= n
 
 
 def http_event(method: str, path: str, headers: dict, body: bytes) -> dict:
@@ -53,20 +87,55 @@ def http_event(method: str, path: str, headers: dict, body: bytes) -> dict:
     }
 
 
-def body_length(header: str | None) -> int:
-    """Content-Length as sent by the client: whole digits, at most MAX_BODY."""
-    if header is None:
+def body_length(headers) -> int:
+    """The body's length from its framing: one Content-Length of whole digits, at most MAX_BODY, and no
+    Transfer-Encoding (two framings, or two lengths, are how one request is smuggled inside another)."""
+    if headers.get_all("Transfer-Encoding"):
+        raise RequestError("invalid_request", "Transfer-Encoding is not accepted; send the body with a Content-Length")
+    lengths = headers.get_all("Content-Length") or []
+    if len(lengths) > 1:
+        raise RequestError("invalid_request", f"{len(lengths)} Content-Length headers; send one")
+    if not lengths:
         return 0
-    if not (header.isascii() and header.isdigit()):
-        raise RequestError("invalid_request", f"Content-Length {header[:40]!r} is not a whole number of bytes")
-    if int(header) > MAX_BODY:
+    if not (lengths[0].isascii() and lengths[0].isdigit()):
+        raise RequestError("invalid_request", f"Content-Length {echo(lengths[0])} is not a whole number of bytes")
+    if int(lengths[0]) > MAX_BODY:
         raise RequestError("payload_too_large", f"the body is over {MAX_BODY} bytes")
-    return int(header)
+    return int(lengths[0])
+
+
+def host_name(host: str) -> str:
+    """The name in a Host header, without its port ([::1]:9000 -> [::1])."""
+    return host.split("]")[0] + "]" if host.startswith("[") else host.split(":")[0]
+
+
+def check_origin(headers, own_names: set[str], method: str) -> None:
+    """Only this machine's own clients: a loopback Host, and no browser's cross-site POST."""
+    host = headers.get("Host", "")
+    if host_name(host).lower() not in own_names:
+        raise RequestError(
+            "cross_site_refused",
+            f"Host {echo(host)} is not this server's; it answers {', '.join(sorted(own_names))} only",
+        )
+    if method in ("GET", "HEAD"):
+        return
+    site, origin = headers.get("Sec-Fetch-Site"), headers.get("Origin")
+    if site is not None and site not in SAME_SITE:
+        raise RequestError("cross_site_refused", f"a {echo(site)} request (Sec-Fetch-Site); only the page's own")
+    if origin is not None and origin not in (f"http://{host}", f"https://{host}"):
+        raise RequestError("cross_site_refused", f"a request from Origin {echo(origin)}; only the page's own")
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    timeout = CLIENT_TIMEOUT
+    timeout = REQUEST_DEADLINE
+    server: "Server"
+
+    def handle_one_request(self):
+        """One request, read within REQUEST_DEADLINE however slowly the client drips it."""
+        with Watchdog(REQUEST_DEADLINE) as self.watchdog:
+            self.watchdog.sock = self.connection
+            super().handle_one_request()
 
     def do_POST(self):
         self.route("POST")
@@ -91,10 +160,27 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self, method: str):
         try:
-            body = self.rfile.read(body_length(self.headers.get("Content-Length")))
+            check_origin(self.headers, self.server.own_names, method)
+            length = body_length(self.headers)
         except RequestError as err:
             self.close_connection = True  # the body was not read: the stream is out of step
             return self.reply(err.status, err.body())
+        if not self.server.held.take(length):
+            self.close_connection = True
+            busy = RequestError("server_busy", f"over {MAX_HELD_BYTES} request bytes held at once; retry")
+            return self.reply(busy.status, busy.body())
+        try:
+            self.answer(method, length)
+        finally:
+            self.server.held.give_back(length)
+
+    def answer(self, method: str, length: int):
+        body = self.rfile.read(length)
+        self.watchdog.timer.cancel()  # the request is in: the deadline was for sending it
+        if len(body) < length:
+            self.close_connection = True
+            error = RequestError("invalid_request", f"the body ended after {len(body)} of its {length} bytes")
+            return self.reply(error.status, error.body())
         path = self.path.split("?")[0]
         if path == INVOCATIONS and method == "POST":
             try:
@@ -118,7 +204,7 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def reply(self, status: int, body: dict):
-        self.send(status, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        self.send(status, json.dumps(body).encode(), {"Content-Type": "application/json", **SECURITY_HEADERS})
 
     def send(self, status: int, data: bytes, headers: dict):
         self.send_response(status)
@@ -136,6 +222,39 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     request_queue_size = BACKLOG
     daemon_threads = True
+
+    def __init__(self, address, handler):
+        super().__init__(address, handler)
+        self.own_names = LOOPBACK_NAMES | {address[0].lower(), f"[{address[0].lower()}]"}
+        self.held = HeldBytes(MAX_HELD_BYTES)
+        self.connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address):
+        if not self.connections.acquire(blocking=False):
+            body = json.dumps(RequestError("server_busy", f"over {MAX_CONNECTIONS} connections open; retry").body())
+            try:
+                request.sendall(
+                    f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n{body}".encode()
+                )
+            except OSError:
+                pass
+            return self.shutdown_request(request)
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
+
+    def handle_error(self, request, client_address):
+        """A client that resets or vanishes is one JSON line; anything else a JSON line with its stack trace."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            log.info("client connection ended", extra={"client": client_address[0], "error": type(error).__name__})
+        else:
+            log.exception("local server failure", extra={"client": client_address[0]})
 
 
 def main(argv=None):

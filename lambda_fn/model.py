@@ -5,8 +5,13 @@ class, so what was verified is what serves.
 """
 
 import json
+import logging
+import os
 import re
+import sys
+import tempfile
 import threading
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -27,6 +32,26 @@ RUNTIME_VERSION = version(RUNTIME)
 TENSORFLOW_NUMBERED = ("tflite-runtime",)
 
 PREPROCESSING = "xception"  # the convention lambda_fn/preprocess.py reproduces (train/backbone.py names it)
+
+
+@contextmanager
+def native_stderr_as_records():
+    """The runtime's C++ code writes to file descriptor 2 ("INFO: Created TensorFlow Lite XNNPACK delegate
+    for CPU."): in Lambda a raw line in a JSON log stream. While it builds, fd 2 goes to a file, and what it
+    wrote is logged afterwards as records, one a line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            for line in caught.read().decode(errors="replace").splitlines():
+                if line.strip():
+                    logging.getLogger("fashion.runtime").info(line.strip(), extra={"runtime": RUNTIME})
 
 
 def release(text: str) -> tuple[int, ...]:
@@ -73,8 +98,9 @@ class Model:
         if runtime_cannot_serve(needed):
             raise RuntimeError(needs_newer_runtime(model_file, needed))
         try:
-            self.interpreter = Interpreter(model_path=str(model_file), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with native_stderr_as_records():
+                self.interpreter = Interpreter(model_path=str(model_file), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as err:
             if "find op for builtin opcode" not in str(err):  # an op version this runtime lacks; else not ours to say
                 raise

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from lambda_fn.errors import RequestError
+from lambda_fn.structure import check_structure
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
@@ -28,14 +29,21 @@ def decoded_bytes(image: Image.Image) -> int:
     return image.width * image.height * BYTES_PER_PIXEL
 
 
+def scaled_bytes(image: Image.Image, scale: int) -> int:
+    return math.ceil(image.width / scale) * math.ceil(image.height / scale) * BYTES_PER_PIXEL
+
+
 def decode_image(data: bytes, max_bytes: int) -> Image.Image:
     """Bytes -> a fully decoded Pillow image, refusing non-images and bombs before decoding them.
 
     The budget is the memory the image takes as RGB(A), the form it passes
     through before resizing. A JPEG over it is decoded at 1/2, 1/4 or 1/8
     scale (libjpeg's own reduction) when that fits; anything else over it,
-    or thinner than 1:20, is refused from its header alone.
+    or thinner than 1:20, is refused from its header alone. So are files
+    whose structure would cost the decoder more than their pixels show
+    (lambda_fn/structure.py), and formats Pillow decodes in Python (RLE BMP).
     """
+    check_structure(data, max_bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the explicit checks below decide
@@ -54,9 +62,17 @@ def decode_image(data: bytes, max_bytes: int) -> Image.Image:
             "image_too_large",
             f"the image is {image.width}x{image.height}; sides further apart than 1:{MAX_ASPECT} are not accepted",
         )
+    python_decoders = {tile.codec_name for tile in image.tile} & set(Image.DECODERS)
+    if python_decoders:
+        raise RequestError(
+            "not_an_image",
+            f"{image.format} images compressed as {', '.join(sorted(python_decoders))} are not accepted "
+            "(Pillow decodes them in Python, too slowly); send a JPEG, PNG or WebP",
+        )
     if decoded_bytes(image) > max_bytes and image.format == "JPEG":
-        scale = next((s for s in (2, 4, 8) if decoded_bytes(image) / s**2 <= max_bytes), 8)
-        image.draft(image.mode, (math.ceil(image.width / scale), math.ceil(image.height / scale)))
+        # libjpeg scales by 1/s and rounds up; draft() picks the largest s with size // s >= the size it is asked
+        scale = next((s for s in (2, 4, 8) if scaled_bytes(image, s) <= max_bytes), 8)
+        image.draft(image.mode, (max(image.width // scale, 1), max(image.height // scale, 1)))
     if decoded_bytes(image) > max_bytes:
         raise RequestError(
             "image_too_large",

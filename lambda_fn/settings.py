@@ -15,7 +15,10 @@ from lambda_fn.logs import LEVELS
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "artifacts" / "bundle" / "float32"
 BATCH_WORKERS = 8  # URLs of a urls request fetched at once
-ANSWER_MARGIN = 5  # seconds kept, after the last fetch's deadline, to decode, infer and answer
+DECODERS = 2  # images decoded at once: bounds a request's peak memory to this many decoded images
+# Seconds to decode and infer the costliest image the limits admit (bench/hostile.py measures it; 2 cores).
+IMAGE_SECONDS = 1.0
+ANSWER_SECONDS = 1.0  # kept at the end of the function's time to answer: a urls batch stops this early
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class Settings:
     fetch: FetchLimits
     cors_origin: str
     log_level: int  # the function's own records; in AWS, LoggingConfig's ApplicationLogLevel filters them too
+    function_timeout: int  # seconds; the template passes the function's Timeout
 
 
 def integer(env, name: str, default: int, minimum: int = 1) -> int:
@@ -63,13 +67,14 @@ def level(env, name: str, default: str) -> int:
 
 def load(env=os.environ) -> Settings:
     loaded = read(env)
-    function_timeout = integer(env, "FUNCTION_TIMEOUT", 900)  # the template passes the function's Timeout
     waves = math.ceil(loaded.max_urls / BATCH_WORKERS)
-    if waves * loaded.fetch.total_timeout + ANSWER_MARGIN > function_timeout:
+    decoding = math.ceil(loaded.max_urls / DECODERS) * IMAGE_SECONDS
+    if waves * loaded.fetch.total_timeout + decoding + ANSWER_SECONDS > loaded.function_timeout:
         raise ValueError(
             f"FETCH_TIMEOUT={loaded.fetch.total_timeout:g} s for each of {waves} wave(s) of "
-            f"{BATCH_WORKERS} fetches (MAX_URLS={loaded.max_urls}) plus {ANSWER_MARGIN} s to answer "
-            f"exceeds FUNCTION_TIMEOUT={function_timeout} s: a full urls request would be cut off"
+            f"{BATCH_WORKERS} fetches (MAX_URLS={loaded.max_urls}), {decoding:g} s to decode and infer "
+            f"{loaded.max_urls} images {DECODERS} at a time, and {ANSWER_SECONDS:g} s to answer exceed "
+            f"FUNCTION_TIMEOUT={loaded.function_timeout} s: a full urls request would run out of time"
         )
     return loaded
 
@@ -89,4 +94,5 @@ def read(env) -> Settings:
         ),
         cors_origin=env.get("CORS_ALLOW_ORIGIN", "*"),
         log_level=level(env, "LOG_LEVEL", "INFO"),
+        function_timeout=integer(env, "FUNCTION_TIMEOUT", 900),  # Lambda's most; the template passes its own
     )

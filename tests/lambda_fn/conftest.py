@@ -5,9 +5,11 @@ TensorFlow-free environment.
 """
 
 import io
+import ipaddress
 import json
 import os
 import queue
+import socket
 import struct
 import subprocess
 import sys
@@ -51,6 +53,65 @@ def encode(image: Image.Image, fmt: str, **options) -> bytes:
     buf = io.BytesIO()
     image.save(buf, fmt, **options)
     return buf.getvalue()
+
+
+def noise(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
+    bands = len(mode)
+    pixels = np.random.default_rng(1).integers(0, 256, (size[1], size[0], bands), dtype=np.uint8)
+    return Image.fromarray(pixels if bands > 1 else pixels[..., 0], mode)
+
+
+def jpeg_with_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """The same JPEG with its frame header (SOF) claiming another size: what a decoder allocates for."""
+    at = next(k for k in range(2, len(jpeg)) if jpeg[k] == 0xFF and jpeg[k + 1] in (0xC0, 0xC1, 0xC2))
+    return jpeg[: at + 5] + struct.pack(">HH", height, width) + jpeg[at + 9 :]
+
+
+def progressive_bomb(width: int, height: int, mode: str = "CMYK") -> bytes:
+    """A progressive JPEG whose header says width x height: libjpeg holds its whole coefficient buffer."""
+    return jpeg_with_size(encode(noise((64, 64), mode), "JPEG", progressive=True), width, height)
+
+
+def scan_flood(scans: int) -> bytes:
+    """A progressive JPEG whose last scan is repeated until it has this many scans: each is a pass."""
+    jpeg = encode(noise((16, 16)), "JPEG", progressive=True)
+    last_scan = jpeg.rindex(b"\xff\xda")
+    extra = scans - jpeg.count(b"\xff\xda")
+    return jpeg[:last_scan] + jpeg[last_scan:-2] * (extra + 1) + b"\xff\xd9"
+
+
+def marker_flood(markers: int) -> bytes:
+    """A small JPEG behind this many empty APP15 segments, each parsed in Python by Pillow."""
+    jpeg = encode(noise((64, 64)), "JPEG")
+    return jpeg[:2] + b"\xff\xef\x00\x02" * markers + jpeg[2:]
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def chunk_flood(chunks: int) -> bytes:
+    """A small PNG with this many private ancillary chunks before its image data."""
+    png = encode(noise((64, 64)), "PNG")
+    return png[:33] + png_chunk(b"prVt", b"") * chunks + png[33:]
+
+
+def rle8_bmp(width: int, height: int) -> bytes:
+    """An RLE8-compressed BMP (Pillow decodes these in Python): runs of 255 pixels, row after row."""
+    row = b"\xff\x01" * (width // 255) + bytes([width % 255, 2]) * (width % 255 > 0) + b"\x00\x00"
+    data = row * height + b"\x00\x01"
+    palette = b"".join(bytes([k, k, k, 0]) for k in range(256))
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(data), 2835, 2835, 256, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + info + palette + data
+
+
+def corrupt_exif_jpeg() -> bytes:
+    """A JPEG whose EXIF names an orientation tag with more values than the segment holds: Pillow warns."""
+    tiff = b"II*\x00\x08\x00\x00\x00" + struct.pack("<HHHII", 1, 0x0112, 3, 1000, 0x7FFF) + b"\x00\x00\x00\x00"
+    exif = b"Exif\x00\x00" + tiff
+    jpeg = encode(noise((64, 64)), "JPEG")
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
 
 
 @pytest.fixture(scope="session")
@@ -138,6 +199,13 @@ class ImageServer(BaseHTTPRequestHandler):
                     b"Content-Length: \xc2\xb2\r\n\r\n" + body
                 ]
             )
+        if url.path == "/short-body":  # declares 100,000 bytes, sends 10, closes
+            return self.raw(
+                [b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n" + b"x" * 10]
+            )
+        if url.path == "/utf8-location":  # a raw UTF-8 Location, as some servers send
+            location = "/images/camisa-niño.jpg".encode()
+            return self.raw([b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"])
         if url.path == "/long-reason":  # a 64 KB status line
             return self.raw([b"HTTP/1.1 500 " + b"r" * 60_000 + b"\r\nContent-Length: 0\r\n\r\n"])
         self.respond(404, b"not found")
@@ -175,6 +243,24 @@ class ImageServer(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):
         pass
+
+
+def ip_literals_only(host, port, *args, **kwargs):
+    """The tests' resolver: IP literals resolve, names do not (no DNS query leaves the machine)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise socket.gaierror(socket.EAI_NONAME, "names are not resolved in this test") from None
+    return REAL_GETADDRINFO(host, port, *args, **kwargs)
+
+
+REAL_GETADDRINFO = socket.getaddrinfo
+
+
+@pytest.fixture
+def names_do_not_resolve(monkeypatch):
+    """The fetcher's resolver, as the test controls it: no name is looked up outside this machine."""
+    monkeypatch.setattr(socket, "getaddrinfo", ip_literals_only)
 
 
 @pytest.fixture(scope="session")

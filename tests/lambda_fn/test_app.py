@@ -74,7 +74,7 @@ def test_checked_in_events(app, load_event, image_files, name):
     [
         ({}, "invalid_request", "give exactly one of: url"),
         ({"url": "http://x/a.jpg", "image": "AAAA"}, "invalid_request", "give exactly one of"),
-        ({"uri": "http://x/a.jpg"}, "invalid_request", "unknown field(s) uri"),
+        ({"uri": "http://x/a.jpg"}, "invalid_request", "unknown field(s) 'uri'"),
         ({"url": 42}, "invalid_request", "url must be a non-empty string"),
         ({"urls": "http://x/a.jpg"}, "invalid_request", "urls must be a non-empty list"),
         ({"urls": ["http://x/a.jpg"] * 11}, "invalid_request", "urls has 11 items; at most 10"),
@@ -86,7 +86,7 @@ def test_checked_in_events(app, load_event, image_files, name):
         ({"url": "http://host.invalid/a.jpg"}, "invalid_url", "could not be resolved"),
     ],
 )
-def test_bad_direct_events(app, event, code, words):
+def test_bad_direct_events(app, event, code, words, names_do_not_resolve):
     status, body = call(app, event)
     assert body["error"]["code"] == code and words in body["error"]["message"]
     assert status == body["error"]["status"] and 400 <= status < 500

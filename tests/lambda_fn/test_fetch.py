@@ -6,6 +6,7 @@ import socket
 import pytest
 
 from lambda_fn import fetch as fetch_module
+from lambda_fn.addresses import Verdict
 
 
 def with_limits(app, monkeypatch, **limits):
@@ -51,7 +52,9 @@ def test_private_and_reserved_addresses_are_refused(app, monkeypatch, address, n
 
 def test_redirect_to_a_private_address_is_refused(app, monkeypatch, image_server):
     """127.0.0.1 plays the public image host here; every other address is treated as private."""
-    monkeypatch.setattr(fetch_module, "allowed", lambda address, allow_private: str(address) == "127.0.0.1")
+    with_limits(app, monkeypatch, allow_private=False)
+    public, private = Verdict("public", "public"), Verdict("private", "treated as private here")
+    monkeypatch.setattr(fetch_module, "classify", lambda address: public if str(address) == "127.0.0.1" else private)
     ok = app.lambda_handler({"url": f"{image_server}/redirect?to=/images/hat.jpg"}, None)
     assert ok["label"]  # redirects to allowed places are followed
     status, code, message = error_of(app, f"{image_server}/redirect?to=http://127.0.0.2:9/secret")

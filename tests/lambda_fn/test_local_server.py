@@ -1,7 +1,12 @@
 """The local server (no Docker) with the RIE's and API Gateway's routes, and the client against it."""
 
 import json
+import socket
+import struct
+import threading
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -119,3 +124,135 @@ def test_each_request_is_one_json_log_line_as_lambda_writes_it(local_server_proc
     assert record["message"] == "request" and record["level"] == "INFO" and record["logger"] == "fashion"
     assert record["status"] == status == 200 and record["label"] == body["label"] and record["input"] == "upload"
     assert record["requestId"] and record["inference_ms"] > 0  # fields at top level, not a string in the message
+
+
+# -- the request as it arrives on the socket: framing, deadline, caps, origin -------------------------------
+
+
+@pytest.fixture
+def server(app, monkeypatch):
+    """The local server in this process, on 127.0.0.1, with its limits made small enough to reach in a test."""
+    from lambda_fn import local_server
+
+    monkeypatch.setattr(local_server, "REQUEST_DEADLINE", 1.0)
+    monkeypatch.setattr(local_server, "MAX_CONNECTIONS", 3)
+    monkeypatch.setattr(local_server, "MAX_HELD_BYTES", 1_000_000)
+    httpd = local_server.Server(("127.0.0.1", 0), local_server.Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd.server_port
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def exchange(port: int, request: bytes, pause: float = 0.0, timeout: float = 10) -> bytes:
+    """Send raw bytes (a byte at a time, pause apart, when pause is set); everything the server sends until it
+    closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            for piece in [request[k : k + 1] for k in range(len(request))] if pause else [request]:
+                sock.sendall(piece)
+                time.sleep(pause)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the server closed first: what it said is still there to read
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+def head(port: int, extra: str = "", body: bytes = b"") -> bytes:
+    return (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: image/jpeg\r\n{extra}\r\n".encode() + body
+    )
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",  # CL.TE: two framings, two readings
+        "Transfer-Encoding: chunked\r\n",
+        "Content-Length: 5\r\nContent-Length: 0\r\n",
+        "Content-Length: 5, 5\r\n",
+    ],
+    ids=["cl-te", "te", "two-lengths", "list"],
+)
+def test_ambiguous_framing_is_400_and_answered_once(server, framing):
+    response = exchange(server, head(server, framing, b"0\r\n\r\nPOST /predict HTTP/1.1\r\n\r\n"))
+    assert status_of(response) == 400 and response.count(b"HTTP/1.1 ") == 1
+
+
+def test_a_truncated_body_is_refused_not_processed(server, image_files):
+    hat = image_files["hat.jpg"].read_bytes()
+    response = exchange(server, head(server, f"Content-Length: {len(hat)}\r\n", hat[:100]))
+    assert status_of(response) == 400 and f"ended after 100 of its {len(hat)} bytes".encode() in response
+
+
+def test_a_client_that_drips_is_cut_off_at_the_request_deadline(server):
+    started = time.monotonic()
+    response = exchange(server, head(server, "Content-Length: 40\r\n", b"x" * 40), pause=0.05, timeout=30)
+    assert time.monotonic() - started < 4 and status_of(response or b"- 408") != 200
+
+
+def test_connections_over_the_cap_get_503(server):
+    idle = [socket.create_connection(("127.0.0.1", server)) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        assert status_of(exchange(server, head(server, "Content-Length: 0\r\n"))) == 503
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_bodies_over_the_held_bytes_cap_get_503_unread(server):
+    response = exchange(server, head(server, "Content-Length: 2000000\r\n"))
+    assert status_of(response) == 503 and b"server_busy" in response
+
+
+@pytest.mark.parametrize(
+    "headers, allowed",
+    [
+        ({}, True),  # curl, boto3, the client: no Origin
+        ({"Origin": "http://127.0.0.1:{port}", "Sec-Fetch-Site": "same-origin"}, True),  # the page itself
+        ({"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}, False),
+        ({"Origin": "https://evil.example"}, False),
+        ({"Sec-Fetch-Site": "same-site"}, False),
+        ({"Host": "evil.example:{port}"}, False),  # DNS rebinding: a page's own name pointed at 127.0.0.1
+    ],
+)
+@pytest.mark.parametrize("path", ["/2015-03-31/functions/function/invocations", "/predict"])
+def test_a_web_page_cannot_drive_the_server(server, headers, allowed, path):
+    headers = {"Host": f"127.0.0.1:{server}", "Content-Type": "text/plain", **headers}
+    lines = "".join(f"{k}: {v.format(port=server)}\r\n" for k, v in headers.items())
+    response = exchange(server, f"POST {path} HTTP/1.1\r\n{lines}Content-Length: 2\r\n\r\n{{}}".encode())
+    assert (status_of(response) != 403) is allowed, response
+    if not allowed:
+        assert b"cross_site_refused" in response
+
+
+def test_a_client_reset_is_one_json_record(server, caplog):
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        sock.sendall(head(server, "Content-Length: 1000\r\n", b"x" * 10))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not caplog.records:
+        time.sleep(0.05)
+    (record,) = [r for r in caplog.records if r.name == "fashion.local_server"]
+    assert record.getMessage() == "client connection ended" and not record.exc_info
+
+
+def test_every_response_carries_the_security_headers(local_server):
+    for method, path in (("GET", "/"), ("POST", "/predict"), ("GET", "/nowhere")):
+        request = urllib.request.Request(local_server + path, data=b"{}" if method == "POST" else None)
+        try:
+            response = urllib.request.urlopen(request, timeout=30)
+        except urllib.error.HTTPError as err:
+            response = err
+        assert response.headers["X-Content-Type-Options"] == "nosniff", path
+        assert response.headers["Referrer-Policy"] == "no-referrer", path
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], path
+        assert "unsafe-inline" not in response.headers["Content-Security-Policy"], path
