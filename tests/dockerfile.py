@@ -1,6 +1,7 @@
 """Dockerfile.lambda read as data: its instructions with ARG defaults substituted, its base image, and the pip
 command that fetches its requirements as that image would install them."""
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -19,6 +20,12 @@ def instructions() -> list[tuple[str, str]]:
     return [
         (op.upper(), re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), rest)) for op, rest in parsed
     ]
+
+
+def handler() -> str:
+    """The image's CMD: the handler Lambda (and the RIE) calls."""
+    (cmd,) = [json.loads(rest) for op, rest in instructions() if op == "CMD"]
+    return cmd[0]
 
 
 def base_image() -> tuple[str, str]:

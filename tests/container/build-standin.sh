@@ -5,12 +5,15 @@
 #   tests/container/build-standin.sh ENGINE [TAG]     # ENGINE: docker or podman; needs root and debootstrap
 #
 # Debian 12 minbase through debootstrap (Debian's packages), then a local CPython 3.12 copied to
-# /var/lang (PYTHON312, default python3.12) and awslambdaric installed into /var/runtime with it.
+# /var/lang (PYTHON312, default python3.12), awslambdaric installed into /var/runtime with it, and
+# AWS's Runtime Interface Emulator at /usr/local/bin/aws-lambda-rie, as in AWS's image: the one that
+# ships in the aws-sam-cli wheel (PyPI), at the version pyproject.toml pins.
 set -euo pipefail
 engine=${1:?usage: build-standin.sh docker|podman [tag]}
 tag=${2:-public.ecr.aws/lambda/python:3.12}
 here=$(cd "$(dirname "$0")" && pwd)
 awslambdaric=$(grep -o '"awslambdaric==[^"]*"' "$here/../../pyproject.toml" | tr -d '"')
+sam_cli=$(grep -o '"aws-sam-cli==[^"]*"' "$here/../../pyproject.toml" | tr -d '"')
 python312=${PYTHON312:-}
 for candidate in python3.12 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12; do
   [ -z "$python312" ] && "$candidate" -c '' 2>/dev/null && python312=$candidate
@@ -33,6 +36,11 @@ cp -a "$prefix"/lib/python3.12/site-packages/pip* "$work/rootfs/var/lang/lib/pyt
 grep -lr "^#!$prefix/bin/" "$work/rootfs/var/lang/bin" | xargs sed -i "1s|^#!$prefix/bin/|#!/var/lang/bin/|"
 "$python312" -m pip install -q --no-cache-dir --root-user-action=ignore --only-binary=:all: \
   --target "$work/rootfs/var/runtime" "$awslambdaric" 2> >(grep -v "^WARNING: Location" >&2)
+"$python312" -m pip download -q --no-deps --only-binary=:all: -d "$work/wheel" "$sam_cli" 2> >(grep -v "^WARNING: Location" >&2)
+mkdir -p "$work/rootfs/usr/local/bin"
+"$python312" -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+  "$work"/wheel/aws_sam_cli-*.whl "samcli/local/rapid/aws-lambda-rie-$(uname -m)" >"$work/rootfs/usr/local/bin/aws-lambda-rie"
+chmod 755 "$work/rootfs/usr/local/bin/aws-lambda-rie"
 # pip in the image trusts what this machine trusts (its package registries may sit behind its own CA)
 cp /etc/ssl/certs/ca-certificates.crt "$work/rootfs/etc/ssl/certs/ca-certificates.crt"
 printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' >"$work/rootfs/etc/pip.conf"

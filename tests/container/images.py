@@ -3,8 +3,12 @@
 Used by tests/lambda_fn/test_container.py and bench/container.py.
 """
 
+import json
 import shutil
+import socket
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 from tests.conftest import REPO
@@ -42,12 +46,42 @@ def build_image(tag: str, bundle: Path, context: Path) -> None:
     subprocess.run(["make", "-s", "image", f"IMAGE={tag}", f"IMAGE_CONTEXT={context}"], cwd=REPO, check=True)
 
 
-def run_container(engine: str, tag: str, runtime_api: str, *env: str) -> str:
-    """Start the image as Lambda would, its runtime polling runtime_api; returns the container's id.
-    Host networking: the Runtime API and the tests' image server listen on 127.0.0.1."""
-    flags = [f for name in (f"AWS_LAMBDA_RUNTIME_API={runtime_api}", *env) for f in ("-e", name)]
-    command = [engine, "run", "-d", "--rm", "--network", "host", *flags, tag]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+RIE = "/usr/local/bin/aws-lambda-rie"  # where AWS's base image (and the stand-in) keep the emulator
+INVOCATIONS = "/2015-03-31/functions/function/invocations"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_under_rie(engine: str, tag: str, handler: str, *env: str) -> tuple[str, str]:
+    """The image under AWS's Runtime Interface Emulator, on the host's network so that the function can fetch
+    from a server on the host's 127.0.0.1 (in a bridged container 127.0.0.1 is the container itself): the RIE
+    as entry point, on a free loopback port, starting the image's own entry point with the handler, as AWS
+    documents for images run under a mounted RIE. Returns (container id, the invocations URL)."""
+    port, api_port = free_port(), free_port()
+    flags = [f for name in env for f in ("-e", name)]
+    command = [engine, "run", "-d", "--rm", "--network", "host", "--entrypoint", RIE, *flags, tag]
+    command += ["--runtime-interface-emulator-address", f"127.0.0.1:{port}"]
+    command += ["--runtime-api-address", f"127.0.0.1:{api_port}", "/lambda-entrypoint.sh", handler]
+    container = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    return container, f"http://127.0.0.1:{port}{INVOCATIONS}"
+
+
+def invoke_rie(url: str, event) -> dict:
+    """One invocation through the RIE's HTTP API: the function's answer."""
+    request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=180) as response:
+        return json.loads(response.read())
 
 
 def remove(engine: str, container: str) -> str:
