@@ -19,15 +19,29 @@ LAMBDA_VENV := .venv-lambda
 # the course's runtime, tflite-runtime 2.14, has wheels up to Python 3.11 only
 PYTHON311 ?= python3.11
 TFLITE_VENV := .venv-tflite-runtime
+# AWS's SAM CLI (sam build, sam local invoke, sam local start-api), apart: its pins are its own
+SAM_VENV := .venv-sam
 DATASET_URL := https://github.com/alexeygrigorev/clothing-dataset-small
 RUN := artifacts/runs/xception_v1
 BUNDLE := artifacts/bundle
-# make image: the Lambda container image of the bundle's MODEL_VARIANT, with docker or podman
+# make image: the Lambda container image of the bundle's MODEL_VARIANT, with docker or podman;
+# PLATFORM=linux/arm64 builds it for Graviton; BASE_IMAGE replaces AWS's base (a machine that cannot pull it)
 IMAGE ?= fashion-classifier
 MODEL_VARIANT ?= float32
 IMAGE_CONTEXT ?= .
+PLATFORM ?=
+BASE_IMAGE ?=
+# make rie: the image under AWS's Runtime Interface Emulator, invoked at
+# http://127.0.0.1:$(RIE_PORT)/2015-03-31/functions/function/invocations. HOST_NETWORK=1 runs it on the
+# host's network, so that the function can fetch URLs served on the host's 127.0.0.1 (with
+# RIE_ENV=ALLOW_PRIVATE_URLS=true); RIE_ENV passes any other setting (NAME=VALUE, space-separated)
+RIE_PORT ?= 9000
+RIE_API_PORT ?= 9001
+HOST_NETWORK ?=
+RIE_ENV ?=
+HANDLER := $(shell sed -n 's/^CMD \["\([^"]*\)"\]/\1/p' Dockerfile.lambda)
 
-.PHONY: run test lint system-packages data train convert serve image clean
+.PHONY: run test lint system-packages data train convert serve image rie clean
 
 run: train convert
 
@@ -53,6 +67,12 @@ $(TFLITE_VENV)/.installed: pyproject.toml
 	$(TFLITE_VENV)/bin/pip install -q --group serve-tflite-runtime --group serve-test
 	touch $@
 
+$(SAM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q -U pip
+	$(SAM_VENV)/bin/pip install -q --group aws-sam
+	touch $@
+
 # The dataset and weights beside the project (../shared) when present;
 # otherwise clone the dataset here and let Keras download the weights.
 data:
@@ -68,7 +88,16 @@ convert: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 # the engine is looked up when the image is built: infra/container-engine
 image:
 	ENGINE=$$(infra/container-engine) && $$ENGINE build -f $(IMAGE_CONTEXT)/Dockerfile.lambda \
+		$(if $(PLATFORM),--platform $(PLATFORM)) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 		--build-arg MODEL_VARIANT=$(MODEL_VARIANT) -t $(IMAGE) $(IMAGE_CONTEXT)
+
+# AWS's base image (and the stand-in) start the RIE themselves when run outside Lambda, listening on 8080.
+# On the host's network the RIE is the entry point instead, told where to listen, and starts the image's own.
+rie: image
+	ENGINE=$$(infra/container-engine) && $$ENGINE run --rm $(if $(PLATFORM),--platform $(PLATFORM)) \
+		$(foreach setting,$(RIE_ENV),-e $(setting)) $(if $(HOST_NETWORK),--network host \
+		--entrypoint /usr/local/bin/aws-lambda-rie $(IMAGE) --runtime-interface-emulator-address 127.0.0.1:$(RIE_PORT) \
+		--runtime-api-address 127.0.0.1:$(RIE_API_PORT) /lambda-entrypoint.sh $(HANDLER),-p 127.0.0.1:$(RIE_PORT):8080 $(IMAGE))
 
 serve: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 	MODEL_DIR=$(BUNDLE)/float32 $(VENV)/bin/python -m lambda_fn.local_server
@@ -82,11 +111,12 @@ lint: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 system-packages:
 	tests/system-packages.sh
 
-test: system-packages lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed $(TFLITE_VENV)/.installed
+test: system-packages lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed $(TFLITE_VENV)/.installed \
+		$(SAM_VENV)/.installed
 	$(VENV)/bin/python -m pytest
 	FASHION_TF_FREE=1 $(LAMBDA_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow and not browser and not container"
 	FASHION_TF_FREE=1 FASHION_RUNTIME=tflite-runtime $(TFLITE_VENV)/bin/python -m pytest tests/lambda_fn \
 		-m "not tensorflow and not browser and not container"
 
 clean:
-	rm -rf artifacts $(VENV) $(LAMBDA_VENV) $(TFLITE_VENV)
+	rm -rf artifacts $(VENV) $(LAMBDA_VENV) $(TFLITE_VENV) $(SAM_VENV)

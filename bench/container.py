@@ -1,12 +1,18 @@
-"""The Lambda container image: its size, the layers the project adds, and run -> first answer.
+"""The Lambda container image under AWS's own tools: its size and the layers the project adds (x86_64 and arm64),
+run -> first answer under the RIE, warm requests through the RIE, and `sam local invoke` end to end.
 
-    .venv/bin/python -m bench.container [--runs 5]
+    .venv/bin/python -m bench.container [--bundle artifacts/bundle/float32] [--runs 5] [--warm 10] [--sam 3]
 
-Builds Dockerfile.lambda with `make image` on the served bundle (artifacts/bundle/float32), on AWS's
-base image or, where it cannot be pulled, the stand-in (tests/container/). Then, per run, starts
-the container under AWS's Runtime Interface Emulator and times from `run` to the first answer (one
-URL from 127.0.0.1, fetched, preprocessed and classified): container start, init (imports, model
-load) and the request. (The RIE's REPORT line's "Init Duration" is not the init time.) Medians.
+Builds Dockerfile.lambda with `make image` on the bundle, on AWS's base image or, where it cannot be pulled,
+the stand-in (tests/container/; for arm64 the arm64 stand-in, through qemu). Then:
+- cold: per run, starts the container under AWS's Runtime Interface Emulator and times from `run` to the
+  first answer (one URL from 127.0.0.1, fetched, preprocessed and classified): container start, init (imports,
+  model load) and the request. The RIE's REPORT line's "Init Duration" is not the init time, and this RIE
+  prints no INIT REPORT line, so the init is measured from outside.
+- warm: in one container, the same {"url"} request again and again.
+- sam: `sam build` once, then `sam local invoke` with infra/events/image.json (a new container each time,
+  as SAM CLI runs it).
+Medians.
 """
 
 import argparse
@@ -18,7 +24,8 @@ import time
 from pathlib import Path
 
 from bench.common import BUNDLE, file_server, machine, sample_images
-from tests.container.images import AWS_BASE, build_image, ensure_base, find_engine, invoke_rie, remove, run_under_rie
+from tests.container.images import build_image, ensure_base, find_engine, invoke_rie, remove, run_under_rie
+from tests.container.sam import invoked, sam, sam_environment
 from tests.dockerfile import handler
 
 TAG = "fashion-classifier:bench"
@@ -41,6 +48,15 @@ def layers(engine: str, tag: str) -> list[tuple[str, float]]:
     ]
 
 
+def print_image(engine: str, tag: str, base: str, arch: str) -> None:
+    size, base_size = image_mb(engine, tag), image_mb(engine, base)
+    print(f"\n{arch}: image {size:.0f} MB; the base ({base}) {base_size:.0f} MB; the project's layers ", end="")
+    print(f"{size - base_size:.0f} MB\n\n| layer (newest first) | MB |\n| --- | --- |")
+    for created, layer in layers(engine, tag):
+        if layer >= 0.05:
+            print(f"| `{created}` | {layer:.1f} |")
+
+
 def first_answer(engine: str, url: str) -> float:
     """Seconds from `run` to the first answer."""
     started = time.perf_counter()
@@ -54,27 +70,74 @@ def first_answer(engine: str, url: str) -> float:
     return answered - started
 
 
+def warm_answers(engine: str, url: str, count: int) -> list[float]:
+    """Seconds per {"url"} request to one container that has answered once already."""
+    container, invocations = run_under_rie(engine, TAG, handler(), "ALLOW_PRIVATE_URLS=true")
+    try:
+        invoke_rie(invocations, {"url": url})
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            assert "label" in invoke_rie(invocations, {"url": url})
+            times.append(time.perf_counter() - started)
+    finally:
+        remove(engine, container)
+    return times
+
+
+def sam_invokes(engine: str, project: Path, count: int) -> tuple[float, list[float]]:
+    """(sam build seconds, seconds per `sam local invoke` of the sample image event)."""
+    event = str(project / "infra" / "events" / "image.json")
+    with sam_environment(engine) as env:
+        started = time.perf_counter()
+        assert sam(env, project, "build").returncode == 0
+        build = time.perf_counter() - started
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            invoked(sam(env, project, "local", "invoke", "Function", "-e", event, "--skip-pull-image"))
+            times.append(time.perf_counter() - started)
+    return build, times
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--bundle", type=Path, default=BUNDLE / "float32", help="the serving bundle in the image")
+    p.add_argument("--runs", type=int, default=5, help="cold starts under the RIE")
+    p.add_argument("--warm", type=int, default=10, help="warm {url} requests through the RIE")
+    p.add_argument("--sam", type=int, default=3, help="sam local invoke runs (0: skip SAM CLI)")
+    p.add_argument("--arm64", action="store_true", help="also build the arm64 image and report its size")
     args = p.parse_args(argv)
     engine = find_engine()
     base = ensure_base(engine)
+    model = json.loads((args.bundle / "model.json").read_text())["name"]
+    print(f"machine: {machine()}; engine: {engine}; model: {model} ({args.bundle})")
     with tempfile.TemporaryDirectory() as context:
-        build_image(TAG, BUNDLE / "float32", Path(context))
-    model = json.loads((BUNDLE / "float32" / "model.json").read_text())["name"]
-    print(f"machine: {machine()}; engine: {engine}; base: {base}; model: {model}")
-    size, base_size = image_mb(engine, TAG), image_mb(engine, AWS_BASE)
-    print(f"\nimage size: {size:.0f} MB; the base {base_size:.0f} MB; the project's layers {size - base_size:.0f} MB\n")
-    print("| layer (newest first) | MB |\n| --- | --- |")
-    for created, size in layers(engine, TAG):
-        print(f"| `{created}` | {size:.1f} |")
-    image = sample_images(1)[0]
-    with file_server(image.parent) as files:
-        runs = [first_answer(engine, f"{files}/{image.name}") for _ in range(args.runs)]
-    print(f"\n| under the RIE (median of {args.runs}) | seconds |\n| --- | --- |")
-    print(f"| from `{engine} run` to the first answer (+ fetch, inference) | {statistics.median(runs):.2f} |")
-    print(f"\nall runs: {[round(run, 2) for run in runs]}")
+        build_image(TAG, args.bundle, Path(context))
+        print_image(engine, TAG, base, "x86_64")
+        image = sample_images(1)[0]
+        with file_server(image.parent) as files:
+            url = f"{files}/{image.name}"
+            runs = [first_answer(engine, url) for _ in range(args.runs)]
+            warm = warm_answers(engine, url, args.warm)
+        print("\n| under the RIE | median | all |\n| --- | --- | --- |")
+        print(
+            f"| cold: `{engine} run` to the first answer, s ({args.runs} runs) | {statistics.median(runs):.2f} | ",
+            end="",
+        )
+        print(f"{[round(r, 2) for r in runs]} |")
+        print(f"| warm: one {{url}} request, ms ({args.warm}) | {statistics.median(warm) * 1000:.0f} | ", end="")
+        print(f"{[round(w * 1000) for w in warm]} |")
+        if args.sam:
+            build, invokes = sam_invokes(engine, Path(context), args.sam)
+            print(f"\n| SAM CLI | s |\n| --- | --- |\n| `sam build` (layers cached) | {build:.1f} |")
+            print(f"| `sam local invoke -e infra/events/image.json`, end to end (median of {args.sam}) ", end="")
+            print(f"| {statistics.median(invokes):.1f} |\n\nall invokes: {[round(i, 1) for i in invokes]}")
+    if args.arm64:
+        arm_base = ensure_base(engine, "arm64")
+        with tempfile.TemporaryDirectory() as context:
+            build_image(f"{TAG}-arm64", args.bundle, Path(context), arch="arm64", base=arm_base)
+        print_image(engine, f"{TAG}-arm64", arm_base, "arm64")
 
 
 if __name__ == "__main__":

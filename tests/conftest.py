@@ -147,3 +147,17 @@ def tiny_bundles(request, tmp_path_factory) -> Path:
 def tiny_bundle(tiny_bundles) -> Path:
     """The tiny model's float32 bundle: what most serving tests load."""
     return tiny_bundles / "float32"
+
+
+@pytest.fixture(scope="session")
+def app(tiny_bundle):
+    """lambda_fn.app, loaded at import as in Lambda, on the tiny bundle.
+
+    Private addresses are allowed so that the images can come from the
+    server on 127.0.0.1; the tests of the refusals turn the opt-in off.
+    """
+    with pytest.MonkeyPatch.context() as env:  # read once, at import, as in Lambda; then put back
+        env.setenv("MODEL_DIR", str(tiny_bundle))
+        env.setenv("ALLOW_PRIVATE_URLS", "true")
+        import lambda_fn.app as app
+    return app

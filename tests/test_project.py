@@ -19,3 +19,19 @@ def test_lambda_code_never_imports_training_code():
         text = path.read_text()
         for forbidden in ("import tensorflow", "import keras", "from train", "from convert"):
             assert forbidden not in text, (path, forbidden)
+
+
+def test_the_sam_transform_is_the_one_sam_cli_runs():
+    """tests/infra translate the template with the dev group's aws-sam-translator: the version the pinned
+    aws-sam-cli requires (its wheel's metadata, in .venv-sam that make test builds)."""
+    from email.parser import Parser
+
+    from tests.conftest import missing
+
+    groups = tomllib.loads((REPO / "pyproject.toml").read_text())["dependency-groups"]
+    (translator,) = [pin for pin in groups["dev"] if isinstance(pin, str) and pin.startswith("aws-sam-translator")]
+    found = sorted((REPO / ".venv-sam").glob("lib/python3*/site-packages/aws_sam_cli-*.dist-info/METADATA"))
+    if not found:
+        missing("the SAM CLI's venv .venv-sam is not built (make test builds it)")
+    requires = Parser().parsestr(found[-1].read_text()).get_all("Requires-Dist") or []
+    assert translator in [r.replace(" ", "") for r in requires]

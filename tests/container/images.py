@@ -15,6 +15,8 @@ from tests.conftest import REPO
 
 AWS_BASE = "public.ecr.aws/lambda/python:3.12"  # Dockerfile.lambda's FROM
 STANDIN = Path(__file__).parent / "build-standin.sh"
+ARM64_STANDIN = "localhost/lambda-python-standin:arm64"  # passed as BASE_IMAGE: AWS's name stays x86_64's
+PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}  # Lambda's architectures, as engines name them
 
 
 def find_engine() -> str:
@@ -25,25 +27,41 @@ def find_engine() -> str:
     return found.stdout.strip()
 
 
-def ensure_base(engine: str) -> str:
-    """AWS's base image where it can be had; else the stand-in, built here from Debian packages. Says which."""
-    exists = [engine, "image", "exists", AWS_BASE] if engine == "podman" else [engine, "image", "inspect", AWS_BASE]
-    if subprocess.run(exists, capture_output=True).returncode == 0:
-        return f"{AWS_BASE} (already here: AWS's, or the stand-in built before)"
-    if subprocess.run([engine, "pull", AWS_BASE], capture_output=True, timeout=600).returncode == 0:
-        return f"{AWS_BASE} (pulled from AWS)"
-    subprocess.run([str(STANDIN), engine], check=True, timeout=900)
-    return f"the stand-in for {AWS_BASE} (tests/container/build-standin.sh)"
+def image_exists(engine: str, tag: str) -> bool:
+    exists = [engine, "image", "exists", tag] if engine == "podman" else [engine, "image", "inspect", tag]
+    return subprocess.run(exists, capture_output=True).returncode == 0
 
 
-def build_image(tag: str, bundle: Path, context: Path) -> None:
-    """make image on a context holding the repo's Dockerfile.lambda, .dockerignore and lambda_fn/,
-    with bundle as artifacts/bundle/float32: what a user's build gets, with the model chosen here."""
-    for path in ("Dockerfile.lambda", ".dockerignore"):
+def ensure_base(engine: str, arch: str = "x86_64") -> str:
+    """The base image for arch, by name: AWS's where it can be pulled; else the stand-in, built here from Debian's
+    packages (x86_64: under AWS's name, so that Dockerfile.lambda builds unchanged; arm64: as ARM64_STANDIN)."""
+    standin = AWS_BASE if arch == "x86_64" else ARM64_STANDIN
+    if image_exists(engine, standin):
+        return standin
+    pull = [engine, "pull", "--platform", PLATFORMS[arch], AWS_BASE]
+    if subprocess.run(pull, capture_output=True, timeout=600).returncode == 0:
+        return AWS_BASE
+    subprocess.run([str(STANDIN), engine, standin, arch], check=True, timeout=1800)
+    return standin
+
+
+def make_context(context: Path, bundle: Path) -> Path:
+    """A project folder holding the repo's Dockerfile.lambda, .dockerignore, samconfig.toml, lambda_fn/ and
+    infra/, with bundle as artifacts/bundle/float32: what a user's checkout has after make run, with the model
+    chosen here (the image's build context, and where sam runs)."""
+    for path in ("Dockerfile.lambda", ".dockerignore", "samconfig.toml"):
         shutil.copy(REPO / path, context / path)
-    shutil.copytree(REPO / "lambda_fn", context / "lambda_fn", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("lambda_fn", "infra"):
+        shutil.copytree(REPO / folder, context / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(bundle, context / "artifacts" / "bundle" / "float32")
-    subprocess.run(["make", "-s", "image", f"IMAGE={tag}", f"IMAGE_CONTEXT={context}"], cwd=REPO, check=True)
+    return context
+
+
+def build_image(tag: str, bundle: Path, context: Path, arch: str = "x86_64", base: str | None = None) -> None:
+    """make image on make_context(context, bundle), for arch, on base where it is not AWS's."""
+    make_context(context, bundle)
+    command = ["make", "-s", "image", f"IMAGE={tag}", f"IMAGE_CONTEXT={context}", f"PLATFORM={PLATFORMS[arch]}"]
+    subprocess.run([*command, *([f"BASE_IMAGE={base}"] if base and base != AWS_BASE else [])], cwd=REPO, check=True)
 
 
 RIE = "/usr/local/bin/aws-lambda-rie"  # where AWS's base image (and the stand-in) keep the emulator
@@ -56,18 +74,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_under_rie(engine: str, tag: str, handler: str, *env: str) -> tuple[str, str]:
+def run_under_rie(engine: str, tag: str, handler: str, *env: str, arch: str = "x86_64") -> tuple[str, str]:
     """The image under AWS's Runtime Interface Emulator, on the host's network so that the function can fetch
     from a server on the host's 127.0.0.1 (in a bridged container 127.0.0.1 is the container itself): the RIE
     as entry point, on a free loopback port, starting the image's own entry point with the handler, as AWS
     documents for images run under a mounted RIE. Returns (container id, the invocations URL)."""
     port, api_port = free_port(), free_port()
     flags = [f for name in env for f in ("-e", name)]
-    command = [engine, "run", "-d", "--rm", "--network", "host", "--entrypoint", RIE, *flags, tag]
+    command = [engine, "run", "-d", "--rm", "--platform", PLATFORMS[arch], "--network", "host", "--entrypoint", RIE]
+    command += [*flags, tag]
     command += ["--runtime-interface-emulator-address", f"127.0.0.1:{port}"]
     command += ["--runtime-api-address", f"127.0.0.1:{api_port}", "/lambda-entrypoint.sh", handler]
     container = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # under qemu the RIE itself starts slowly
     while time.monotonic() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()

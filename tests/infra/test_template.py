@@ -1,29 +1,31 @@
+"""infra/template.yaml: cfn-lint, and what AWS's SAM transform makes of it (the stack `sam deploy` creates)."""
+
+import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
+from tests.infra.conftest import TEMPLATE
 
-TEMPLATES = sorted((REPO / "infra").glob("*.yaml"))
+SAMPLE_EVENTS = sorted((REPO / "infra" / "events").glob("*.json"))
 
 
 def test_there_is_a_template():
-    assert [t.name for t in TEMPLATES] == ["template.yaml"]
+    assert [t.name for t in (REPO / "infra").glob("*.yaml")] == [TEMPLATE.name]
 
 
-@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
-def test_cfn_lint_finds_no_errors_or_warnings(template):
+def test_cfn_lint_finds_no_errors_or_warnings():
     cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    result = subprocess.run([str(cfn_lint), str(template)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(cfn_lint), str(TEMPLATE)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
 
 
-def test_every_lambda_setting_is_declared_in_the_template():
+def test_every_lambda_setting_is_declared_in_the_template(template):
     """The environment variables lambda_fn/settings.py reads are the ones the template sets."""
-    import re
-
     from lambda_fn import settings
 
     class Recording(dict):
@@ -34,28 +36,101 @@ def test_every_lambda_setting_is_declared_in_the_template():
             return super().get(key, default)
 
     settings.load(Recording())
-    read = Recording.read
-    assert {"MODEL_DIR", "MODEL_THREADS", "MAX_URLS", "LOG_LEVEL"} <= read
-    template = (REPO / "infra" / "template.yaml").read_text()
-    declared = set(re.findall(r"^          ([A-Z_]+):", template, flags=re.M))
-    assert read == declared
+    assert {"MODEL_DIR", "MODEL_THREADS", "MAX_URLS", "LOG_LEVEL"} <= Recording.read
+    assert Recording.read == set(template["Resources"]["Function"]["Properties"]["Environment"]["Variables"])
 
 
-def test_model_dir_in_the_template_is_where_the_image_puts_the_bundle():
-    import re
-
+def test_model_dir_in_the_template_is_where_the_image_puts_the_bundle(template):
     from tests.dockerfile import instructions
 
     env = dict(rest.split("=", 1) for op, rest in instructions() if op == "ENV")
-    template = (REPO / "infra" / "template.yaml").read_text()
-    declared = re.search(r"^          MODEL_DIR: (\S+)", template, flags=re.M)
-    assert declared, "the template declares no MODEL_DIR"
-    assert env["MODEL_DIR"].replace("${LAMBDA_TASK_ROOT}", "/var/task") == declared.group(1)
+    declared = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]["MODEL_DIR"]
+    assert env["MODEL_DIR"].replace("${LAMBDA_TASK_ROOT}", "/var/task") == declared
+
+
+def test_sam_build_passes_the_model_variant_the_conversion_writes(template):
+    from convert.convert import VARIANTS
+    from tests.dockerfile import instructions
+
+    assert ("ARG", "MODEL_VARIANT=float32") in instructions()
+    assert template["Resources"]["Function"]["Metadata"]["DockerBuildArgs"] == {
+        "MODEL_VARIANT": {"Ref": "ModelVariant"}
+    }
+    assert template["Parameters"]["ModelVariant"]["AllowedValues"] == VARIANTS
+
+
+def test_both_routes_call_the_live_alias(transformed):
+    """POST /predict and GET / are the function's HttpApi events (what sam local start-api serves); SAM points
+    each at the alias that provisioned concurrency warms, with a permission for that route alone."""
+    resources = transformed()
+    paths = resources["Api"]["Properties"]["Body"]["paths"]
+    assert {(path, method) for path, item in paths.items() for method in item} == {("/predict", "post"), ("/", "get")}
+    for path, item in paths.items():
+        (operation,) = item.values()
+        integration = operation["x-amazon-apigateway-integration"]
+        assert integration["payloadFormatVersion"] == "2.0" and integration["type"] == "aws_proxy"
+        assert "${FunctionAliaslive}" in integration["uri"]["Fn::Sub"], path
+    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert len(permissions) == 2 and all(p["FunctionName"] == {"Ref": "FunctionAliaslive"} for p in permissions)
+    assert resources["FunctionAliaslive"]["Properties"]["Name"] == "live"
+
+
+def test_require_iam_switches_sigv4_on_for_both_routes(transformed):
+    body = transformed()["Api"]["Properties"]["Body"]
+    scheme = body["components"]["securitySchemes"]["AWS_IAM"]
+    assert scheme["x-amazon-apigateway-authtype"] == "awsSigv4" and scheme["name"] == "Authorization"
+    for item in body["paths"].values():
+        (operation,) = item.values()  # CloudFormation picks a branch from the RequireIam parameter
+        assert operation["security"] == {"Fn::If": ["UseIam", [{"AWS_IAM": []}], {"Ref": "AWS::NoValue"}]}
+
+
+def test_throttling_cors_and_stage(transformed, template):
+    resources = transformed(CorsAllowOrigin="https://shop.example.com")
+    stage = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Stage")
+    assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True
+    assert stage["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ThrottleRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ThrottleBurstLimit"},
+    }
+    cors = resources["Api"]["Properties"]["Body"]["x-amazon-apigateway-cors"]
+    assert cors["allowOrigins"] == ["https://shop.example.com"] and cors["allowMethods"] == ["POST", "OPTIONS"]
+    assert {"content-type", "authorization"} <= set(cors["allowHeaders"])
+    assert set(template["Outputs"]) == {"ApiUrl", "FunctionName", "FunctionArn", "FunctionAliasArn"}
+
+
+def test_function_logs_json_to_its_own_group(transformed):
+    properties = transformed()["Function"]["Properties"]
+    assert properties["LoggingConfig"]["LogFormat"] == "JSON"
+    assert properties["LoggingConfig"]["LogGroup"] == {"Ref": "FunctionLogs"}
+    assert properties["PackageType"] == "Image"
 
 
 def test_samconfig_builds_this_template():
-    import tomllib
-
     config = tomllib.loads((REPO / "samconfig.toml").read_text())
-    assert (REPO / config["default"]["build"]["parameters"]["template_file"]).is_file()
+    assert (REPO / config["default"]["build"]["parameters"]["template_file"]).resolve() == TEMPLATE
     assert "CAPABILITY_IAM" in config["default"]["deploy"]["parameters"]["capabilities"]
+
+
+@pytest.mark.parametrize("path", SAMPLE_EVENTS, ids=lambda p: p.name)
+def test_sample_events_run_as_they_are(path):
+    """infra/events/: what a user passes to sam local invoke -e or the RIE, with nothing to fill in."""
+    from lambda_fn import events
+
+    text = path.read_text()
+    assert "{image_server}" not in text
+    request = events.parse(json.loads(text), max_urls=10, max_bytes=10 << 20)
+    assert request.kind in {"url", "urls", "image", "upload", "page"}
+
+
+def test_sample_events_cover_each_way_in():
+    from lambda_fn import events
+
+    kinds = {events.parse(json.loads(p.read_text()), 10, 10 << 20).kind for p in SAMPLE_EVENTS}
+    assert kinds == {"url", "image", "upload", "page"}
+
+
+def test_env_vars_example_names_only_declared_variables(template):
+    """sam local invoke --env-vars ignores a variable the template does not declare: none may be missing."""
+    example = json.loads((REPO / "infra" / "env.json").read_text())
+    declared = set(template["Resources"]["Function"]["Properties"]["Environment"]["Variables"])
+    assert list(example) == ["Function"] and set(example["Function"]) <= declared

@@ -33,7 +33,8 @@ from PIL import Image
 
 from tests.conftest import REPO, write_image
 
-EVENTS = REPO / "tests" / "events"
+# the users' sample events (they run as they are) and the tests' templates (the image server's URL filled in)
+EVENT_FOLDERS = (REPO / "infra" / "events", REPO / "tests" / "events")
 
 
 def png_bomb(width: int, height: int, rgba=False) -> bytes:
@@ -281,24 +282,11 @@ def image_server_hits(image_server) -> Counter:
     return ImageServer.hits
 
 
-@pytest.fixture(scope="session")
-def app(tiny_bundle):
-    """lambda_fn.app, loaded at import as in Lambda, on the tiny bundle.
-
-    Private addresses are allowed so that the images can come from the
-    server on 127.0.0.1; the tests of the refusals turn the opt-in off.
-    """
-    with pytest.MonkeyPatch.context() as env:  # read once, at import, as in Lambda; then put back
-        env.setenv("MODEL_DIR", str(tiny_bundle))
-        env.setenv("ALLOW_PRIVATE_URLS", "true")
-        import lambda_fn.app as app
-    return app
-
-
 @pytest.fixture
 def load_event(image_server):
     def load(name: str) -> dict:
-        return json.loads((EVENTS / name).read_text().replace("{image_server}", image_server))
+        (path,) = [folder / name for folder in EVENT_FOLDERS if (folder / name).is_file()]
+        return json.loads(path.read_text().replace("{image_server}", image_server))
 
     return load
 

@@ -14,10 +14,10 @@ from lambda_fn.logs import JsonLines
 EVENT_FILES = [
     "direct_url.json",
     "direct_urls.json",
-    "direct_image.json",
+    "image.json",
     "rest_v1_json.json",
     "http_v2_json.json",
-    "http_v2_image.json",
+    "api-image.json",
 ]
 
 
@@ -135,12 +135,12 @@ def test_unexpected_failure_is_a_logged_500_and_serving_goes_on(app, load_event,
 
     with monkeypatch.context() as patch:
         patch.setattr(app.MODEL, "logits", broken)
-        response = app.lambda_handler(load_event("http_v2_image.json"), type("Ctx", (), {"aws_request_id": "req-42"}))
+        response = app.lambda_handler(load_event("api-image.json"), type("Ctx", (), {"aws_request_id": "req-42"}))
     body = json.loads(response["body"])
     assert response["statusCode"] == 500 and body["error"]["request_id"] == "req-42"
     assert "interpreter exploded" not in response["body"]  # the traceback goes to the log, not the caller
     assert "req-42" in caplog.text and "RuntimeError: interpreter exploded" in caplog.text
-    assert call(app, load_event("http_v2_image.json"))[0] == 200
+    assert call(app, load_event("api-image.json"))[0] == 200
 
 
 def test_one_structured_log_line_per_request(app, load_event, caplog):
@@ -155,6 +155,6 @@ def test_one_structured_log_line_per_request(app, load_event, caplog):
 
 
 def test_line_wrapped_base64_is_accepted(app, load_event):
-    raw = load_event("direct_image.json")["image"]
+    raw = load_event("image.json")["image"]
     wrapped = "\n".join(raw[i : i + 76] for i in range(0, len(raw), 76))  # as the base64 command writes it
     assert call(app, {"image": wrapped})[1]["label"] == call(app, {"image": raw})[1]["label"]

@@ -27,7 +27,7 @@ CHROMIUM_FLAGS = [
 
 
 def test_get_root_is_the_page_with_a_policy_that_loads_nothing_else(app, load_event):
-    response = app.lambda_handler(load_event("http_v2_page.json"), None)
+    response = app.lambda_handler(load_event("page.json"), None)
     assert response["statusCode"] == 200
     assert response["headers"]["Content-Type"] == "text/html; charset=utf-8"
     assert "default-src 'none'" in response["headers"]["Content-Security-Policy"]
@@ -37,7 +37,7 @@ def test_get_root_is_the_page_with_a_policy_that_loads_nothing_else(app, load_ev
 
 
 def test_only_get_opens_the_page(app, load_event):
-    event = load_event("http_v2_page.json")
+    event = load_event("page.json")
     event["requestContext"]["http"]["method"] = "POST"
     response = app.lambda_handler(event, None)
     assert response["statusCode"] == 405 and "GET it" in json.loads(response["body"])["error"]["message"]
