@@ -10,6 +10,7 @@ Used by tests/infra/test_sam.py and bench/container.py.
 
 import json
 import os
+import platform
 import socket
 import subprocess
 import tempfile
@@ -21,6 +22,15 @@ from pathlib import Path
 from tests.conftest import REPO
 
 SAM = REPO / ".venv-sam" / "bin" / "sam"
+
+
+def rie_on_host() -> Path | None:
+    """AWS's Runtime Interface Emulator for this machine (a static program), as the aws-sam-cli wheel installs it."""
+    arch = {"x86_64": "x86_64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    found = sorted(REPO.glob(f".venv-sam/lib/python3*/site-packages/samcli/local/rapid/aws-lambda-rie-{arch}"))
+    return found[-1] if found else None
+
+
 REGION = "eu-west-1"  # any: nothing is deployed, but SAM CLI and boto3 want one
 
 

@@ -8,7 +8,6 @@ import io
 import ipaddress
 import json
 import os
-import queue
 import socket
 import struct
 import subprocess
@@ -20,11 +19,8 @@ import urllib.request
 import zlib
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
@@ -326,74 +322,3 @@ def post(url, data: bytes, content_type: str):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
-
-
-class RuntimeAPI(BaseHTTPRequestHandler):
-    """The Lambda Runtime API, as much as one invocation needs: hand out the event, take the answer."""
-
-    protocol_version = "HTTP/1.1"
-    events: queue.Queue
-    posted: queue.Queue
-    asked: queue.Queue
-
-    def do_GET(self):
-        assert self.path == "/2018-06-01/runtime/invocation/next", self.path
-        self.asked.put(time.perf_counter())  # the runtime is initialised and waits for work
-        request_id, event = self.events.get()  # blocks (as Lambda does) until there is work
-        body = json.dumps(event).encode()
-        self.send_response(200)
-        for name, value in {
-            "Lambda-Runtime-Aws-Request-Id": request_id,
-            "Lambda-Runtime-Deadline-Ms": "32503680000000",
-            "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:eu-west-1:123456789012:function:fashion",
-            "Lambda-Runtime-Trace-Id": "Root=1-5759e988-bd862e3fe1be46a994272793",
-            "Content-Type": "application/json",
-            "Content-Length": str(len(body)),
-        }.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self):
-        data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.posted.put((self.path, json.loads(data or b"null")))
-        self.send_response(202)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format, *args):
-        pass
-
-
-@dataclass
-class RuntimeAPIServer:
-    """A Runtime API on 127.0.0.1: put (request id, event) on events; the runtime's posts arrive on posted,
-    and the times it asked for the next event on asked."""
-
-    address: str
-    events: queue.Queue
-    posted: queue.Queue
-    asked: queue.Queue
-
-    def invoke(self, request_id: str, event, timeout: float = 60) -> tuple[str, Any]:
-        """One invocation: (the path the runtime posted to, the body it posted)."""
-        self.events.put((request_id, event))
-        return self.posted.get(timeout=timeout)
-
-
-@contextmanager
-def serve_runtime_api() -> Iterator[RuntimeAPIServer]:
-    queues: dict[str, queue.Queue] = {"events": queue.Queue(), "posted": queue.Queue(), "asked": queue.Queue()}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (RuntimeAPI,), queues))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield RuntimeAPIServer(f"127.0.0.1:{server.server_port}", **queues)
-    finally:
-        server.shutdown()
-
-
-@pytest.fixture
-def runtime_api():
-    with serve_runtime_api() as api:
-        yield api
