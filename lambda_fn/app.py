@@ -16,8 +16,10 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +93,8 @@ def predict_url(url: str, timings: dict) -> dict:
 
 def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: float) -> list[dict]:
     """One result per URL, in order: its prediction, or its own error; a URL given twice is fetched once.
-    At the deadline (time.monotonic()), the entries not finished are answered as out of time."""
+    At the deadline (time.monotonic()), the entries not finished are answered as out of time. Each entry
+    logs its own record (url, status, code, timings), and the request's record counts them."""
 
     def one(url):
         own: dict[str, float] = {}
@@ -113,9 +116,23 @@ def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: floa
         url: future.result() if future in finished else ({"url": url, **late.body()}, {})
         for url, future in futures.items()
     }
-    for _, own in results.values():
+    for url, (result, own) in results.items():
         for key, value in own.items():
             timings[key] = timings.get(key, 0) + value
+        error = result.get("error") or {}
+        log.info(
+            "urls entry",
+            extra={
+                "requestId": request_id,
+                "url": url,
+                "status": error.get("status", 200),
+                "code": error.get("code"),
+                "label": result.get("label"),
+                **{k: round(v, 1) if isinstance(v, float) else v for k, v in own.items()},
+            },
+        )
+    failed = sum("error" in result for result, _ in results.values())
+    timings.update(succeeded=len(results) - failed, failed=failed)
     return [results[url][0] for url in urls]
 
 
@@ -125,14 +142,20 @@ def internal_error(request_id: str) -> dict:
     return body
 
 
-def answer(request: events.Request, timings: dict, request_id: str, deadline: float) -> dict:
-    value = request.value  # a list of URLs, one URL, or an image's bytes
-    if isinstance(value, list):
-        return {"results": predict_urls(value, timings, request_id, deadline), "model": MODEL_ID}
-    if isinstance(value, str):
-        return {**predict_url(value, timings), "model": MODEL_ID}
-    timings["bytes"] = len(value)
-    return {**predict(value, timings), "model": MODEL_ID}
+def answer_image(image: bytes, timings: dict) -> dict:
+    timings["bytes"] = len(image)
+    return predict(image, timings)
+
+
+# What each kind of request gets (events.Request.kind): a new kind is one row here and its parser in events.py.
+# Each row: (the request's value, timings, request id, deadline) -> the answer (the page: its HTML).
+ANSWERS: dict[str, Callable[[Any, dict, str, float], dict | str]] = {
+    "url": lambda url, timings, *_: predict_url(url, timings),
+    "urls": lambda urls, timings, request_id, deadline: {"results": predict_urls(urls, timings, request_id, deadline)},
+    "image": lambda image, timings, *_: answer_image(image, timings),
+    "upload": lambda image, timings, *_: answer_image(image, timings),
+    "page": lambda *_: events.PAGE,
+}
 
 
 def deadline_of(context) -> float:
@@ -147,10 +170,13 @@ def lambda_handler(event, context):
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
     record: dict[str, object] = {"requestId": request_id, "input": None}
     timings: dict[str, float] = {}
+    source = events.source_of(event)  # API Gateway or a direct invocation, decided once
     try:
-        request = events.parse(event, SETTINGS.max_urls, SETTINGS.fetch.max_bytes)
+        request = source.parse(event, SETTINGS.max_urls, SETTINGS.fetch.max_bytes)
         record["input"] = request.kind
-        status, body = 200, events.PAGE if request.kind == "page" else answer(request, timings, request_id, deadline)
+        status, body = 200, ANSWERS[request.kind](request.value, timings, request_id, deadline)
+        if isinstance(body, dict):
+            body["model"] = MODEL_ID  # every prediction names the model that made it
     except RequestError as err:
         status, body = err.status, err.body()
     except Exception:
@@ -159,4 +185,4 @@ def lambda_handler(event, context):
     record.update({k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()})
     record.update(label=body.get("label") if isinstance(body, dict) else None, status=status)
     log.info("request", extra=record)  # fields at top level: Lambda's JSON log format (lambda_fn/logs.py)
-    return events.http_response(status, body, SETTINGS.cors_origin) if events.is_http(event) else body
+    return source.respond(status, body, SETTINGS.cors_origin)

@@ -3,7 +3,9 @@
 Every way in becomes a Request: one image URL, a list of URLs, image
 bytes, or (GET / over HTTP) the page to try the model in a browser.
 Validation happens here, at the boundary, with errors that say what was
-wrong and what is accepted.
+wrong and what is accepted. Each event source is one row of SOURCES: how
+to recognise its events, parse them, and shape the answer it expects.
+Adding one (an S3 notification, an SQS batch) is a parser and a row.
 """
 
 import base64
@@ -11,6 +13,7 @@ import binascii
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +67,21 @@ def is_http(event) -> bool:
     return isinstance(event, dict) and ("httpMethod" in event or event.get("version") == "2.0")
 
 
+@dataclass(frozen=True)
+class EventSource:
+    name: str
+    matches: Callable[[object], bool]
+    parse: Callable[..., Request]  # (event, max_urls, max_bytes) -> Request, or RequestError
+    respond: Callable[[int, dict | str, str], object]  # (status, body, CORS origin) -> what the source expects
+
+
+def source_of(event) -> EventSource:
+    """The first source whose events look like this one (the last row takes anything)."""
+    return next(source for source in SOURCES if source.matches(event))
+
+
 def parse(event, max_urls: int, max_bytes: int) -> Request:
-    return parse_http(event, max_urls, max_bytes) if is_http(event) else parse_fields(event, max_urls, max_bytes)
+    return source_of(event).parse(event, max_urls, max_bytes)
 
 
 def malformed(what: str) -> RequestError:
@@ -205,3 +221,14 @@ def http_response(status: int, body: dict | str, cors_origin: str) -> dict:
         "body": body if isinstance(body, str) else json.dumps(body),
         "isBase64Encoded": False,
     }
+
+
+def direct_answer(status: int, body: dict | str, cors_origin: str) -> dict | str:
+    """A direct invocation gets the body itself: errors in it too, never raised (no retries of a bad photo)."""
+    return body
+
+
+SOURCES = [
+    EventSource("api-gateway", is_http, parse_http, http_response),
+    EventSource("direct", lambda event: True, parse_fields, direct_answer),
+]

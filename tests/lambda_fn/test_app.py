@@ -154,6 +154,31 @@ def test_one_structured_log_line_per_request(app, load_event, caplog):
     assert all(record[k] > 0 for k in ("fetch_ms", "preprocess_ms", "inference_ms"))
 
 
+def test_a_urls_batch_logs_each_entry_and_counts_them(app, load_event, caplog):
+    """direct_urls.json: two images and an ftp:// URL. One record per entry, then the request's, which counts."""
+    event = load_event("direct_urls.json")
+    with caplog.at_level(logging.INFO, logger="fashion"):
+        app.lambda_handler(event, type("Ctx", (), {"aws_request_id": "req-9"}))
+    records = [json.loads(JsonLines().format(r)) for r in caplog.records if r.name == "fashion"]
+    entries = [r for r in records if r["message"] == "urls entry"]
+    (request,) = [r for r in records if r["message"] == "request"]
+    assert [e["url"] for e in entries] == event["urls"] and all(e["requestId"] == "req-9" for e in entries)
+    assert [e["status"] for e in entries] == [200, 200, 400]
+    assert entries[2]["code"] == "unsupported_url_scheme" and entries[0]["label"] in app.MODEL.labels
+    assert entries[0]["fetch_ms"] > 0 and entries[0]["inference_ms"] > 0
+    assert request["succeeded"] == 2 and request["failed"] == 1 and request["status"] == 200
+
+
+def test_each_event_source_is_recognised_once():
+    from lambda_fn import events
+
+    assert events.source_of({"version": "2.0", "rawPath": "/"}).name == "api-gateway"
+    assert events.source_of({"httpMethod": "GET", "path": "/"}).name == "api-gateway"
+    assert events.source_of({"url": "https://example.com/a.jpg"}).name == "direct"
+    assert events.source_of(["not", "an", "object"]).name == "direct"  # and refused there, by name
+    assert events.SOURCES[-1].matches(object())  # the last row takes anything
+
+
 def test_line_wrapped_base64_is_accepted(app, load_event):
     raw = load_event("image.json")["image"]
     wrapped = "\n".join(raw[i : i + 76] for i in range(0, len(raw), 76))  # as the base64 command writes it

@@ -109,4 +109,5 @@ def test_the_page_shows_the_apis_error_message(browser, local_server, tmp_path):
     browser.find_element(By.ID, "file").send_keys(str(notes))
     shown = answer_on_page(browser)
     assert not shown["label"] and "Content-Type 'text/plain' is not accepted" in shown["error"]
+    assert not browser.find_element(By.ID, "photo").is_displayed()  # no empty photo box after an error
     browser.save_screenshot(str(SCREENSHOTS / "error.png"))
