@@ -10,7 +10,7 @@ import json
 
 from bench.common import BUNDLE, DATA, machine
 from lambda_fn.model import Model
-from lambda_fn.preprocess import decode_image, xception_input
+from lambda_fn.preprocess import decode_image
 
 
 def main():
@@ -26,7 +26,7 @@ def main():
         model = Model(variant)
         predicted = []
         for path in images:
-            x = xception_input(decode_image(path.read_bytes(), 10**8), model.input_size, model.interpolation)
+            x = model.input_of(decode_image(path.read_bytes(), 10**8))
             predicted.append(model.labels[int(model.logits(x).argmax())])
         accuracy = sum(p == path.parent.name for p, path in zip(predicted, images, strict=True)) / len(images)
         reference = reference or predicted

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.common import BUNDLE, REPO, machine, median_ms, sample_images, timed
 from lambda_fn.model import Model
-from lambda_fn.preprocess import decode_image, xception_input
+from lambda_fn.preprocess import decode_image, model_input
 
 XCEPTION_GFLOP_299 = 16.7  # multiply-adds counted as 2 FLOPs, per 299x299 image
 
@@ -60,7 +60,7 @@ def main(argv=None):
     meta = json.loads((BUNDLE / "float32" / "model.json").read_text())
     size = meta["input_size"]
     image = sample_images(1)[0]
-    x = xception_input(decode_image(image.read_bytes(), 10**8), size, meta["interpolation"])
+    x = model_input(decode_image(image.read_bytes(), 10**8), size, meta["interpolation"], meta["preprocessing"])
     gflop = XCEPTION_GFLOP_299 * (size / 299) ** 2
     matmul = matmul_one_thread()
     peak = round(matmul["gflops"], 1)

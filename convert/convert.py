@@ -8,11 +8,13 @@ Route: Keras 3 `model.export(..., format="tf_saved_model")`, then
 TensorFlow document; `TFLiteConverter.from_keras_model` relies on Keras 2
 internals and fails or misbehaves on Keras 3 models.
 
-Parity gate: the same real images (by default the whole validation split,
-read by the training stage's own loader) go through the Keras model and
-through each candidate on the Lambda's own interpreter class
-(lambda_fn.model.Model on LiteRT). A candidate that fails its thresholds is
-not written; if float32 fails, the exit status is 1.
+Parity gate: the same real images (by default the whole validation split),
+each file's bytes made into the model's input by the Lambda's own code
+(lambda_fn/preprocess.py: decode, pixels, the preprocessing model.json
+names; training reads its images with the same code), go through the Keras model and through each candidate on the
+Lambda's own interpreter class (lambda_fn.model.Model on LiteRT). A
+candidate that fails its thresholds is not written; if float32 fails, the
+exit status is 1.
 """
 
 import argparse
@@ -34,6 +36,7 @@ import numpy as np
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
 from lambda_fn.model import Model  # noqa: E402
+from lambda_fn.preprocess import INPUTS  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
 from train.data import REPO_ROOT, read_images, scan_dataset  # noqa: E402
 
@@ -46,6 +49,7 @@ SMALL_MIN_AGREEMENT = 0.99  # smaller variants: top-1 agreement with Keras
 SMALL_MAX_ACCURACY_DROP = 0.005  # and test accuracy at most 0.5 points below float32
 REPRESENTATIVE_IMAGES = 100  # training images that calibrate full-integer int8
 LATENCY_RUNS = 20  # single-image invokes timed per variant (median reported)
+PREPROCESSING_CHECKS = 8  # images on which the serving preprocessing is checked against the backbone's own
 
 log = logging.getLogger("convert")
 
@@ -86,12 +90,23 @@ def load_keras_model(checkpoint: Path):
 
 
 def load_split(meta: dict, items: list) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Items read and scaled exactly as training did, unreadable files skipped with a warning.
+    """Each image file's bytes through the serving path: the pixels the Lambda makes of them (training's
+    loader is that code) and the preprocessing model.json names (lambda_fn/preprocess.py INPUTS), so the
+    gate's input is exactly what the Lambda would feed its model. Unreadable files are skipped with a
+    warning. The Keras model gets the same input: it is checked against the backbone's own preprocessing.
 
     Returns (x float32, labels, skipped paths).
     """
     images, kept, skipped = read_images(items, meta["input_size"], meta["interpolation"])
-    x = BACKBONES[meta.get("backbone", "xception")].preprocess(images.astype(np.float32))
+    pixels = images.astype(np.float32)
+    x = INPUTS[meta["preprocessing"]](pixels)
+    backbone = BACKBONES[meta["backbone"]]
+    own = np.asarray(backbone.preprocess(pixels[:PREPROCESSING_CHECKS].copy()))
+    if not np.allclose(own, x[:PREPROCESSING_CHECKS], rtol=0, atol=1e-6):
+        raise ConversionError(
+            f"the serving preprocessing {meta['preprocessing']!r} (lambda_fn/preprocess.py INPUTS) is not "
+            f"backbone {backbone.name}'s own: they differ by up to {np.abs(own - x[:PREPROCESSING_CHECKS]).max():g}"
+        )
     return x, np.array([i.label for i in kept]), [str(p) for p in skipped]
 
 

@@ -27,7 +27,7 @@ from lambda_fn import events, settings
 from lambda_fn.errors import RequestError, error_body
 from lambda_fn.fetch import fetch
 from lambda_fn.model import Model
-from lambda_fn.preprocess import decode_image, xception_input
+from lambda_fn.preprocess import decode_image
 
 
 def return_freed_images_to_the_os() -> None:
@@ -73,7 +73,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def predict(image: bytes, timings: dict) -> dict:
     """Image file bytes -> the top label, its probability and every class's, highest first."""
     with DECODING, timed(timings, "preprocess_ms"):
-        x = xception_input(decode_image(image, SETTINGS.max_decoded_bytes), MODEL.input_size, MODEL.interpolation)
+        x = MODEL.input_of(decode_image(image, SETTINGS.max_decoded_bytes))
     with timed(timings, "inference_ms"):
         probabilities = softmax(MODEL.logits(x)[0].astype(np.float64))
     ranked = sorted(zip(MODEL.labels, probabilities.tolist(), strict=True), key=lambda pair: -pair[1])

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lambda_fn.preprocess import INPUTS, RESIZES, model_input
+
 try:
     from ai_edge_litert.interpreter import Interpreter  # LiteRT, the successor of tflite-runtime
 
@@ -30,8 +32,6 @@ RUNTIME_VERSION = version(RUNTIME)
 # tflite-runtime numbers its releases as TensorFlow does, the scale of a model's min_runtime_version;
 # LiteRT numbers its own, so for it the interpreter's own refusal to load is the check.
 TENSORFLOW_NUMBERED = ("tflite-runtime",)
-
-PREPROCESSING = "xception"  # the convention lambda_fn/preprocess.py reproduces (train/backbone.py names it)
 
 
 @contextmanager
@@ -86,14 +86,16 @@ class Model:
                 "run `make run`, or point MODEL_DIR at a bundle folder"
             )
         self.meta = json.loads((bundle / "model.json").read_text())
-        if self.meta["preprocessing"] != PREPROCESSING:
-            raise ValueError(
-                f"{bundle / 'model.json'} asks for {self.meta['preprocessing']!r} preprocessing; this "
-                f"function implements {PREPROCESSING!r} (lambda_fn/preprocess.py): add the backbone's there"
-            )
+        for name, known in (("preprocessing", INPUTS), ("interpolation", RESIZES)):
+            if self.meta[name] not in known:
+                raise ValueError(
+                    f"{bundle / 'model.json'} asks for {self.meta[name]!r} {name}; this function knows "
+                    f"{sorted(known)} (lambda_fn/preprocess.py): add the backbone's there"
+                )
         self.labels: list[str] = self.meta["labels"]
         self.input_size: int = self.meta["input_size"]
         self.interpolation: str = self.meta["interpolation"]
+        self.preprocessing: str = self.meta["preprocessing"]
         model_file, needed = bundle / "model.tflite", self.meta.get("min_runtime_version")
         if runtime_cannot_serve(needed):
             raise RuntimeError(needs_newer_runtime(model_file, needed))
@@ -108,6 +110,10 @@ class Model:
         self.input_index = self.interpreter.get_input_details()[0]["index"]
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.lock = threading.Lock()  # an interpreter runs one invocation at a time
+
+    def input_of(self, image) -> np.ndarray:
+        """A decoded image (lambda_fn.preprocess.decode_image) -> this model's input, as model.json says."""
+        return model_input(image, self.input_size, self.interpolation, self.preprocessing)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """x: one preprocessed image, float32 of shape (1, size, size, 3). Returns (1, n_classes)."""

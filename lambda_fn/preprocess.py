@@ -1,10 +1,10 @@
-"""Image bytes -> the model's input, in numpy and Pillow alone (no TensorFlow in the Lambda).
+"""Image bytes -> pixels -> the model's input, in numpy and Pillow alone (no TensorFlow in the Lambda).
 
-It reproduces the training stage's convention exactly:
-keras.applications.xception.preprocess_input(load_img(path, target_size=(s, s),
-interpolation=...)) -- RGB, stretched to s x s with the same Pillow filter,
-float32 scaled to [-1, 1]. tests/lambda_fn/test_preprocess.py proves the
-two agree bit for bit on real images.
+The one way this project makes pixels: training (train/data.py), its activation cache, the conversion gate
+and the Lambda all call decode_image and pixels here. A file is decoded with its bombs refused, turned
+upright (EXIF orientation), made RGB (transparent pixels on white), and stretched to size x size with the
+Pillow filter its model.json names (keras.utils.load_img's convention: no crop). What a backbone then
+expects of those pixels is named in model.json too ("preprocessing") and made by INPUTS.
 """
 
 import io
@@ -23,6 +23,24 @@ BYTES_PER_PIXEL = 4  # whatever its mode, an image becomes RGB(A) before resizin
 MAX_ASPECT = 20  # longest side over shortest: clothes photos are near 1:1; 1 x 40,000,000 is an attack
 # Pillow itself refuses, from the header, images over twice its warning limit (None would turn that off)
 PILLOW_REFUSES_OVER = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+# Raise this when pixels() returns anything different for any file: the activation cache is keyed by it.
+# 2: EXIF orientation and transparency on white in training too (1 was training's own loader).
+PIXELS_VERSION = 2
+# Pillow's resampling filters by the names keras.utils.load_img accepts (model.json "interpolation")
+RESIZES = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
+# model.json "preprocessing" -> the model's input made of the pixels (float32, 0..255); train/backbone.py names
+# one for each backbone, and the conversion gate checks that the one here equals the backbone's own
+INPUTS = {
+    "xception": lambda x: x / 127.5 - 1.0,  # keras.applications.xception.preprocess_input: [-1, 1]
+    "none": lambda x: x,  # the model rescales inside itself (EfficientNetV2's include_preprocessing)
+}
 
 
 def decoded_bytes(image: Image.Image) -> int:
@@ -106,10 +124,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def xception_input(image: Image.Image, size: int, interpolation: str) -> np.ndarray:
-    """load_img's resize, then xception.preprocess_input (x / 127.5 - 1), with a batch axis."""
+def pixels(image: Image.Image, size: int, interpolation: str) -> np.ndarray:
+    """A decoded image -> uint8 size x size x 3: upright, RGB, stretched with the named filter."""
     rgb = to_rgb(ImageOps.exif_transpose(image))  # phone photos store their rotation in EXIF
     if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling[interpolation.upper()])
-    x = np.asarray(rgb, dtype=np.float32)
-    return (x / 127.5 - 1.0)[np.newaxis]
+        rgb = rgb.resize((size, size), RESIZES[interpolation])
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def model_input(image: Image.Image, size: int, interpolation: str, preprocessing: str) -> np.ndarray:
+    """A decoded image -> the model's input: float32, with a batch axis."""
+    return INPUTS[preprocessing](pixels(image, size, interpolation).astype(np.float32))[np.newaxis]

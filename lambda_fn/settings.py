@@ -19,6 +19,8 @@ DECODERS = 2  # images decoded at once: bounds a request's peak memory to this m
 # Seconds to decode and infer the costliest image the limits admit (bench/hostile.py measures it; 2 cores).
 IMAGE_SECONDS = 1.0
 ANSWER_SECONDS = 1.0  # kept at the end of the function's time to answer: a urls batch stops this early
+# An image's memory once decoded, as RGB(A) (MAX_DECODED_BYTES); the training stage reads its files with it too
+DEFAULT_MAX_DECODED_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def read(env) -> Settings:
         model_dir=Path(env.get("MODEL_DIR", DEFAULT_MODEL_DIR)),
         threads=integer(env, "MODEL_THREADS", os.cpu_count() or 1),
         max_urls=integer(env, "MAX_URLS", 10),
-        max_decoded_bytes=integer(env, "MAX_DECODED_BYTES", 64 * 1024 * 1024),
+        max_decoded_bytes=integer(env, "MAX_DECODED_BYTES", DEFAULT_MAX_DECODED_BYTES),
         fetch=FetchLimits(
             max_bytes=integer(env, "MAX_IMAGE_BYTES", 10 * 1024 * 1024),
             connect_timeout=seconds(env, "FETCH_CONNECT_TIMEOUT", 3.0),

@@ -10,8 +10,9 @@ import argparse
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from lambda_fn.preprocess import RESIZES
 from train.backbone import BACKBONES, default_weights
-from train.data import INTERPOLATIONS, REPO_ROOT, default_data_dir
+from train.data import REPO_ROOT, default_data_dir
 
 OUT = REPO_ROOT / "artifacts" / "runs"
 CACHE = REPO_ROOT / "artifacts" / "cache"
@@ -112,7 +113,7 @@ def parse_args(argv=None) -> TrainConfig:
     )
     p.add_argument("--backbone", choices=sorted(BACKBONES))
     p.add_argument("--size", type=int)
-    p.add_argument("--interpolation", choices=sorted(INTERPOLATIONS))
+    p.add_argument("--interpolation", choices=sorted(RESIZES))
     p.add_argument("--input", choices=["cache", "images"])
     p.add_argument("--augment", action=argparse.BooleanOptionalAction)
     p.add_argument("--views", type=int)

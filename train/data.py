@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from lambda_fn.errors import RequestError
+from lambda_fn.preprocess import decode_image, pixels
+from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -22,18 +25,6 @@ SHARED_DATA = SHARED / "data" / "clothing-dataset-small"
 DATASET_URL = "https://github.com/alexeygrigorev/clothing-dataset-small"
 SPLITS = ("train", "validation", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
-
-# Pillow's resampling filters by the names keras.utils.load_img accepts.
-# The one used in training is recorded in the run's metadata and the serving
-# bundle, and the Lambda resizes with the same Pillow call.
-INTERPOLATIONS = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
-}
 
 
 class DatasetError(ValueError):
@@ -81,16 +72,9 @@ def scan_dataset(root: Path) -> tuple[list[str], dict[str, list[Item]]]:
 
 
 def load_image(path: Path, size: int, interpolation: str) -> np.ndarray:
-    """Decode and resize as keras.utils.load_img(path, target_size=(size, size)) does.
-
-    Convert to RGB, then stretch to size x size (no crop, aspect ratio not
-    kept) with the named Pillow filter. Returns uint8 HxWx3.
-    """
-    with Image.open(path) as file:
-        img = file.convert("RGB") if file.mode != "RGB" else file
-        if img.size != (size, size):
-            img = img.resize((size, size), INTERPOLATIONS[interpolation])
-        return np.asarray(img, dtype=np.uint8)
+    """A file's pixels exactly as the Lambda makes them from its bytes (lambda_fn/preprocess.py): upright, RGB,
+    stretched to size x size with the named filter. Returns uint8 HxWx3."""
+    return pixels(decode_image(Path(path).read_bytes(), DEFAULT_MAX_DECODED_BYTES), size, interpolation)
 
 
 def file_digest(path: Path) -> str:
@@ -108,7 +92,7 @@ def read_images(items: list[Item], size: int, interpolation: str):
         try:
             images.append(load_image(item.path, size, interpolation))
             kept.append(item)
-        except (OSError, SyntaxError, ValueError) as err:  # what Pillow raises for bad files
+        except (OSError, RequestError) as err:  # an unreadable file, or one the service would refuse
             log.warning("skipping %s: not a readable image (%s)", item.path, err)
             skipped.append(item.path)
     return np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8), kept, skipped

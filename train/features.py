@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lambda_fn.preprocess import PIXELS_VERSION
 from train.augmentation import augmented_views
 from train.config import CACHE
 from train.data import Item, check_classes_present, default_data_dir, file_digest, read_images, scan_dataset
@@ -51,6 +52,7 @@ class CacheKey:
     cut: str
     view: int
     augmentation_seed: int | None  # None for view 0
+    pixels: int = PIXELS_VERSION  # how a file becomes pixels (lambda_fn/preprocess.py): a change invalidates
 
     def folder(self, root: Path) -> Path:
         digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]

@@ -138,3 +138,12 @@ def test_unreadable_images_are_skipped_as_in_training_and_recorded(tiny_run, tmp
     assert summary["float32"]["passed"] and summary["float32"]["images"] == 8
     assert str(bad) in caplog.text and "not a readable image" in caplog.text
     assert json.loads((tmp_path / "out" / "float32" / "model.json").read_text())["skipped_images"] == [str(bad)]
+
+
+def test_the_gate_refuses_a_serving_preprocessing_that_is_not_the_backbones(tiny_run, tmp_path, monkeypatch):
+    """The Lambda's INPUTS table must make what the backbone's own preprocessing makes, or nothing converts."""
+    from lambda_fn.preprocess import INPUTS
+
+    monkeypatch.setitem(INPUTS, "xception", lambda x: x / 255.0)  # [0, 1]: what Xception's weights never saw
+    with pytest.raises(conv.ConversionError, match="'xception' .* is not backbone xception's own"):
+        conv.convert(tiny_run, tmp_path / "out", variants=["float32"])

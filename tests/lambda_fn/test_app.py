@@ -33,9 +33,9 @@ def call(app, event):
 
 def expected_prediction(app, image_bytes: bytes) -> dict:
     """The same image straight through the interpreter, without the handler."""
-    from lambda_fn.preprocess import decode_image, xception_input
+    from lambda_fn.preprocess import decode_image
 
-    x = xception_input(decode_image(image_bytes, 10**8), app.MODEL.input_size, app.MODEL.interpolation)
+    x = app.MODEL.input_of(decode_image(image_bytes, 10**8))
     logits = app.MODEL.logits(x)[0].astype(np.float64)
     p = np.exp(logits - logits.max())
     return dict(zip(app.MODEL.labels, p / p.sum(), strict=True))

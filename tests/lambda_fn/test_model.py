@@ -20,11 +20,12 @@ def test_logits_for_one_image(tiny_bundle):
     np.testing.assert_array_equal(logits, model.logits(x))  # the same input, the same answer
 
 
-def test_a_bundle_for_another_backbones_preprocessing_is_refused(tiny_bundle, tmp_path):
+@pytest.mark.parametrize("field, value", [("preprocessing", "resnet50"), ("interpolation", "mitchell")])
+def test_a_bundle_whose_pixels_this_function_cannot_make_is_refused(tiny_bundle, tmp_path, field, value):
     shutil.copytree(tiny_bundle, tmp_path / "b")
     meta = json.loads((tmp_path / "b" / "model.json").read_text())
-    (tmp_path / "b" / "model.json").write_text(json.dumps({**meta, "preprocessing": "resnet50"}))
-    with pytest.raises(ValueError, match="asks for 'resnet50' preprocessing; this function implements 'xception'"):
+    (tmp_path / "b" / "model.json").write_text(json.dumps({**meta, field: value}))
+    with pytest.raises(ValueError, match=f"asks for '{value}' {field}; this function knows \\["):
         Model(tmp_path / "b")
 
 

@@ -4,7 +4,7 @@ from PIL import Image
 
 from lambda_fn import settings
 from lambda_fn.errors import RequestError
-from lambda_fn.preprocess import decode_image, to_rgb, xception_input
+from lambda_fn.preprocess import INPUTS, decode_image, model_input, to_rgb
 
 MAX_BYTES = settings.load({}).max_decoded_bytes  # the service's default budget
 
@@ -12,14 +12,13 @@ MAX_BYTES = settings.load({}).max_decoded_bytes  # the service's default budget
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest", "bicubic"])
 def test_serving_input_is_bit_identical_to_training_on_real_images(real_images, interpolation):
-    """The Lambda's numpy path == xception.preprocess_input(training loader), exactly."""
-    from keras.applications.xception import preprocess_input
-
+    """The Lambda's numpy path == the backbone's own preprocessing (Keras) of the training loader's pixels."""
+    from train.backbone import XCEPTION
     from train.data import load_image
 
     for path in real_images:
-        served = xception_input(decode_image(path.read_bytes(), MAX_BYTES), 150, interpolation)
-        trained = preprocess_input(load_image(path, 150, interpolation).astype(np.float32))
+        served = model_input(decode_image(path.read_bytes(), MAX_BYTES), 150, interpolation, XCEPTION.preprocessing)
+        trained = XCEPTION.preprocess(load_image(path, 150, interpolation).astype(np.float32))
         assert served.dtype == np.float32 and served.shape == (1, 150, 150, 3)
         np.testing.assert_array_equal(served[0], trained)
 
@@ -28,7 +27,7 @@ def test_serving_input_is_bit_identical_to_training_on_real_images(real_images, 
     "name", ["gray.png", "gray-alpha.png", "rgba.png", "palette.png", "cmyk.jpg", "gray16.png", "photo.webp"]
 )
 def test_every_mode_becomes_rgb_in_range(image_files, name):
-    x = xception_input(decode_image(image_files[name].read_bytes(), MAX_BYTES), 71, "bilinear")
+    x = model_input(decode_image(image_files[name].read_bytes(), MAX_BYTES), 71, "bilinear", "xception")
     assert x.shape == (1, 71, 71, 3) and x.dtype == np.float32
     assert -1.0 <= x.min() < x.max() <= 1.0
 
@@ -81,4 +80,26 @@ def test_a_jpeg_over_the_budget_is_decoded_reduced(tmp_path):
     Image.new("RGB", (6000, 4000), (120, 60, 30)).save(photo, quality=80)  # 96 MB decoded in full
     image = decode_image(photo.read_bytes(), MAX_BYTES)
     assert image.size == (3000, 2000)  # libjpeg's 1/2 scale: 24 MB
-    assert xception_input(image, 71, "bilinear").shape == (1, 71, 71, 3)
+    assert model_input(image, 71, "bilinear", "xception").shape == (1, 71, 71, 3)
+
+
+def test_training_reads_a_phone_photo_upright_and_a_cutout_on_white(tmp_path):
+    """train/data.py's loader is the serving one: EXIF orientation and transparency handled the same."""
+    from train.data import load_image
+
+    tall = np.zeros((40, 20, 3), np.uint8)
+    tall[:10] = 255  # a white band at the top of the upright photo
+    sideways = Image.fromarray(np.ascontiguousarray(np.rot90(tall, k=1)))  # as the camera stored it: 20 x 40
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    upright = load_image(tmp_path / "phone.jpg", 40, "nearest")  # stretched to 40 x 40: the band is rows 0-9
+    assert upright[:8].mean() > 200 and upright[12:].mean() < 50, "the photo was read sideways"
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(tmp_path / "cutout.png")
+    assert load_image(tmp_path / "cutout.png", 8, "nearest").min() == 255
+
+
+@pytest.mark.parametrize("name", sorted(INPUTS))
+def test_every_named_preprocessing_takes_pixels_to_float32(name):
+    x = INPUTS[name](np.full((1, 4, 4, 3), 255, np.float32))
+    assert x.dtype == np.float32 and x.shape == (1, 4, 4, 3)
