@@ -22,7 +22,7 @@ TFLITE_VENV := .venv-tflite-runtime
 # AWS's SAM CLI (sam build, sam local invoke, sam local start-api), apart: its pins are its own
 SAM_VENV := .venv-sam
 DATASET_URL := https://github.com/alexeygrigorev/clothing-dataset-small
-RUN := artifacts/runs/xception_v1
+RUN := artifacts/runs/latest  # the last run train wrote (a link to artifacts/runs/<backbone>_vN)
 BUNDLE := artifacts/bundle
 # make image: the Lambda container image of the bundle's MODEL_VARIANT, with docker or podman;
 # PLATFORM=linux/arm64 builds it for Graviton; BASE_IMAGE replaces AWS's base (a machine that cannot pull it)

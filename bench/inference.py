@@ -21,8 +21,7 @@ from pathlib import Path
 from bench.common import BUNDLE, REPO, machine, median_ms, sample_images, timed
 from lambda_fn.model import Model
 from lambda_fn.preprocess import decode_image, model_input
-
-XCEPTION_GFLOP_299 = 16.7  # multiply-adds counted as 2 FLOPs, per 299x299 image
+from train.backbone import BACKBONES
 
 MATMUL_PROBE = """
 import json, time, numpy as np, threadpoolctl
@@ -61,7 +60,8 @@ def main(argv=None):
     size = meta["input_size"]
     image = sample_images(1)[0]
     x = model_input(decode_image(image.read_bytes(), 10**8), size, meta["interpolation"], meta["preprocessing"])
-    gflop = XCEPTION_GFLOP_299 * (size / 299) ** 2
+    backbone = BACKBONES[meta["backbone"]]
+    gflop = backbone.gflop * (size / backbone.size) ** 2  # convolutions scale with the pixels
     matmul = matmul_one_thread()
     peak = round(matmul["gflops"], 1)
     rows = []

@@ -1,6 +1,6 @@
 """Convert a training checkpoint to TFLite and prove the converted model is the same model.
 
-    python -m convert.convert artifacts/runs/xception_v1          # the run's best checkpoint
+    python -m convert.convert artifacts/runs/latest               # the last training run's best checkpoint
     python -m convert.convert path/to/model.h5 --run-json path/to/run.json
 
 Route: Keras 3 `model.export(..., format="tf_saved_model")`, then
@@ -18,7 +18,6 @@ exit status is 1.
 """
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ os.environ["KERAS_BACKEND"] = "tensorflow"
 from lambda_fn.model import Model  # noqa: E402
 from lambda_fn.preprocess import INPUTS  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
-from train.data import REPO_ROOT, read_images, scan_dataset  # noqa: E402
+from train.data import REPO_ROOT, file_digest, read_images, scan_dataset  # noqa: E402
 
 # -- defaults -----------------------------------------------------------------
 OUT = REPO_ROOT / "artifacts" / "bundle"
@@ -56,10 +55,6 @@ log = logging.getLogger("convert")
 
 class ConversionError(Exception):
     """The checkpoint or its metadata cannot be converted; the message says why."""
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def resolve_checkpoint(source: Path, run_json: Path | None) -> tuple[Path, dict]:
@@ -216,7 +211,7 @@ def bundle_meta(variant: str, checkpoint: Path, meta: dict) -> dict:
         "preprocessing": meta["preprocessing"],  # xception: x / 127.5 - 1, on RGB pixels resized as below
         "interpolation": meta["interpolation"],
         "source_checkpoint": checkpoint.name,
-        "source_sha256": sha256(checkpoint),
+        "source_sha256": file_digest(checkpoint),
     }
 
 
@@ -271,7 +266,7 @@ def convert(source: Path, out: Path, variants=VARIANTS, run_json: Path | None = 
                 log.error("%s refused by the parity gate: %s", variant, "; ".join(parity["failures"]))
                 continue
             info.update(
-                tflite_sha256=sha256(candidate / "model.tflite"),
+                tflite_sha256=file_digest(candidate / "model.tflite"),
                 min_runtime_version=min_runtime_version(candidate / "model.tflite"),  # lambda_fn/model.py checks it
                 parity=parity,
                 skipped_images=skipped,

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from train.data import SHARED_DATA
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-SHARED_DATA = SHARED / "data" / "clothing-dataset-small"
-SHARED_WEIGHTS = SHARED / "weights" / "xception_imagenet_notop.weights.h5"
 # Built once by the TensorFlow environment's run of the suite, reused by the
 # TensorFlow-free one (make test runs them in that order).
 TINY_BUNDLES = REPO / "artifacts" / "test" / "tiny-bundles"  # float32/ and int8-dynamic/
@@ -77,7 +76,9 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_weights() -> Path:
-    return need_shared(SHARED_WEIGHTS)
+    from train.backbone import BACKBONES, DEFAULT_BACKBONE  # Keras: imported only where training is tested
+
+    return need_shared(BACKBONES[DEFAULT_BACKBONE].shared_weights)
 
 
 @pytest.fixture(scope="session")

@@ -1,22 +1,23 @@
-"""The one place that knows the pre-trained backbone.
+"""The one place that knows the pre-trained backbones.
 
 Adding a backbone means adding one Backbone here: its constructor, the
-preprocessing its ImageNet weights expect, its input size, the layers that
-fine-tuning may start from, and the Keras file of its ImageNet weights.
-Everything else (the model, the feature cache, the presets, the Lambda's
-model.json) reads it from here.
+preprocessing its ImageNet weights expect (and that preprocessing's name in
+the Lambda's table, lambda_fn/preprocess.py INPUTS: the only other place a
+backbone may touch), its input size, the layers that fine-tuning may start
+from and which of them each preset uses, and the Keras file of its ImageNet
+weights. Everything else (the model, the feature cache, the presets, the run
+folder, the Lambda's model.json) reads it from here.
 """
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-from keras.applications import xception
+from keras.applications import efficientnet_v2, xception
 
-from train.data import SHARED
+from train.data import SHARED, file_digest
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,11 @@ class Backbone:
     min_size: int  # the smallest input the architecture accepts
     # name -> first trainable layer: fine-tuning unfreezes that layer and every one after it
     cuts: dict[str, str]
+    # what each preset fine-tunes from, by role: "cached" (the CPU preset: a block boundary near the top, so
+    # that the activations below it can be cached), "images" (the GPU preset: deeper, trained on images)
+    roles: dict[str, str]
     shared_weights: Path  # ImageNet weights (include_top=False) beside the project
+    gflop: float  # the base's forward pass at `size`, multiply-adds counted as 2 (bench/inference.py)
 
 
 XCEPTION = Backbone(
@@ -51,10 +56,33 @@ XCEPTION = Backbone(
         # block: the skip connection needs the block's input too, so it cannot be cached)
         "block10_sepconv3": "block10_sepconv3_act",
     },
+    roles={"cached": "block13", "images": "block10_sepconv3"},
     shared_weights=SHARED / "weights" / "xception_imagenet_notop.weights.h5",
+    gflop=16.7,
 )
 
-BACKBONES = {b.name: b for b in [XCEPTION]}
+EFFICIENTNETV2B0 = Backbone(
+    name="efficientnetv2b0",
+    constructor=efficientnet_v2.EfficientNetV2B0,
+    # Its rescaling is a layer inside the model (include_preprocessing=True): it takes pixels 0..255 as they
+    # are, and preprocess_input is a pass-through.
+    preprocess=efficientnet_v2.preprocess_input,
+    preprocessing="none",
+    size=224,
+    min_size=32,
+    cuts={
+        # each the first layer of a block whose input is one tensor (the previous block's add): cacheable
+        "block6h": "block6h_expand_conv",  # 4 layers and the top conv above the cut, at 7x7
+        "block6e": "block6e_expand_conv",  # 49 layers
+        "block5a": "block5a_expand_conv",  # 194 layers, from 14x14
+    },
+    roles={"cached": "block6h", "images": "block6e"},
+    shared_weights=SHARED / "weights" / "efficientnetv2-b0_notop.weights.h5",  # not there: Keras downloads it
+    gflop=1.4,  # the paper's 0.72 billion multiply-adds at 224x224: about a twelfth of Xception's
+)
+
+BACKBONES = {b.name: b for b in [XCEPTION, EFFICIENTNETV2B0]}
+DEFAULT_BACKBONE = XCEPTION.name  # what make run trains
 
 
 def default_weights(backbone: Backbone) -> str:
@@ -70,7 +98,7 @@ def weights_identity(weights: str | None, seed: int) -> str:
         return f"random-init-seed-{seed}"
     if weights == "imagenet":
         return f"imagenet-keras-{keras.__version__}"
-    return "sha256:" + hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+    return "sha256:" + file_digest(Path(weights))
 
 
 def make_base(backbone: Backbone, weights: str | None, size: int) -> keras.Model:

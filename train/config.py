@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from lambda_fn.preprocess import RESIZES
-from train.backbone import BACKBONES, default_weights
+from train.backbone import BACKBONES, DEFAULT_BACKBONE, default_weights
 from train.data import REPO_ROOT, default_data_dir
 
 OUT = REPO_ROOT / "artifacts" / "runs"
@@ -24,8 +24,8 @@ class TrainConfig:
     # base weights: a .weights.h5 file, 'imagenet' (Keras downloads them), None (random), or 'default':
     # $FASHION_WEIGHTS, else the copy beside the project, else 'imagenet'
     weights: str | None = "default"
-    backbone: str = "xception"  # a name in train/backbone.py
-    size: int = 299  # input size (the backbone's own by default)
+    backbone: str = DEFAULT_BACKBONE  # a name in train/backbone.py
+    size: int = 0  # input size (0: the backbone's own)
     interpolation: str = "bilinear"  # Pillow resize filter; recorded so serving resizes the same way
     # where training reads its inputs: "cache" (activations of the frozen part,
     # computed once; fast on a CPU) or "images" (the whole model every step; a GPU's way)
@@ -37,14 +37,15 @@ class TrainConfig:
     batch_size: int = 32
     head_epochs: int = 3  # epochs of the head alone, base frozen
     head_lr: float = 1e-3  # Adam, for the head
-    fine_tune_from: str | None = "block13"  # a cut in the backbone's `cuts` (unfreeze from there up), or None
+    # a cut in the backbone's `cuts`, or a role ("cached", "images") naming one: unfreeze from there up; or None
+    fine_tune_from: str | None = "cached"
     fine_tune_epochs: int = 10  # epochs of head + top of the base together
     fine_tune_lr: float = 2e-4  # Adam, cosine-decayed over the fine-tuning epochs ...
     fine_tune_lr_floor: float = 0.05  # ... to this fraction of it
     seed: int = 1  # weights' initialisation, shuffling, dropout
     augmentation_seed: int = 1  # the cached views (kept apart from seed so that seeds share a cache)
-    version: int = 1  # the N in xception_vN_<epoch>_<val_accuracy>.h5
-    out: Path | None = None  # run folder (default: artifacts/runs/xception_vN)
+    version: int = 1  # the N in <backbone>_vN_<epoch>_<val_accuracy>.h5
+    out: Path | None = None  # run folder (default: artifacts/runs/<backbone>_vN)
     cache: Path = CACHE  # feature cache folder
     preset: str = "custom"  # the preset these defaults came from (recorded in run.json)
 
@@ -54,23 +55,23 @@ class TrainConfig:
 
 
 PRESETS = {
-    # The CPU reference: blocks 13-14 of Xception fine-tuned on cached activations.
+    # The CPU reference: the top blocks fine-tuned on cached activations (Xception: blocks 13-14).
     "cpu": dict(
         input="cache",
         views=4,
         head_epochs=3,
         head_lr=1e-3,
-        fine_tune_from="block13",
+        fine_tune_from="cached",
         fine_tune_epochs=8,
         fine_tune_lr=2e-4,
     ),
-    # The GPU recipe (measured on an H100): the last 40 layers fine-tuned on
-    # images, a fresh augmented view of every image every epoch, on the device.
+    # The GPU recipe (measured on an H100): a deeper top fine-tuned on images (Xception: the last 40
+    # layers), a fresh augmented view of every image every epoch, on the device.
     "gpu": dict(
         input="images",
         head_epochs=3,
         head_lr=1e-3,
-        fine_tune_from="block10_sepconv3",
+        fine_tune_from="images",
         fine_tune_epochs=12,
         fine_tune_lr=2e-4,
     ),
@@ -124,7 +125,9 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--head-lr", type=float)
     p.add_argument(
         "--fine-tune-from",
-        help="a cut of the backbone (xception: " + ", ".join(BACKBONES["xception"].cuts) + ") or 'none'",
+        help="where fine-tuning starts: a role (cached, images) or a cut of the backbone ("
+        + "; ".join(f"{b.name}: {', '.join(b.cuts)}" for b in BACKBONES.values())
+        + ") or 'none'",
     )
     p.add_argument("--fine-tune-epochs", type=int)
     p.add_argument("--fine-tune-lr", type=float)
@@ -132,7 +135,7 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--seed", type=int)
     p.add_argument("--augmentation-seed", type=int)
     p.add_argument("--version", type=int)
-    p.add_argument("--out", type=Path, help="run folder (default: artifacts/runs/xception_vN)")
+    p.add_argument("--out", type=Path, help="run folder (default: artifacts/runs/<backbone>_vN)")
     p.add_argument("--cache", type=Path, help="feature cache folder")
     args = vars(p.parse_args(argv))
     preset = args.pop("preset")
@@ -150,15 +153,16 @@ def resolve(config: TrainConfig) -> TrainConfig:
     backbone = BACKBONES[config.backbone]
     weights = default_weights(backbone) if config.weights == "default" else config.weights
     fine_tune_from = None if config.fine_tune_from in (None, "none") else config.fine_tune_from
+    if fine_tune_from in backbone.roles:  # a preset's role, named by the backbone
+        fine_tune_from = backbone.roles[fine_tune_from]
     if fine_tune_from is not None and fine_tune_from not in backbone.cuts:
         raise ValueError(
             f"--fine-tune-from {fine_tune_from!r} is not a cut of {backbone.name}; "
-            f"choose from {', '.join(backbone.cuts)} or 'none'"
+            f"choose from {', '.join([*backbone.roles, *backbone.cuts])} or 'none'"
         )
-    if config.size < backbone.min_size:
-        raise ValueError(
-            f"--size {config.size} is too small: {backbone.name} needs at least {backbone.min_size} pixels"
-        )
+    size = config.size or backbone.size
+    if size < backbone.min_size:
+        raise ValueError(f"--size {size} is too small: {backbone.name} needs at least {backbone.min_size} pixels")
     if config.input == "images" and fine_tune_from is None:
         raise ValueError(
             "--input images trains on a frozen base the slow way: use --input cache for --fine-tune-from none"
@@ -167,6 +171,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ValueError("--views must be at least 1 to cache augmented views (or pass --no-augment)")
     return replace(
         config,
+        size=size,
         weights=None if weights == "none" else weights,
         fine_tune_from=fine_tune_from,
         fine_tune_epochs=config.fine_tune_epochs if fine_tune_from else 0,

@@ -1,4 +1,5 @@
-"""Train the fashion classifier: Xception pre-trained on ImageNet, a new head, the top of the base fine-tuned.
+"""Train the fashion classifier: a backbone pre-trained on ImageNet (Xception by default; train/backbone.py),
+a new head, the top of the base fine-tuned.
 
     python -m train.train                        # preset auto: gpu if the backend sees one, else cpu
     python -m train.train --preset frozen        # the head alone on the frozen base
@@ -18,6 +19,7 @@ test split and described in run.json and report.json.
 import json
 import logging
 import math
+import os
 import resource
 import time
 from pathlib import Path
@@ -25,6 +27,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from lambda_fn.preprocess import PIXELS_VERSION
 from train import model as models
 from train.backbone import BACKBONES, weights_identity
 from train.config import TrainConfig, as_dict, parse_args
@@ -219,13 +222,21 @@ def run_metadata(config: TrainConfig, classes, weights_id) -> dict:
         "input_size": config.size,
         "interpolation": config.interpolation,
         "preprocessing": backbone.preprocessing,
-        "image_loader": "Pillow: convert('RGB'), resize((size, size), interpolation) as keras.utils.load_img",
+        "image_loader": f"lambda_fn/preprocess.py decode_image and pixels, version {PIXELS_VERSION}",
         "weights": str(config.weights),
         "weights_identity": weights_id,
         "config": as_dict(config),
         "keras_version": keras.__version__,
         "keras_backend": keras.backend.backend(),
     }
+
+
+def point_latest_at(run: Path) -> None:
+    """<runs>/latest -> this run's folder: what make convert converts, whatever the backbone and version."""
+    link, temporary = run.parent / "latest", run.parent / f".latest-{os.getpid()}"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(run.name)
+    os.replace(temporary, link)  # atomic: a reader sees the old run or the new one
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -279,6 +290,7 @@ def train(config: TrainConfig) -> dict:
     report = {**meta, "history": history, "test": evaluate_on_test(best.best_path, items, classes, config)}
     plot_confusion(report["test"]["confusion_matrix"], classes, out / "confusion.png")
     write_json(out / "report.json", report)
+    point_latest_at(out)
     log.info(
         "best %s (epoch %d, val %.3f); test accuracy %.3f",
         best.best_path.name,

@@ -32,8 +32,8 @@ def test_bundle_json_holds_what_the_lambda_needs(converted, tiny_run):
     assert meta["labels"] == sorted(TINY_CLASSES) and meta["input_size"] == 71
     assert meta["interpolation"] == "bilinear" and meta["preprocessing"] == "xception"
     assert meta["source_checkpoint"] == run["best_checkpoint"]
-    assert meta["source_sha256"] == conv.sha256(tiny_run / run["best_checkpoint"])
-    assert meta["tflite_sha256"] == conv.sha256(out / "float32" / "model.tflite")
+    assert meta["source_sha256"] == conv.file_digest(tiny_run / run["best_checkpoint"])
+    assert meta["tflite_sha256"] == conv.file_digest(out / "float32" / "model.tflite")
     assert meta["parity"]["passed"] is True
 
 

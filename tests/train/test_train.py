@@ -113,7 +113,7 @@ def test_presets_and_flags():
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--fine-tune-from", "block99"], "'block99' is not a cut of xception; choose from block13, block12"),
+        (["--fine-tune-from", "block99"], "'block99' is not a cut of xception; choose from cached, images, block13"),
         (["--size", "64"], "--size 64 is too small: xception needs at least 71 pixels"),
         (["--preset", "nightly"], "invalid choice: 'nightly'"),
         (["--views", "0"], "--views must be at least 1"),
