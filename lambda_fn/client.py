@@ -107,13 +107,16 @@ class Target:
                 return json.loads(response.read())
         except urllib.error.HTTPError as err:
             text = err.read()
-            if err.code in RETRIED_STATUSES:
-                raise Transient(f"the API answered {err.code}", retry_after(err.headers.get("Retry-After"))) from err
             try:  # the function's JSON error body says what was wrong
                 answer = json.loads(text)
             except ValueError:
                 answer = None
-            if isinstance(answer, dict) and "error" in answer:
+            functions = isinstance(answer, dict) and isinstance(answer.get("error"), dict)
+            # a 502 of the function's own (the photo's server failed) is its answer; the gateway's, or a server
+            # over its capacity (server_busy), may pass on another try
+            if err.code in RETRIED_STATUSES and (not functions or answer["error"].get("code") == "server_busy"):
+                raise Transient(f"the API answered {err.code}", retry_after(err.headers.get("Retry-After"))) from err
+            if functions:
                 return answer
             return error(err.code, f"http_{err.code}", text.decode(errors="replace")[:500])
         except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors

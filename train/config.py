@@ -12,10 +12,9 @@ from pathlib import Path
 
 from lambda_fn.preprocess import RESIZES
 from train.backbone import BACKBONES, DEFAULT_BACKBONE, default_weights
-from train.data import REPO_ROOT, default_data_dir
+from train.data import CACHE, REPO_ROOT, default_data_dir
 
 OUT = REPO_ROOT / "artifacts" / "runs"
-CACHE = REPO_ROOT / "artifacts" / "cache"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"  # the dataset and weights a real user downloads
+CACHE = REPO_ROOT / "artifacts" / "cache"  # the activation cache (train/features.py)
 SHARED_DATA = SHARED / "data" / "clothing-dataset-small"
 DATASET_URL = "https://github.com/alexeygrigorev/clothing-dataset-small"
 SPLITS = ("train", "validation", "test")

@@ -31,14 +31,12 @@ import numpy as np
 
 from lambda_fn.preprocess import PIXELS_VERSION
 from train.augmentation import augmented_views
-from train.config import CACHE
-from train.data import Item, check_classes_present, default_data_dir, file_digest, read_images, scan_dataset
+from train.data import CACHE, Item, check_classes_present, default_data_dir, file_digest, read_images, scan_dataset
 from train.store import ActivationStore
 
 log = logging.getLogger(__name__)
 
 CHUNK = 128  # images decoded and pushed through the base at a time (bounds memory at 299x299)
-POOLED = "pooled"  # the cut that caches the pooled features of the whole frozen base
 
 
 @dataclass(frozen=True)

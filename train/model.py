@@ -23,7 +23,8 @@ from keras import ops
 from train.augmentation import RandomCourseAugmentation
 from train.backbone import Backbone, make_base
 from train.config import TrainConfig
-from train.features import POOLED
+
+POOLED = "pooled"  # the cut that caches the pooled features of the whole frozen base
 
 
 @dataclass

@@ -187,3 +187,12 @@ def test_a_file_cut_mid_row_resumes_to_the_clean_runs_rows(catalog, local_server
     tag.main([*arguments, "--out", str(out), "--resume"])
     assert sorted(out.read_text().splitlines()) == sorted(clean.read_text().splitlines())
     assert len(out.read_text().splitlines()) == len(expected) + (form == "csv")
+
+
+def test_the_functions_own_502_is_an_answer_not_retried(local_server, image_server, tmp_path):
+    """Over the API a URL whose server fails comes back 502 with the function's error: the photo's fault."""
+    out = tmp_path / "tags.jsonl"
+    unreachable = "http://127.0.0.1:9/shirt.jpg"  # nothing listens on the discard port
+    status = tag.main([unreachable, "--api", local_server, "--out", str(out), "--backoff", "5"])
+    (row,) = read_rows(out)
+    assert status == 1 and row["error_code"] == "upstream_error" and row["attempts"] == 1
