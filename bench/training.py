@@ -21,7 +21,6 @@ import keras
 
 from bench.common import machine
 from train import model as models
-from train.backbone import BACKBONES
 from train.config import parse_args
 from train.data import scan_dataset
 from train.train import EpochTimer, prepare
@@ -41,8 +40,10 @@ def fine_tune_epoch_seconds(config, epochs: int) -> tuple[float, float, int, flo
     """(seconds of the last fine-tuning epoch, seconds preparing the inputs, training images,
     seconds the host takes to produce one epoch's batches without the model)."""
     keras.utils.set_random_seed(config.seed)
-    classes, items, _, net, train_batches, val_batches, stats = prepare(config)
-    models.unfreeze_from(net.base, BACKBONES[config.backbone].cuts[config.fine_tune_from])
+    prepared = prepare(config)
+    net, train_batches, val_batches, stats = prepared.net, prepared.train_batches, prepared.val_batches, prepared.stats
+    assert config.first_trainable, "this bench times fine-tuning: a preset that fine-tunes (cpu, gpu)"
+    models.unfreeze_from(net.base, config.first_trainable)
     models.compile_for_training(net.trainable, config.fine_tune_lr)
     timer = EpochTimer()
     net.trainable.fit(train_batches, validation_data=val_batches, epochs=epochs, verbose=2, callbacks=[timer])
@@ -71,7 +72,7 @@ def main(argv=None):
     scale = full_train / n
     print(
         f"machine: {machine()}; backend {keras.backend.backend()}; {config.size}x{config.size}; "
-        f"fine-tuning from {config.fine_tune_from} ({BACKBONES[config.backbone].cuts[config.fine_tune_from]}); "
+        f"fine-tuning from {config.fine_tune_from} ({config.first_trainable}); "
         f"{n} training images, last of {own.epochs} epochs, scaled to {full_train}"
     )
     print("| fine-tuning the same layers | seconds per epoch (measured) | per epoch of the full split |")

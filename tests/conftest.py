@@ -90,6 +90,15 @@ def real_images(shared_data) -> list[Path]:
     ]
 
 
+def tiny_training_flags(root: Path, *flags: str, per_split=(3, 2, 2)) -> list[str]:
+    """Training flags for a small run on a fresh tiny dataset under root: random base weights, 71x71, one epoch
+    of each phase, the run in root/run and its cache in root/cache. Later flags win (argparse keeps the last)."""
+    data = make_tiny_dataset(root / "data", per_split=per_split)
+    settings = {"data": data, "weights": "none", "size": 71, "batch-size": 4, "head-epochs": 1}
+    settings |= {"fine-tune-epochs": 1, "views": 2, "out": root / "run", "cache": root / "cache"}
+    return [*(part for name, value in settings.items() for part in (f"--{name}", str(value))), *flags]
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A finished training run on the tiny dataset (random base weights, 71x71, the head alone)."""
@@ -97,31 +106,8 @@ def tiny_run(tmp_path_factory) -> Path:
     from train.train import train
 
     root = tmp_path_factory.mktemp("tiny-run")
-    data = make_tiny_dataset(root / "data")
-    train(
-        parse_args(
-            [
-                "--preset",
-                "frozen",
-                "--data",
-                str(data),
-                "--weights",
-                "none",
-                "--size",
-                "71",
-                "--head-epochs",
-                "3",
-                "--views",
-                "1",
-                "--batch-size",
-                "8",
-                "--out",
-                str(root / "run"),
-                "--cache",
-                str(root / "cache"),
-            ]
-        )
-    )
+    flags = ["--preset", "frozen", "--head-epochs", "3", "--views", "1", "--batch-size", "8"]
+    train(parse_args(tiny_training_flags(root, *flags, per_split=(6, 3, 3))))
     return root / "run"
 
 

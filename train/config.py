@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from lambda_fn.preprocess import RESIZES
-from train.backbone import BACKBONES, DEFAULT_BACKBONE, default_weights
+from train.backbone import BACKBONES, DEFAULT_BACKBONE, Backbone, default_weights
 from train.data import CACHE, REPO_ROOT, default_data_dir
 
 OUT = REPO_ROOT / "artifacts" / "runs"
@@ -51,6 +51,16 @@ class TrainConfig:
     @property
     def run_dir(self) -> Path:
         return self.out or OUT / f"{self.backbone}_v{self.version}"
+
+    @property
+    def backbone_entry(self) -> Backbone:
+        """The registry's entry for `backbone` (train/backbone.py)."""
+        return BACKBONES[self.backbone]
+
+    @property
+    def first_trainable(self) -> str | None:
+        """The layer fine-tuning unfreezes from (the cut `fine_tune_from` names), or None."""
+        return self.backbone_entry.cuts[self.fine_tune_from] if self.fine_tune_from else None
 
 
 PRESETS = {

@@ -62,10 +62,10 @@ def build(backbone: Backbone, config: TrainConfig, n_classes: int) -> Models:
         trainable = keras.Model(pixels, full(backbone.preprocess(x)), name="trainer")
         return Models(full, base, trainable, trunk=None, cut="images")
 
-    if config.fine_tune_from is None:
+    layer = config.first_trainable
+    if layer is None:
         trunk = keras.Model(images, pooled, name="trunk")
         return Models(full, base, head, trunk, cut=POOLED)
-    layer = backbone.cuts[config.fine_tune_from]
     cut_tensor = base.get_layer(layer).input
     try:
         top = keras.Model(cut_tensor, base.output, name="top")  # the same layers, called on a new input

@@ -20,7 +20,6 @@ from typing import Any
 import keras
 
 from train import model as models
-from train.backbone import BACKBONES
 from train.config import TrainConfig, parse_args
 from train.data import REPO_ROOT
 from train.report import plot_sweep
@@ -38,14 +37,14 @@ log = logging.getLogger("sweep")
 
 def sweep(config: TrainConfig, param: str, values: list[float]) -> dict:
     """Validation accuracy per epoch for each value; the inputs (and the cache) are prepared once."""
-    classes, _, _, _, train_batches, val_batches, _ = prepare(config)
+    prepared = prepare(config)
     curves = {}
     for value in values:
         keras.utils.set_random_seed(config.seed)  # same initial weights for every value
         overrides: dict[str, Any] = {param: value}
         setting = replace(config, **overrides)
-        net = models.build(BACKBONES[setting.backbone], setting, len(classes))
-        history = fit_phases(setting, net, train_batches, val_batches, callbacks=[], best=None)
+        net = models.build(setting.backbone_entry, setting, len(prepared.classes))
+        history = fit_phases(setting, net, prepared.train_batches, prepared.val_batches, callbacks=[], best=None)
         curves[value] = [round(a, 4) for a in history["val_accuracy"]]
     return curves
 

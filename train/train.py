@@ -22,14 +22,16 @@ import math
 import os
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 
 from lambda_fn.preprocess import PIXELS_VERSION
 from train import model as models
-from train.backbone import BACKBONES, weights_identity
+from train.backbone import weights_identity
 from train.config import TrainConfig, as_dict, parse_args
 from train.data import check_classes_present, read_images, scan_dataset
 from train.features import CacheKey, cached_activations
@@ -107,7 +109,7 @@ def one_hot(labels, n_classes: int) -> np.ndarray:
 
 def cache_inputs(config: TrainConfig, net: models.Models, classes, items, weights_id: str):
     """Training and validation batches of cached activations at the cut; the stores filled first."""
-    backbone = BACKBONES[config.backbone]
+    backbone = config.backbone_entry
 
     def store_for(split, view):
         key = CacheKey(
@@ -181,11 +183,12 @@ def fit_phases(config: TrainConfig, net: models.Models, train, val, callbacks, b
     history = net.trainable.fit(
         train, validation_data=val, epochs=config.head_epochs, verbose=2, callbacks=callbacks
     ).history
-    if config.fine_tune_from is None or not config.fine_tune_epochs:
+    first_trainable = config.first_trainable
+    if first_trainable is None or not config.fine_tune_epochs:
         return history
     if best is not None:
         net.full.set_weights(best.best_weights)  # fine-tune from the best head, not the last one
-    models.unfreeze_from(net.base, BACKBONES[config.backbone].cuts[config.fine_tune_from])
+    models.unfreeze_from(net.base, first_trainable)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.fine_tune_lr, len(train) * config.fine_tune_epochs, alpha=config.fine_tune_lr_floor
     )
@@ -205,7 +208,7 @@ def evaluate_on_test(checkpoint: Path, items, classes, config: TrainConfig) -> d
     """Evaluate the saved best checkpoint itself (reloaded from disk) on the test split, from images."""
     images, kept, skipped = read_images(items["test"], config.size, config.interpolation)
     best = keras.models.load_model(checkpoint)
-    x = BACKBONES[config.backbone].preprocess(images.astype(np.float32))
+    x = config.backbone_entry.preprocess(images.astype(np.float32))
     report = evaluate(
         best.predict(x, batch_size=config.batch_size, verbose=0), np.array([i.label for i in kept]), classes
     )
@@ -215,7 +218,7 @@ def evaluate_on_test(checkpoint: Path, items, classes, config: TrainConfig) -> d
 
 def run_metadata(config: TrainConfig, classes, weights_id) -> dict:
     """What a later stage needs to reproduce the model's input exactly, and how it was trained."""
-    backbone = BACKBONES[config.backbone]
+    backbone = config.backbone_entry
     return {
         "classes": classes,
         "backbone": backbone.name,
@@ -243,18 +246,30 @@ def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def prepare(config: TrainConfig):
-    """Dataset, model and inputs (the cache filled): (classes, items, weights_id, net, train, val, stats)."""
+@dataclass
+class Prepared:
+    """What a run trains on: the dataset, the model, and its inputs (the cache filled)."""
+
+    classes: list[str]
+    items: dict
+    weights_id: str
+    net: models.Models
+    train_batches: Any
+    val_batches: Any
+    stats: dict
+
+
+def prepare(config: TrainConfig) -> Prepared:
     classes, items = scan_dataset(config.data)
     weights_id = weights_identity(config.weights, config.seed)
-    net = models.build(BACKBONES[config.backbone], config, len(classes))
+    net = models.build(config.backbone_entry, config, len(classes))
     started = time.perf_counter()
     if config.input == "cache":
         train_batches, val_batches, stats = cache_inputs(config, net, classes, items, weights_id)
     else:
         train_batches, val_batches, stats = image_inputs(config, classes, items)
     stats["seconds"] = round(time.perf_counter() - started, 2)
-    return classes, items, weights_id, net, train_batches, val_batches, stats
+    return Prepared(classes, items, weights_id, net, train_batches, val_batches, stats)
 
 
 def train(config: TrainConfig) -> dict:
@@ -267,11 +282,12 @@ def train(config: TrainConfig) -> dict:
     scope, replicas = models.data_parallel()
     log.info("preset %s on %s, %d replica(s)", config.preset, keras.backend.backend(), replicas)
     with scope:
-        classes, items, weights_id, net, train_batches, val_batches, input_stats = prepare(config)
-        meta = run_metadata(config, classes, weights_id)
+        prepared = prepare(config)
+        classes, items, net = prepared.classes, prepared.items, prepared.net
+        meta = run_metadata(config, classes, prepared.weights_id)
         write_json(out / "run.json", meta)
         best, timer = BestCheckpoint(net.full, out, stem), EpochTimer()
-        history = fit_phases(config, net, train_batches, val_batches, [best, timer], best)
+        history = fit_phases(config, net, prepared.train_batches, prepared.val_batches, [best, timer], best)
     history["seconds"] = timer.seconds
     assert best.best_path is not None, "training ran no epoch"
 
@@ -280,7 +296,7 @@ def train(config: TrainConfig) -> dict:
         best_epoch=best.best_epoch,
         best_val_accuracy=round(best.best_accuracy, 4),
         replicas=replicas,
-        inputs=input_stats,
+        inputs=prepared.stats,
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     )  # Linux: kB
     write_json(out / "run.json", meta)

@@ -7,38 +7,12 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, make_tiny_dataset
+from tests.conftest import REPO, tiny_training_flags
 from train import model as models
 from train.backbone import XCEPTION
 from train.config import PRESETS, parse_args
 from train.data import load_image, scan_dataset
 from train.train import BestCheckpoint, fit_phases, prepare, train
-
-
-def tiny_flags(tmp_path, *flags, per_split=(3, 2, 2)) -> list[str]:
-    """A small run on a fresh tiny dataset: random base weights, 71x71, one epoch of each phase."""
-    data = make_tiny_dataset(tmp_path / "data", per_split=per_split)
-    return [
-        "--data",
-        str(data),
-        "--weights",
-        "none",
-        "--size",
-        "71",
-        "--batch-size",
-        "4",
-        "--head-epochs",
-        "1",
-        "--fine-tune-epochs",
-        "1",
-        "--views",
-        "2",
-        "--out",
-        str(tmp_path / "run"),
-        "--cache",
-        str(tmp_path / "cache"),
-        *flags,
-    ]
 
 
 def in_fresh_process(script: str, env: dict, timeout=900) -> subprocess.CompletedProcess:
@@ -139,10 +113,11 @@ def test_top_fine_tuned_on_cached_activations_is_the_checkpoints_model_on_images
     Tolerance: the cache holds float16 (11 significant bits), so the top sees
     activations within 2^-11 relative of the exact ones: logits agree to 1e-3.
     """
-    config = parse_args(["--preset", "cpu", *tiny_flags(tmp_path)])
+    config = parse_args(["--preset", "cpu", *tiny_training_flags(tmp_path)])
     keras.utils.set_random_seed(0)
-    classes, items, _, net, train_batches, val_batches, stats = prepare(config)
-    assert stats["cut"] == "block13_sepconv1_act"
+    prepared = prepare(config)
+    net, items, train_batches, val_batches = prepared.net, prepared.items, prepared.train_batches, prepared.val_batches
+    assert prepared.stats["cut"] == "block13_sepconv1_act"
     before = net.full.get_layer("xception").get_layer("block14_sepconv2").get_weights()[0].copy()
     fit_phases(config, net, train_batches, val_batches, callbacks=[], best=None)
     after = net.full.get_layer("xception").get_layer("block14_sepconv2").get_weights()[0]
@@ -160,7 +135,7 @@ def test_top_fine_tuned_on_cached_activations_is_the_checkpoints_model_on_images
 def test_cpu_preset_end_to_end_converts_and_passes_the_gate(tmp_path):
     from convert.convert import convert
 
-    report = train(parse_args(["--preset", "cpu", *tiny_flags(tmp_path)]))
+    report = train(parse_args(["--preset", "cpu", *tiny_training_flags(tmp_path)]))
     assert report["inputs"]["cut"] == "block13_sepconv1_act" and len(report["history"]["seconds"]) == 2
     assert len(list((tmp_path / "run").glob("*.h5"))) == 1
     assert convert(tmp_path / "run", tmp_path / "bundle", variants=["float32"])["float32"]["passed"]
@@ -170,7 +145,7 @@ def test_gpu_preset_under_jax_then_converted_with_tensorflow(tmp_path):
     """The fine-tuning preset on images, trained by JAX; its .h5 converts and passes the float32 gate."""
     from convert.convert import convert
 
-    flags = tiny_flags(tmp_path, "--preset", "gpu")
+    flags = tiny_training_flags(tmp_path, "--preset", "gpu")
     result = in_fresh_process(
         f"""
 import json, keras
@@ -188,13 +163,13 @@ print(json.dumps({{"backend": keras.backend.backend(), "run": report["keras_back
 
 
 def test_gpu_preset_under_tensorflow(tmp_path):
-    report = train(parse_args(tiny_flags(tmp_path, "--preset", "gpu")))
+    report = train(parse_args(tiny_training_flags(tmp_path, "--preset", "gpu")))
     assert report["keras_backend"] == "tensorflow" and report["inputs"]["cut"] == "images"
     assert len(list((tmp_path / "run").glob("*.h5"))) == 1
 
 
 def test_data_parallel_on_two_virtual_cpu_devices_under_jax(tmp_path):
-    flags = tiny_flags(tmp_path, "--preset", "cpu", per_split=(4, 2, 2))
+    flags = tiny_training_flags(tmp_path, "--preset", "cpu", per_split=(4, 2, 2))
     result = in_fresh_process(
         f"""
 import json, jax
@@ -211,7 +186,7 @@ print(json.dumps({{"devices": len(jax.devices()), "replicas": report["replicas"]
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path):
     """A fresh process splits the CPU in two before TensorFlow starts, then trains for real."""
-    flags = tiny_flags(tmp_path, "--preset", "frozen", per_split=(4, 2, 2))
+    flags = tiny_training_flags(tmp_path, "--preset", "frozen", per_split=(4, 2, 2))
     in_fresh_process(
         f"""
 import tensorflow as tf
@@ -260,29 +235,8 @@ def test_real_weights_learn_from_a_few_real_images(shared_data, shared_weights, 
 def test_sweep_writes_plot_and_table(tmp_path):
     from train.sweep import main
 
-    data = make_tiny_dataset(tmp_path / "data", per_split=(3, 2, 2))
-    main(
-        [
-            "dropout",
-            "--values",
-            "0",
-            "0.5",
-            "--sweep-out",
-            str(tmp_path / "sweep"),
-            "--data",
-            str(data),
-            "--weights",
-            "none",
-            "--size",
-            "71",
-            "--head-epochs",
-            "2",
-            "--views",
-            "1",
-            "--cache",
-            str(tmp_path / "cache"),
-        ]
-    )
+    sweep_out = ["--values", "0", "0.5", "--sweep-out", str(tmp_path / "sweep")]
+    main(["dropout", *sweep_out, *tiny_training_flags(tmp_path, "--head-epochs", "2", "--views", "1")])
     results = json.loads((tmp_path / "sweep" / "results.json").read_text())
     assert [row["value"] for row in results["best"]] == [0.0, 0.5]
     assert all(len(curve) == 2 for curve in results["curves"].values())
