@@ -21,8 +21,10 @@ PYTHON311 ?= python3.11
 TFLITE_VENV := .venv-tflite-runtime
 # AWS's SAM CLI (sam build, sam local invoke, sam local start-api), apart: its pins are its own
 SAM_VENV := .venv-sam
-DATASET_URL := https://github.com/alexeygrigorev/clothing-dataset-small
-RUN := artifacts/runs/latest  # the last run train wrote (a link to artifacts/runs/<backbone>_vN)
+# the dataset's address is written once, in train/data.py
+DATASET_URL := $(shell sed -n 's/^DATASET_URL = "\(.*\)"$$/\1/p' train/data.py)
+# the last run train wrote: a link to artifacts/runs/<backbone>_vN
+RUN := artifacts/runs/latest
 BUNDLE := artifacts/bundle
 # make image: the Lambda container image of the bundle's MODEL_VARIANT, with docker or podman;
 # PLATFORM=linux/arm64 builds it for Graviton; BASE_IMAGE replaces AWS's base (a machine that cannot pull it)
