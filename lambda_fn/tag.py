@@ -61,7 +61,8 @@ def expand(inputs: list[str], column: str) -> Iterator[Source]:
         if is_url(given):
             yield Source(given)
         elif path.is_dir():
-            yield from (Source(str(p)) for p in sorted(path.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            yield from (Source(str(p)) for p in found)
         elif path.suffix.lower() == ".txt" and path.is_file():
             for line in path.read_text(errors="replace").splitlines():
                 if line.strip() and not line.lstrip().startswith("#"):
@@ -140,7 +141,10 @@ def classify(target: Target, batch: list[Source], attempts: int, rate: RateLimit
     """The rows of one request: a file, or a batch of URLs."""
     if not is_url(batch[0].name):
         path = Path(batch[0].name)
-        answer, tries = with_retries(lambda: target.file(path), attempts, rate, backoff)
+        try:
+            answer, tries = with_retries(lambda: target.file(path), attempts, rate, backoff)
+        except OSError as err:  # gone or unreadable since it was listed: its row says so, the run goes on
+            answer, tries = error(404, "not_found", f"the file could not be read ({err.strerror or err})"), 0
         return [row(batch[0].name, answer, tries)]
     answer, tries = with_retries(lambda: target.urls([s.name for s in batch]), attempts, rate, backoff)
     if len(batch) == 1 or "results" not in answer:  # one URL, or the whole batch refused

@@ -32,6 +32,8 @@ def catalog(tmp_path, image_files, image_server) -> tuple[list[str], dict[str, s
     shutil.copy(image_files["rgba.png"], photos / "tops" / "shirt.png")
     shutil.copy(image_files["text.jpg"], photos / "not-a-photo.jpg")
     (photos / "notes.txt").write_text("not an image suffix: not a source")
+    (photos / "album.jpg").mkdir()  # a folder with an image's suffix: not a source, but what it holds is
+    shutil.copy(image_files["pants.jpg"], photos / "album.jpg" / "inside.jpg")
     urls = tmp_path / "urls.txt"
     good, missing = f"{image_server}/images/pants.jpg", f"{image_server}/images/missing.jpg"
     urls.write_text(f"# the shop's URLs\n{good}\n\n{missing}\n{good}\n")
@@ -42,6 +44,7 @@ def catalog(tmp_path, image_files, image_server) -> tuple[list[str], dict[str, s
     expected = {
         str(photos / "hat.jpg"): None,
         str(photos / "tops" / "shirt.png"): None,
+        str(photos / "album.jpg" / "inside.jpg"): None,
         str(photos / "not-a-photo.jpg"): "not_an_image",
         good: None,
         missing: "upstream_error",  # the image server answers 404
