@@ -65,6 +65,11 @@ def timed(timings: dict, key: str):
         timings[key] = timings.get(key, 0.0) + (time.perf_counter() - started) * 1000
 
 
+def rounded(timings: dict) -> dict:
+    """Timings as a log record carries them: milliseconds to 0.1, counts as they are."""
+    return {k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()}
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     exp = np.exp(logits - logits.max())
     return exp / exp.sum()
@@ -128,7 +133,7 @@ def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: floa
                 "status": error.get("status", 200),
                 "code": error.get("code"),
                 "label": result.get("label"),
-                **{k: round(v, 1) if isinstance(v, float) else v for k, v in own.items()},
+                **rounded(own),
             },
         )
     failed = sum("error" in result for result, _ in results.values())
@@ -182,7 +187,7 @@ def lambda_handler(event, context):
     except Exception:
         log.exception("unexpected failure in request %s", request_id)
         status, body = 500, internal_error(request_id)
-    record.update({k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()})
+    record.update(rounded(timings))
     record.update(label=body.get("label") if isinstance(body, dict) else None, status=status)
     log.info("request", extra=record)  # fields at top level: Lambda's JSON log format (lambda_fn/logs.py)
     return source.respond(status, body, SETTINGS.cors_origin)
