@@ -26,7 +26,8 @@ if [ "${CI:-}" = true ] && [ "$(id -u)" = 0 ] && command -v podman >/dev/null &&
 fi
 # The arm64 image's test runs LiteRT under qemu-user: Debian 12's qemu 7.2 crashes it (SIGSEGV as the
 # interpreter is built), the 10.0 in bookworm-backports runs it. Elsewhere, the distribution's own.
-qemu_major=$(qemu-aarch64-static --version 2>/dev/null | sed -n 's/.*version \([0-9]*\)\..*/\1/p')
+# (none installed yet is version 0)
+qemu_major=$({ qemu-aarch64-static --version 2>/dev/null || true; } | sed -n 's/.*version \([0-9]*\)\..*/\1/p')
 if [ "${qemu_major:-0}" -lt 10 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   release=()
   if grep -q '^VERSION_CODENAME=bookworm' /etc/os-release; then
