@@ -1,20 +1,15 @@
-"""Helpers shared by the benchmarks: statistics, the machine, servers on 127.0.0.1."""
+"""The benchmarks' own helpers: statistics, the machine, the sample images (servers are in harness.servers)."""
 
-import contextlib
-import functools
-import http.server
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
+from harness import REPO
 from train.data import default_data_dir
 
-REPO = Path(__file__).resolve().parents[1]
 BUNDLE = REPO / "artifacts" / "bundle"
 DATA = default_data_dir()  # the training stage's setting: $FASHION_DATA, ../shared, or ./clothing-dataset-small
 LAMBDA_PYTHON = REPO / ".venv-lambda" / "bin" / "python"
@@ -45,48 +40,6 @@ def sample_images(n: int, split: str = "validation") -> list[Path]:
     """n images spread over the split (its files are sorted by class)."""
     files = sorted(DATA.joinpath(split).rglob("*.jpg"))
     return files[:: max(1, len(files) // n)][:n]
-
-
-@contextlib.contextmanager
-def file_server(root: Path):
-    """A static HTTP server on 127.0.0.1 for the images."""
-    handler = functools.partial(QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-
-@contextlib.contextmanager
-def local_server(model_dir: Path, python: Path = LAMBDA_PYTHON, log_path: Path | None = None):
-    """lambda_fn.local_server in its own process; yields (base URL, pid)."""
-    env = {**os.environ, "MODEL_DIR": str(model_dir), "ALLOW_PRIVATE_URLS": "true", "PYTHONPATH": str(REPO)}
-    log = open(log_path or os.devnull, "w")
-    server = subprocess.Popen(
-        [str(python), "-m", "lambda_fn.local_server", "--port", "0"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    assert server.stdout is not None  # stdout=PIPE
-    try:
-        line = server.stdout.readline()
-        while line and not line.startswith("serving on "):
-            line = server.stdout.readline()
-        yield line.split()[2], server.pid
-    finally:
-        server.kill()
-        server.wait()
-        log.close()
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:

@@ -23,10 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import BUNDLE, file_server, machine, sample_images
-from tests.container.images import build_image, ensure_base, find_engine, invoke_rie, remove, run_under_rie
-from tests.container.sam import invoked, sam, sam_environment
-from tests.dockerfile import handler
+from bench.common import BUNDLE, machine, sample_images
+from harness.containers import build_image, ensure_base, find_engine, invoke_rie, remove, run_under_rie
+from harness.dockerfile import handler
+from harness.sam import invoked, sam, sam_environment
+from harness.servers import file_server
 
 TAG = "fashion-classifier:bench"
 

@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from bench.common import BUNDLE, REPO
-from tests.dockerfile import pip_download_lambda_wheels
+from harness.dockerfile import pip_download_lambda_wheels
 
 
 def tree_mb(path: Path) -> float:

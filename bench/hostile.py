@@ -15,18 +15,14 @@ import argparse
 import json
 import os
 import tempfile
-import threading
 import time
 import urllib.request
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from PIL import Image
 
-from bench.common import BUNDLE, file_server, local_server, machine, median_ms, rss_mb, timed
-from lambda_fn import settings, structure
-from tests.lambda_fn.conftest import (
-    ImageServer,
+from bench.common import BUNDLE, machine, median_ms, python_for_serving, rss_mb, timed
+from harness.inputs import (
     chunk_flood,
     encode,
     marker_flood,
@@ -36,6 +32,8 @@ from tests.lambda_fn.conftest import (
     rle8_bmp,
     scan_flood,
 )
+from harness.servers import file_server, image_server, local_server
+from lambda_fn import settings, structure
 
 INVOKE = "/2015-03-31/functions/function/invocations"
 DEFAULTS = settings.load({})
@@ -100,7 +98,8 @@ def peak_memory(bundle: Path) -> list[tuple[str, int, float, float, float, str]]
             for copy in range(DEFAULTS.max_urls):  # distinct names: a batch fetches a repeated URL once
                 (folder / f"case{k}-{copy}.img").write_bytes(data)
                 urls.append(f"case{k}-{copy}.img")
-            with file_server(folder) as files, local_server(bundle) as (server, pid):
+            with file_server(folder) as files, local_server(bundle, python_for_serving()) as local:
+                server, pid = local.url, local.pid
                 (folder / "warm.jpg").write_bytes(encode(noise((300, 300)), "JPEG"))
                 invoke(server, {"url": f"{files}/warm.jpg"})  # warm: the model has run once
                 before, cpu = rss_mb(pid, "VmHWM"), cpu_seconds(pid)
@@ -113,17 +112,13 @@ def peak_memory(bundle: Path) -> list[tuple[str, int, float, float, float, str]]
 
 
 def deadlines(bundle: Path) -> list[tuple[str, float, str]]:
-    handler = type("Handler", (ImageServer,), {"root": Path(tempfile.mkdtemp())})
-    hostile = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    hostile.daemon_threads = True
-    threading.Thread(target=hostile.serve_forever, daemon=True).start()
-    base, rows = f"http://127.0.0.1:{hostile.server_port}", []
-    with local_server(bundle) as (server, _):
+    rows = []
+    with image_server(Path(tempfile.mkdtemp())) as base, local_server(bundle, python_for_serving()) as local:
+        server = local.url
         for path in ("/drip-status", "/continue-flood", "/endless-trailers?pause=0.01"):
             started = time.perf_counter()
             body = invoke(server, {"url": base + path})
             rows.append((path, time.perf_counter() - started, body["error"]["code"]))
-    hostile.shutdown()
     return rows
 
 

@@ -12,13 +12,12 @@
 import argparse
 import json
 import statistics
-import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from bench.common import BUNDLE, DATA, file_server, local_server, machine, percentile_ms, rss_mb
+from bench.common import BUNDLE, DATA, machine, percentile_ms, python_for_serving, rss_mb
+from harness.servers import file_server, local_server
 
 INVOKE = "/2015-03-31/functions/function/invocations"
 
@@ -55,14 +54,14 @@ def main(argv=None):
     p.add_argument("--soak-requests", type=int, default=1000)
     args = p.parse_args(argv)
     images = sorted((DATA / "validation").rglob("*.jpg"))
-    log = Path(tempfile.mkdtemp()) / "server.log"
-    with file_server(DATA / "validation") as files, local_server(BUNDLE / args.variant, log_path=log) as (server, pid):
+    with file_server(DATA / "validation") as files, local_server(BUNDLE / args.variant, python_for_serving()) as local:
+        server, pid = local.url, local.pid
         urls = [f"{files}/{p.relative_to(DATA / 'validation').as_posix()}" for p in images]
         for url in urls[:5]:
             classify(server, url)
-        skip = len(log.read_text().splitlines())
+        skip = len(local.lines)
         warm = [classify(server, url)[0] for url in urls[5 : 5 + args.warm_requests]]
-        lines = [json.loads(line) for line in log.read_text().splitlines()[skip:] if line.startswith("{")]
+        lines = [json.loads(line) for line in local.lines[skip:] if line.startswith("{")]
         print(f"machine: {machine()}; variant {args.variant}; server: lambda_fn.local_server (TensorFlow-free venv)")
         split = {k: statistics.median(line[f"{k}_ms"] for line in lines) for k in ("fetch", "preprocess", "inference")}
         print(

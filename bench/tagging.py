@@ -15,14 +15,13 @@ the deployed stack.
 import argparse
 import json
 import tempfile
-import threading
 import time
 from contextlib import redirect_stderr
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
 
-from bench.common import BUNDLE, file_server, local_server, machine, python_for_serving, sample_images
+from bench.common import BUNDLE, machine, python_for_serving, sample_images
+from harness.servers import Quiet, file_server, local_server, reply, serving
 from lambda_fn import tag
 
 # AWS Lambda and API Gateway list prices, us-east-1, as published on their pricing pages (read 2026-12-02 from
@@ -31,7 +30,7 @@ from lambda_fn import tag
 PRICES = {"x86_64 GB-s": 0.0000166667, "arm64 GB-s": 0.0000133334, "request": 0.20 / 1e6, "http api": 1.00 / 1e6}
 
 
-class Instant(BaseHTTPRequestHandler):
+class Instant(Quiet):
     """Answers every request at once with one fixed prediction: the client's cost alone remains."""
 
     protocol_version = "HTTP/1.1"
@@ -39,15 +38,7 @@ class Instant(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
-        data = self.answer
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format, *args):
-        pass
+        reply(self, 200, self.answer)
 
 
 def images_per_second(inputs: list[str], where: list[str], jobs: int) -> float:
@@ -69,7 +60,8 @@ def main(argv=None):
     model = json.loads((args.bundle / "model.json").read_text())["name"]
     print(f"machine: {machine()}; model: {model}; {len(images)} images from the validation split\n")
     rows = {}
-    with file_server(images[0].parents[1]) as files, local_server(args.bundle, python_for_serving()) as (server, _):
+    with file_server(images[0].parents[1]) as files, local_server(args.bundle, python_for_serving()) as local:
+        server = local.url
         url_list = Path(tempfile.mkdtemp()) / "urls.txt"
         url_list.write_text("\n".join(f"{files}/{i.parent.name}/{i.name}" for i in images) + "\n")
         for jobs in (1, 4, 16):
@@ -79,12 +71,8 @@ def main(argv=None):
             )
         probe = tag.Target(endpoint=server).urls([f"{files}/{images[0].parent.name}/{images[0].name}"])
     Instant.answer = json.dumps(probe).encode()
-    instant = ThreadingHTTPServer(("127.0.0.1", 0), Instant)
-    threading.Thread(target=instant.serve_forever, daemon=True).start()
-    stub = f"http://127.0.0.1:{instant.server_port}"
-    overhead = images_per_second([str(i) for i in images] * 4, ["--api", stub], 1)
-    instant.shutdown()
-    instant.server_close()
+    with serving(Instant) as stub:
+        overhead = images_per_second([str(i) for i in images] * 4, ["--api", stub], 1)
     print("| `--jobs` | files, raw bodies over `/predict`, images/s | URLs in batches of 10, images/s |")
     print("| --- | --- | --- |")
     for jobs, (files_rate, urls_rate) in rows.items():

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness import REPO
 from train.data import SHARED_DATA
 
-REPO = Path(__file__).resolve().parents[1]
 # Built once by the TensorFlow environment's run of the suite, reused by the
 # TensorFlow-free one (make test runs them in that order).
 TINY_BUNDLES = REPO / "artifacts" / "test" / "tiny-bundles"  # float32/ and int8-dynamic/

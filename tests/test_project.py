@@ -1,3 +1,4 @@
+import ast
 import tomllib
 
 from tests.conftest import REPO
@@ -35,3 +36,19 @@ def test_the_sam_transform_is_the_one_sam_cli_runs():
         missing("the SAM CLI's venv .venv-sam is not built (make test builds it)")
     requires = Parser().parsestr(found[-1].read_text()).get_all("Requires-Dist") or []
     assert translator in [r.replace(" ", "") for r in requires]
+
+
+def test_tests_and_bench_share_helpers_through_harness_only():
+    """bench/ and tests/ import harness/, never each other; no stage imports any of the three."""
+    forbidden = {"tests": {"bench"}, "bench": {"tests"}, "harness": {"tests", "bench"}}
+    forbidden |= {stage: {"tests", "bench", "harness"} for stage in ("train", "convert", "lambda_fn")}
+    for folder, banned in forbidden.items():
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    roots = {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    roots = {(node.module or "").split(".")[0]}
+                else:
+                    continue
+                assert not roots & banned, f"{path.relative_to(REPO)} imports {sorted(roots & banned)}"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.containers import ensure_base, find_engine, free_port, make_context
+from harness.sam import SAM, invoked, sam, sam_environment, wait_for
 from tests.conftest import REPO, missing
-from tests.container.images import ensure_base, find_engine, free_port, make_context
-from tests.container.sam import SAM, invoked, sam, sam_environment, wait_for
 
 pytestmark = pytest.mark.container
 SAMPLES = REPO / "infra" / "events"

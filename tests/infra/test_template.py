@@ -41,7 +41,7 @@ def test_every_lambda_setting_is_declared_in_the_template(template):
 
 
 def test_model_dir_in_the_template_is_where_the_image_puts_the_bundle(template):
-    from tests.dockerfile import instructions
+    from harness.dockerfile import instructions
 
     env = dict(rest.split("=", 1) for op, rest in instructions() if op == "ENV")
     declared = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]["MODEL_DIR"]
@@ -50,7 +50,7 @@ def test_model_dir_in_the_template_is_where_the_image_puts_the_bundle(template):
 
 def test_sam_build_passes_the_model_variant_the_conversion_writes(template):
     from convert.convert import VARIANTS
-    from tests.dockerfile import instructions
+    from harness.dockerfile import instructions
 
     assert ("ARG", "MODEL_VARIANT=float32") in instructions()
     assert template["Resources"]["Function"]["Metadata"]["DockerBuildArgs"] == {

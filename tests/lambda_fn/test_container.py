@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, missing
-from tests.container.images import (
+from harness.containers import (
     INVOCATIONS,
     build_image,
     ensure_base,
@@ -21,8 +20,9 @@ from tests.container.images import (
     remove,
     run_under_rie,
 )
-from tests.container.sam import wait_for
-from tests.dockerfile import handler
+from harness.dockerfile import handler
+from harness.sam import wait_for
+from tests.conftest import REPO, missing
 
 
 def test_cmd_handler_imports_and_answers(app, load_event):

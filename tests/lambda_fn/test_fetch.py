@@ -1,23 +1,15 @@
 """Safe URL fetching, against a real HTTP server on 127.0.0.1 (through the handler: statuses too)."""
 
-import dataclasses
 import socket
+import ssl
+import subprocess
 
 import pytest
 
+from harness.servers import image_server
 from lambda_fn import fetch as fetch_module
 from lambda_fn.addresses import Verdict
-
-
-def with_limits(app, monkeypatch, **limits):
-    fetch = dataclasses.replace(app.SETTINGS.fetch, **limits)
-    monkeypatch.setattr(app, "SETTINGS", dataclasses.replace(app.SETTINGS, fetch=fetch))
-
-
-def error_of(app, url):
-    body = app.lambda_handler({"url": url}, None)
-    assert "error" in body, body
-    return body["error"]["status"], body["error"]["code"], body["error"]["message"]
+from tests.lambda_fn.conftest import error_of, with_limits
 
 
 @pytest.fixture
@@ -116,13 +108,6 @@ def test_unusual_modes_are_classified(app, image_server, name):
 @pytest.fixture(scope="module")
 def https_server(image_files, tmp_path_factory):
     """The image server again, over TLS with a self-signed certificate for 127.0.0.1."""
-    import ssl
-    import subprocess
-    import threading
-    from http.server import ThreadingHTTPServer
-
-    from tests.lambda_fn.conftest import ImageServer
-
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
@@ -147,15 +132,10 @@ def https_server(image_files, tmp_path_factory):
         check=True,
         capture_output=True,
     )
-    handler = type("Handler", (ImageServer,), {"root": next(iter(image_files.values())).parent})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{server.server_port}", cert
-    server.shutdown()
+    with image_server(next(iter(image_files.values())).parent, tls=context) as url:
+        yield url, cert
 
 
 def test_https_certificate_is_verified(app, https_server):

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from harness.servers import post
 from lambda_fn import client
-from tests.lambda_fn.conftest import post
 
 
 def test_rie_route_takes_the_event(local_server, image_server):
@@ -114,7 +114,7 @@ def test_64_parallel_clients_are_all_served(local_server, image_files):
 
 
 def test_each_request_is_one_json_log_line_as_lambda_writes_it(local_server_process, image_files):
-    url, lines = local_server_process
+    url, lines = local_server_process.url, local_server_process.lines
     before = len(lines)
     status, body = post(f"{url}/predict", image_files["hat.jpg"].read_bytes(), "image/jpeg")
     deadline = time.monotonic() + 10

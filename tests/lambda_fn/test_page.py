@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness.servers import post
 from tests.conftest import REPO, need_program
-from tests.lambda_fn.conftest import post
 
 SCREENSHOTS = REPO / "artifacts" / "page"
 # Chromium as root in a closed network: no sandbox (root), no GPU, none of its own calls home

@@ -6,10 +6,10 @@ import os
 import subprocess
 import sys
 
+from harness.containers import INVOCATIONS, free_port, invoke_rie
+from harness.dockerfile import handler
+from harness.sam import rie_on_host, wait_for
 from tests.conftest import REPO, missing
-from tests.container.images import INVOCATIONS, free_port, invoke_rie
-from tests.container.sam import rie_on_host, wait_for
-from tests.dockerfile import handler
 
 
 def test_awslambdaric_under_the_rie_runs_the_handler_and_goes_on(tiny_bundle, image_server):

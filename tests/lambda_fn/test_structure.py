@@ -2,10 +2,7 @@
 
 import pytest
 
-from lambda_fn.errors import RequestError
-from lambda_fn.preprocess import decode_image
-from lambda_fn.structure import MAX_JPEG_SCANS, MAX_JPEG_SEGMENTS, MAX_PNG_CHUNKS, coefficient_bytes
-from tests.lambda_fn.conftest import (
+from harness.inputs import (
     chunk_flood,
     encode,
     marker_flood,
@@ -14,6 +11,9 @@ from tests.lambda_fn.conftest import (
     rle8_bmp,
     scan_flood,
 )
+from lambda_fn.errors import RequestError
+from lambda_fn.preprocess import decode_image
+from lambda_fn.structure import MAX_JPEG_SCANS, MAX_JPEG_SEGMENTS, MAX_PNG_CHUNKS, coefficient_bytes
 
 BUDGET = 64 * 1024 * 1024  # MAX_DECODED_BYTES' default
 

@@ -9,16 +9,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from harness.servers import Quiet, reply, serving
 from lambda_fn import tag
 from tests.conftest import REPO
 
@@ -90,7 +89,7 @@ def test_csv_output_holds_the_same_rows(catalog, local_server, tmp_path):
     assert all(len(r["top3"].split(";")) == 3 for r in rows if not r["error_code"])
 
 
-class Throttling(BaseHTTPRequestHandler):
+class Throttling(Quiet):
     """API Gateway in front of the local server, throttling: each distinct body is answered 429 (Retry-After: 0),
     then 503, then passed on."""
 
@@ -103,38 +102,24 @@ class Throttling(BaseHTTPRequestHandler):
         self.seen[key] += 1
         if self.seen[key] <= 2:
             status, data = (429, b'{"message":"Too Many Requests"}') if self.seen[key] == 1 else (503, b"{}")
-            self.send_response(status)
-            self.send_header("Retry-After", "0")
-        else:
-            request = urllib.request.Request(self.upstream + self.path, data=body, method="POST")
-            request.add_header("Content-Type", self.headers["Content-Type"])
-            try:
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    status, data = response.status, response.read()
-            except urllib.error.HTTPError as err:
-                status, data = err.code, err.read()
-            self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format, *args):
-        pass
+            return reply(self, status, data, headers={"Retry-After": "0"})
+        request = urllib.request.Request(self.upstream + self.path, data=body, method="POST")
+        request.add_header("Content-Type", self.headers["Content-Type"])
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, data = response.status, response.read()
+        except urllib.error.HTTPError as err:
+            status, data = err.code, err.read()
+        reply(self, status, data)
 
 
 def test_throttling_and_gateway_errors_are_retried_a_photos_fault_is_not(local_server, image_files, tmp_path):
     handler = type("Handler", (Throttling,), {"upstream": local_server, "seen": Counter()})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     out = tmp_path / "tags.jsonl"
     photos = [str(image_files[name]) for name in ("hat.jpg", "pants.jpg", "text.jpg")]
-    try:
-        api = f"http://127.0.0.1:{server.server_port}"
+    with serving(handler) as api:
         status = tag.main([*photos, "--api", api, "--backoff", "0.01", "--out", str(out), "--jobs", "2"])
-    finally:
-        server.shutdown()
-        server.server_close()  # now refused: a broken connection, retried until the attempts run out
+    # the server is gone now: a refused connection, retried until the attempts run out (below)
     rows = {r["source"]: r for r in read_rows(out)}
     assert status == 1 and rows[photos[2]]["error_code"] == "not_an_image"  # answered on the 3rd try, not retried
     assert [rows[p]["attempts"] for p in photos] == [3, 3, 3]

@@ -6,7 +6,7 @@ import re
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from harness import REPO
 
 DOCKERFILE = REPO / "Dockerfile.lambda"
 LAMBDA_GLIBC = (2, 34)  # Amazon Linux 2023, under public.ecr.aws/lambda/python:3.12

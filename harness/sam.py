@@ -1,11 +1,9 @@
-"""Test aid: AWS's SAM CLI (from .venv-sam, which make test builds) driving the container engine.
+"""AWS's SAM CLI (from .venv-sam, which make test builds) driving the container engine.
 
 SAM CLI speaks Docker's API. With podman that is `podman system service` on a socket of our own, named by
 DOCKER_HOST. Nothing leaves the machine: telemetry off, the weekly version check (a request to PyPI) marked
 as done in a config folder of our own, no instance-metadata credential look-up, and no image pulls
 (--skip-pull-image; the function's image and its base are built here).
-
-Used by tests/infra/test_sam.py and bench/container.py.
 """
 
 import json
@@ -19,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import REPO
+from harness import REPO
 
 SAM = REPO / ".venv-sam" / "bin" / "sam"
 

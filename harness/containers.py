@@ -1,7 +1,5 @@
-"""Test aid: the engine, the base image and `make image` on a context of the repo's own files.
-
-Used by tests/lambda_fn/test_container.py and bench/container.py.
-"""
+"""The container engine, the base image (AWS's, or the stand-in that tests/container/ builds) and `make image`
+on a context of the repo's own files."""
 
 import json
 import shutil
@@ -11,10 +9,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import REPO
+from harness import REPO
 
 AWS_BASE = "public.ecr.aws/lambda/python:3.12"  # Dockerfile.lambda's FROM
-STANDIN = Path(__file__).parent / "build-standin.sh"
+STANDIN = REPO / "tests" / "container" / "build-standin.sh"
 ARM64_STANDIN = "localhost/lambda-python-standin:arm64"  # passed as BASE_IMAGE: AWS's name stays x86_64's
 PLATFORMS = {"x86_64": "linux/amd64", "arm64": "linux/arm64"}  # Lambda's architectures, as engines name them
 

@@ -1,0 +1,10 @@
+"""What the tests and the benchmarks share: hostile inputs, servers on 127.0.0.1, the container engine, SAM CLI.
+
+Neither tests/ nor bench/ imports the other; both import this. Nothing in the four stages imports it, and
+the Lambda image does not hold it (.dockerignore). It imports no TensorFlow: the serving tests that use it
+also run in the Lambda's TensorFlow-free environments.
+"""
+
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]

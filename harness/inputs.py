@@ -1,0 +1,87 @@
+"""Image bytes the decoder must survive: bombs that fit every size limit, floods of scans, markers and chunks.
+
+Each function builds its file from first principles (struct, zlib, Pillow's encoder), so a test or a
+benchmark states the attack's size, not a sample someone sent.
+"""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+from PIL import Image
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bomb(width: int, height: int, rgba=False) -> bytes:
+    """A valid PNG (1-bit grey, or 8-bit RGBA) that is small on the wire and width x height pixels decoded."""
+
+    row = b"\x00" + bytes(width * 4 if rgba else (width + 7) // 8)
+    compressor = zlib.compressobj(9)
+    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8 if rgba else 1, 6 if rgba else 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **options)
+    return buf.getvalue()
+
+
+def noise(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
+    bands = len(mode)
+    pixels = np.random.default_rng(1).integers(0, 256, (size[1], size[0], bands), dtype=np.uint8)
+    return Image.fromarray(pixels if bands > 1 else pixels[..., 0], mode)
+
+
+def jpeg_with_size(jpeg: bytes, width: int, height: int) -> bytes:
+    """The same JPEG with its frame header (SOF) claiming another size: what a decoder allocates for."""
+    at = next(k for k in range(2, len(jpeg)) if jpeg[k] == 0xFF and jpeg[k + 1] in (0xC0, 0xC1, 0xC2))
+    return jpeg[: at + 5] + struct.pack(">HH", height, width) + jpeg[at + 9 :]
+
+
+def progressive_bomb(width: int, height: int, mode: str = "CMYK") -> bytes:
+    """A progressive JPEG whose header says width x height: libjpeg holds its whole coefficient buffer."""
+    return jpeg_with_size(encode(noise((64, 64), mode), "JPEG", progressive=True), width, height)
+
+
+def scan_flood(scans: int) -> bytes:
+    """A progressive JPEG whose last scan is repeated until it has this many scans: each is a pass."""
+    jpeg = encode(noise((16, 16)), "JPEG", progressive=True)
+    last_scan = jpeg.rindex(b"\xff\xda")
+    extra = scans - jpeg.count(b"\xff\xda")
+    return jpeg[:last_scan] + jpeg[last_scan:-2] * (extra + 1) + b"\xff\xd9"
+
+
+def marker_flood(markers: int) -> bytes:
+    """A small JPEG behind this many empty APP15 segments, each parsed in Python by Pillow."""
+    jpeg = encode(noise((64, 64)), "JPEG")
+    return jpeg[:2] + b"\xff\xef\x00\x02" * markers + jpeg[2:]
+
+
+def chunk_flood(chunks: int) -> bytes:
+    """A small PNG with this many private ancillary chunks before its image data."""
+    png = encode(noise((64, 64)), "PNG")
+    return png[:33] + png_chunk(b"prVt", b"") * chunks + png[33:]
+
+
+def rle8_bmp(width: int, height: int) -> bytes:
+    """An RLE8-compressed BMP (Pillow decodes these in Python): runs of 255 pixels, row after row."""
+    row = b"\xff\x01" * (width // 255) + bytes([width % 255, 2]) * (width % 255 > 0) + b"\x00\x00"
+    data = row * height + b"\x00\x01"
+    palette = b"".join(bytes([k, k, k, 0]) for k in range(256))
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(data), 2835, 2835, 256, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + info + palette + data
+
+
+def corrupt_exif_jpeg() -> bytes:
+    """A JPEG whose EXIF names an orientation tag with more values than the segment holds: Pillow warns."""
+    tiff = b"II*\x00\x08\x00\x00\x00" + struct.pack("<HHHII", 1, 0x0112, 3, 1000, 0x7FFF) + b"\x00\x00\x00\x00"
+    exif = b"Exif\x00\x00" + tiff
+    jpeg = encode(noise((64, 64)), "JPEG")
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
