@@ -21,6 +21,8 @@ PYTHON311 ?= python3.11
 TFLITE_VENV := .venv-tflite-runtime
 # AWS's SAM CLI (sam build, sam local invoke, sam local start-api), apart: its pins are its own
 SAM_VENV := .venv-sam
+# the engines bench.inference compares LiteRT with (ONNX Runtime, OpenVINO): make engines; not needed by make test
+ENGINES_VENV := .venv-engines
 # the dataset's address is written once, in train/data.py
 DATASET_URL := $(shell sed -n 's/^DATASET_URL = "\(.*\)"$$/\1/p' train/data.py)
 # the last run train wrote: a link to artifacts/runs/<backbone>_vN
@@ -43,7 +45,7 @@ HOST_NETWORK ?=
 RIE_ENV ?=
 HANDLER := $(shell sed -n 's/^CMD \["\([^"]*\)"\]/\1/p' Dockerfile.lambda)
 
-.PHONY: run test lint system-packages data train convert serve image rie clean
+.PHONY: run test lint system-packages data train convert serve image rie engines clean
 
 run: train convert
 
@@ -68,6 +70,14 @@ $(TFLITE_VENV)/.installed: pyproject.toml
 	$(TFLITE_VENV)/bin/pip install -q -U pip
 	$(TFLITE_VENV)/bin/pip install -q --group serve-tflite-runtime --group serve-test
 	touch $@
+
+$(ENGINES_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(ENGINES_VENV)
+	$(ENGINES_VENV)/bin/pip install -q -U pip
+	$(ENGINES_VENV)/bin/pip install -q --group engines
+	touch $@
+
+engines: $(ENGINES_VENV)/.installed
 
 $(SAM_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(SAM_VENV)
@@ -121,4 +131,4 @@ test: system-packages lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBD
 		-m "not tensorflow and not browser and not container"
 
 clean:
-	rm -rf artifacts $(VENV) $(LAMBDA_VENV) $(TFLITE_VENV) $(SAM_VENV)
+	rm -rf artifacts $(VENV) $(LAMBDA_VENV) $(TFLITE_VENV) $(SAM_VENV) $(ENGINES_VENV)

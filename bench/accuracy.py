@@ -1,38 +1,43 @@
 """Test accuracy of every served variant, through the Lambda's own preprocessing and interpreter.
 
-    .venv-lambda/bin/python -m bench.accuracy      # runs without TensorFlow
+    python -m bench.accuracy [--bundle artifacts/bundle]      # runs without TensorFlow
 
-Each test image's file bytes go through lambda_fn.preprocess and
-lambda_fn.model.Model, exactly as a request's would.
+Each test image's file bytes go through lambda_fn.preprocess and lambda_fn.model.Model, exactly as a
+request's would. float32 is the reference the other variants' agreement is counted against.
 """
 
-import json
+from pathlib import Path
 
-from bench.common import BUNDLE, DATA, machine
+from bench.common import DATA, parser
+from bench.results import Table, model_of, record
 from lambda_fn.model import Model
 from lambda_fn.preprocess import decode_image
 
 
-def main():
+def predictions(variant: Path, images: list[Path]) -> list[str]:
+    model = Model(variant)
+    return [
+        model.labels[int(model.logits(model.input_of(decode_image(p.read_bytes(), 10**8))).argmax())] for p in images
+    ]
+
+
+def main(argv=None):
+    p = parser(__doc__)
+    args = p.parse_args(argv)
     images = sorted((DATA / "test").rglob("*.jpg"))
-    print(f"machine: {machine()}; {len(images)} test images")
-    print("| variant | test accuracy | agreement with float32 |")
-    print("| --- | --- | --- |")
-    reference = None
     variants = sorted(
-        (d for d in BUNDLE.iterdir() if (d / "model.tflite").is_file()), key=lambda d: d.name != "float32"
+        (d for d in args.bundle.iterdir() if (d / "model.tflite").is_file()), key=lambda d: d.name != "float32"
     )
+    reference, rows = None, []
     for variant in variants:  # float32 first: the others are compared with it
-        model = Model(variant)
-        predicted = []
-        for path in images:
-            x = model.input_of(decode_image(path.read_bytes(), 10**8))
-            predicted.append(model.labels[int(model.logits(x).argmax())])
-        accuracy = sum(p == path.parent.name for p, path in zip(predicted, images, strict=True)) / len(images)
+        predicted = predictions(variant, images)
         reference = reference or predicted
+        accuracy = sum(p == path.parent.name for p, path in zip(predicted, images, strict=True)) / len(images)
         agreement = sum(a == b for a, b in zip(predicted, reference, strict=True)) / len(images)
-        print(f"| {variant.name} | {accuracy:.4f} | {agreement:.2%} |")
-    print("model:", json.loads((BUNDLE / "float32" / "model.json").read_text())["name"])
+        rows.append([variant.name, round(accuracy, 4), f"{agreement:.2%}"])
+    table = Table(["variant", "test accuracy", "agreement with float32"], rows)
+    notes = [f"{len(images)} test images from {DATA}"]
+    record("accuracy", argv, "Accuracy of the served variants", [table], notes, model_of(args.bundle / "float32"))
 
 
 if __name__ == "__main__":

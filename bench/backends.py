@@ -1,6 +1,6 @@
 """Xception's forward pass at 299x299 on each Keras backend installed, on this machine's CPU.
 
-    .venv/bin/python -m bench.backends [--images 32] [--batch 8]
+    python -m bench.backends [--images 32] [--batch 8]
 
 Each backend runs in a fresh process (Keras picks its backend once, at
 import). The figure is images per second of `predict` after a warm-up
@@ -14,10 +14,11 @@ import os
 import subprocess
 import sys
 
-from bench.common import REPO, machine
+from bench.common import REPO
+from bench.results import Table, record
 
 PROBE = """
-import json, sys, time, numpy as np, keras
+import importlib, json, sys, time, numpy as np, keras
 from train.backbone import BACKBONES, DEFAULT_BACKBONE
 images, batch = int(sys.argv[1]), int(sys.argv[2])
 backbone = BACKBONES[DEFAULT_BACKBONE]
@@ -27,7 +28,9 @@ x = np.random.default_rng(0).uniform(-1, 1, (images, *shape)).astype("float32")
 base.predict(x[:batch], batch_size=batch, verbose=0)
 started = time.perf_counter()
 base.predict(x, batch_size=batch, verbose=0)
-print(json.dumps({"backend": keras.backend.backend(), "images_per_s": images / (time.perf_counter() - started)}))
+rate = images / (time.perf_counter() - started)
+version = importlib.import_module(keras.backend.backend()).__version__
+print(json.dumps({"version": version, "images_per_s": rate}))
 """
 MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
@@ -37,12 +40,10 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=32)
     p.add_argument("--batch", type=int, default=8)
     args = p.parse_args(argv)
-    print(f"machine: {machine()}; {args.images} images, batch {args.batch}")
-    print("| Keras backend | images/s (the default backbone at its own size, CPU) |")
-    print("| --- | --- |")
+    rows = []
     for backend, module in MODULES.items():
         if importlib.util.find_spec(module) is None:
-            print(f"| {backend} | not installed |")
+            rows.append([backend, None, "not installed"])
             continue
         out = subprocess.check_output(
             [sys.executable, "-c", PROBE, str(args.images), str(args.batch)],
@@ -51,7 +52,11 @@ def main(argv=None):
             text=True,
             stderr=subprocess.DEVNULL,
         )
-        print(f"| {backend} | {json.loads(out.splitlines()[-1])['images_per_s']:.1f} |")
+        probe = json.loads(out.splitlines()[-1])
+        rows.append([backend, probe["version"], round(probe["images_per_s"], 1)])
+    columns = ["Keras backend", "version", "images/s (the default backbone at its own size, random weights)"]
+    notes = [f"{args.images} images in batches of {args.batch}, after one warm-up batch"]
+    record("backends", argv, "The Keras backends on this CPU", [Table(columns, rows)], notes)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,19 @@
 """Cold start: a fresh process (the Lambda's TensorFlow-free Python) to its first prediction, per variant.
 
-    .venv/bin/python -m bench.cold_start [--runs 10]
+    python -m bench.cold_start [--bundle artifacts/bundle] [--runs 10]
 
 Measures process start, imports, interpreter load and the first invoke,
 as Lambda's init plus first request would (minus the container's own start).
 """
 
-import argparse
 import base64
 import os
 import statistics
 import subprocess
 import time
 
-from bench.common import BUNDLE, REPO, python_for_serving, sample_images
+from bench.common import REPO, parser, python_for_serving, sample_images
+from bench.results import Table, model_of, record
 
 CHILD = """
 import base64, sys, time
@@ -36,21 +36,23 @@ def once(python, variant_dir, image_b64) -> tuple[float, float]:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
+    p = parser(__doc__)
     p.add_argument("--runs", type=int, default=10)
     args = p.parse_args(argv)
     python = python_for_serving()
     image = base64.b64encode(sample_images(1)[0].read_bytes()).decode()
-    print(f"python: {python}; median of {args.runs} fresh processes")
-    print("| variant | model file (MB) | to handler loaded (ms) | to first prediction (ms) |")
-    print("| --- | --- | --- | --- |")
-    for variant in sorted(d for d in BUNDLE.iterdir() if (d / "model.tflite").is_file()):
+    rows = []
+    for variant in sorted(d for d in args.bundle.iterdir() if (d / "model.tflite").is_file()):
         runs = [once(python, variant, image) for _ in range(args.runs)]
         size = (variant / "model.tflite").stat().st_size / 1e6
-        print(
-            f"| {variant.name} | {size:.1f} | {statistics.median(r[0] for r in runs) * 1000:.0f} "
-            f"| {statistics.median(r[1] for r in runs) * 1000:.0f} |"
-        )
+        loaded, answered = (round(statistics.median(r[k] for r in runs) * 1000) for k in (0, 1))
+        rows.append([variant.name, round(size, 1), loaded, answered])
+    columns = ["variant", "model file (MB)", "to handler loaded (ms)", "to first prediction (ms)"]
+    where = python.relative_to(REPO) if python.is_relative_to(REPO) else python
+    notes = [f"median of {args.runs} fresh processes of {where}"]
+    title = "Cold start: a fresh process to its first prediction"
+    model = model_of(args.bundle / "float32")
+    record("cold_start", argv, title, [Table(columns, rows)], notes, model)
 
 
 if __name__ == "__main__":

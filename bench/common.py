@@ -1,7 +1,7 @@
-"""The benchmarks' own helpers: statistics, the machine, the sample images (servers are in harness.servers)."""
+"""The benchmarks' own helpers: the command line, statistics, the sample images, the checkpoint of a bundle."""
 
-import os
-import platform
+import argparse
+import json
 import statistics
 import sys
 import time
@@ -13,18 +13,6 @@ from train.data import default_data_dir
 BUNDLE = REPO / "artifacts" / "bundle"
 DATA = default_data_dir()  # the training stage's setting: $FASHION_DATA, ../shared, or ./clothing-dataset-small
 LAMBDA_PYTHON = REPO / ".venv-lambda" / "bin" / "python"
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def median_ms(seconds: list[float]) -> float:
@@ -61,3 +49,18 @@ def timed(function, *args, repeat: int = 1) -> list[float]:
 
 def python_for_serving() -> Path:
     return LAMBDA_PYTHON if LAMBDA_PYTHON.exists() else Path(sys.executable)
+
+
+def checkpoint_of(variant: Path) -> Path | None:
+    """The checkpoint a bundle was converted from (model.json names it), in the run folders under artifacts/."""
+    name = json.loads((variant / "model.json").read_text())["source_checkpoint"]
+    return next(iter(sorted((REPO / "artifacts").glob(f"**/{name}"))), None)
+
+
+def parser(doc: str | None, one_variant: bool = False) -> argparse.ArgumentParser:
+    """A bench's command line: its docstring as help, --bundle, and --variant where it measures one variant."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bundle", type=Path, default=BUNDLE, help="a bundle folder (its variants in sub-folders)")
+    if one_variant:
+        p.add_argument("--variant", default="float32", help="the variant measured")
+    return p

@@ -1,7 +1,7 @@
 """The Lambda container image under AWS's own tools: its size and the layers the project adds (x86_64 and arm64),
 run -> first answer under the RIE, warm requests through the RIE, and `sam local invoke` end to end.
 
-    .venv/bin/python -m bench.container [--bundle artifacts/bundle/float32] [--runs 5] [--warm 10] [--sam 3]
+    python -m bench.container [--bundle artifacts/bundle] [--variant float32] [--runs 5] [--warm 10] [--sam 3] [--arm64]
 
 Builds Dockerfile.lambda with `make image` on the bundle, on AWS's base image or, where it cannot be pulled,
 the stand-in (tests/container/; for arm64 the arm64 stand-in, through qemu). Then:
@@ -15,7 +15,6 @@ the stand-in (tests/container/; for arm64 the arm64 stand-in, through qemu). The
 Medians.
 """
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -23,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import BUNDLE, machine, sample_images
+from bench.common import parser, sample_images
+from bench.results import Table, model_of, record
 from harness.containers import build_image, ensure_base, find_engine, invoke_rie, remove, run_under_rie
 from harness.dockerfile import handler
 from harness.sam import invoked, sam, sam_environment
@@ -49,13 +49,19 @@ def layers(engine: str, tag: str) -> list[tuple[str, float]]:
     ]
 
 
-def print_image(engine: str, tag: str, base: str, arch: str) -> None:
+def system_of(engine: str, tag: str) -> str:
+    """The image's operating system as its /etc/os-release names it: AWS's base is Amazon Linux, the stand-in Debian."""
+    command = [engine, "run", "--rm", "--entrypoint", "cat", tag, "/etc/os-release"]
+    release = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return next(line.split("=", 1)[1].strip('"') for line in release.splitlines() if line.startswith("PRETTY_NAME="))
+
+
+def image_table(engine: str, tag: str, base: str, arch: str) -> Table:
     size, base_size = image_mb(engine, tag), image_mb(engine, base)
-    print(f"\n{arch}: image {size:.0f} MB; the base ({base}) {base_size:.0f} MB; the project's layers ", end="")
-    print(f"{size - base_size:.0f} MB\n\n| layer (newest first) | MB |\n| --- | --- |")
-    for created, layer in layers(engine, tag):
-        if layer >= 0.05:
-            print(f"| `{created}` | {layer:.1f} |")
+    rows = [[f"`{created}`", round(layer, 1)] for created, layer in layers(engine, tag) if layer >= 0.05]
+    title = f"{arch}: image {size:.0f} MB; the base ({base}) {base_size:.0f} MB; the project's layers "
+    title += f"{size - base_size:.0f} MB"
+    return Table(["layer (newest first)", "MB"], rows, title)
 
 
 def first_answer(engine: str, url: str) -> float:
@@ -102,43 +108,50 @@ def sam_invokes(engine: str, project: Path, count: int) -> tuple[float, list[flo
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bundle", type=Path, default=BUNDLE / "float32", help="the serving bundle in the image")
+    p = parser(__doc__, one_variant=True)
     p.add_argument("--runs", type=int, default=5, help="cold starts under the RIE")
     p.add_argument("--warm", type=int, default=10, help="warm {url} requests through the RIE")
     p.add_argument("--sam", type=int, default=3, help="sam local invoke runs (0: skip SAM CLI)")
     p.add_argument("--arm64", action="store_true", help="also build the arm64 image and report its size")
     args = p.parse_args(argv)
+    bundle = args.bundle / args.variant
     engine = find_engine()
     base = ensure_base(engine)
-    model = json.loads((args.bundle / "model.json").read_text())["name"]
-    print(f"machine: {machine()}; engine: {engine}; model: {model} ({args.bundle})")
+    system = system_of(engine, base)
+    stand_in = " (Debian: the stand-in tests/container/ builds where AWS's image cannot be pulled)"
+    tables: list[Table] = []
+    notes = [f"engine: {engine}; the x86_64 base's system: {system}{stand_in if 'Debian' in system else ''}"]
     with tempfile.TemporaryDirectory() as context:
-        build_image(TAG, args.bundle, Path(context))
-        print_image(engine, TAG, base, "x86_64")
+        build_image(TAG, bundle, Path(context))
+        tables.append(image_table(engine, TAG, base, "x86_64"))
         image = sample_images(1)[0]
         with file_server(image.parent) as files:
             url = f"{files}/{image.name}"
             runs = [first_answer(engine, url) for _ in range(args.runs)]
             warm = warm_answers(engine, url, args.warm)
-        print("\n| under the RIE | median | all |\n| --- | --- | --- |")
-        print(
-            f"| cold: `{engine} run` to the first answer, s ({args.runs} runs) | {statistics.median(runs):.2f} | ",
-            end="",
-        )
-        print(f"{[round(r, 2) for r in runs]} |")
-        print(f"| warm: one {{url}} request, ms ({args.warm}) | {statistics.median(warm) * 1000:.0f} | ", end="")
-        print(f"{[round(w * 1000) for w in warm]} |")
+        rie = [
+            [f"cold: `{engine} run` to the first answer, s", args.runs, round(statistics.median(runs), 2)],
+            ["warm: one {url} request, ms", args.warm, round(statistics.median(warm) * 1000)],
+        ]
+        tables.append(Table(["under the RIE", "runs", "median"], rie, "Under AWS's Runtime Interface Emulator"))
         if args.sam:
             build, invokes = sam_invokes(engine, Path(context), args.sam)
-            print(f"\n| SAM CLI | s |\n| --- | --- |\n| `sam build` (layers cached) | {build:.1f} |")
-            print(f"| `sam local invoke -e infra/events/image.json`, end to end (median of {args.sam}) ", end="")
-            print(f"| {statistics.median(invokes):.1f} |\n\nall invokes: {[round(i, 1) for i in invokes]}")
+            sam_rows = [
+                ["`sam build` (layers cached)", 1, round(build, 1)],
+                [
+                    "`sam local invoke -e infra/events/image.json`, end to end",
+                    args.sam,
+                    round(statistics.median(invokes), 1),
+                ],
+            ]
+            tables.append(Table(["SAM CLI", "runs", "median (s)"], sam_rows, "SAM CLI"))
     if args.arm64:
         arm_base = ensure_base(engine, "arm64")
         with tempfile.TemporaryDirectory() as context:
-            build_image(f"{TAG}-arm64", args.bundle, Path(context), arch="arm64", base=arm_base)
-        print_image(engine, f"{TAG}-arm64", arm_base, "arm64")
+            build_image(f"{TAG}-arm64", bundle, Path(context), arch="arm64", base=arm_base)
+        tables.append(image_table(engine, f"{TAG}-arm64", arm_base, "arm64"))
+    title = "The container image under AWS's own tools"
+    record("container", argv, title, tables, notes, model_of(bundle))
 
 
 if __name__ == "__main__":

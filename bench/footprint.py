@@ -1,10 +1,9 @@
-"""Footprint: the serving environment against the training one, the model files, the container.
+"""Footprint: the serving environment against the training one, the model files, and what the image adds.
 
-    .venv/bin/python -m bench.footprint
+    python -m bench.footprint [--bundle artifacts/bundle]
 
-The container estimate is the Lambda base image (not measurable here: no
-Docker engine; AWS's figure is stated) plus the installed size of the exact
-wheels pip resolves for the image's Python and platform, plus the model.
+The image's layers over AWS's base are the exact wheels pip resolves for the image's Python and platform
+(their installed size), the model and the code; bench.container measures the built image itself.
 """
 
 import subprocess
@@ -12,7 +11,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from bench.common import BUNDLE, REPO
+from bench.common import REPO, checkpoint_of, parser
+from bench.results import Table, model_of, record
 from harness.dockerfile import pip_download_lambda_wheels
 
 
@@ -22,28 +22,36 @@ def tree_mb(path: Path) -> float:
 
 def installed_wheels_mb(arch: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(pip_download_lambda_wheels(arch, Path(tmp)), check=True)
+        subprocess.run(pip_download_lambda_wheels(arch, Path(tmp)), check=True, capture_output=True)
         return round(sum(i.file_size for w in Path(tmp).glob("*.whl") for i in zipfile.ZipFile(w).infolist()) / 1e6, 1)
 
 
-def main():
-    print("| what | MB |")
-    print("| --- | --- |")
-    for venv in (".venv-lambda", ".venv"):
-        print(f"| {venv} (installed) | {tree_mb(REPO / venv)} |")
-    for model in sorted(BUNDLE.glob("*/model.tflite")):
-        print(f"| {model.parent.name} model.tflite | {model.stat().st_size / 1e6:.1f} |")
-    checkpoint = next(iter(sorted(REPO.glob("artifacts/runs/*/*.h5"))), None)
+def main(argv=None):
+    p = parser(__doc__)
+    args = p.parse_args(argv)
+    rows = [
+        [f"{venv} (installed)", tree_mb(REPO / venv)] for venv in (".venv-lambda", ".venv") if (REPO / venv).is_dir()
+    ]
+    rows += [
+        [f"{m.parent.name} model.tflite", round(m.stat().st_size / 1e6, 1)]
+        for m in sorted(args.bundle.glob("*/model.tflite"))
+    ]
+    checkpoint = checkpoint_of(args.bundle / "float32")
     if checkpoint:
-        print(f"| Keras checkpoint {checkpoint.name} | {checkpoint.stat().st_size / 1e6:.1f} |")
-    code_mb = sum(f.stat().st_size for f in (REPO / "lambda_fn").glob("*.py")) / 1e6
-    model_mb = (BUNDLE / "float32" / "model.tflite").stat().st_size / 1e6
+        rows.append([f"Keras checkpoint {checkpoint.name}", round(checkpoint.stat().st_size / 1e6, 1)])
+    code_mb = round(sum(f.stat().st_size for f in (REPO / "lambda_fn").glob("*.py")) / 1e6, 2)
+    model_mb = round((args.bundle / "float32" / "model.tflite").stat().st_size / 1e6, 1)
     for arch in ("x86_64", "aarch64"):
         wheels = installed_wheels_mb(arch)
-        print(
-            f"| image layers added to the base, {arch}: wheels {wheels} + model {model_mb:.1f} + code {code_mb:.2f} "
-            f"| {wheels + model_mb + code_mb:.1f} |"
+        rows.append(
+            [
+                f"the image's layers over the base, {arch}: wheels {wheels} + model {model_mb} + code {code_mb}",
+                round(wheels + model_mb + code_mb, 1),
+            ]
         )
+    title = "Footprint: environments, model files, the image's layers"
+    model = model_of(args.bundle / "float32")
+    record("footprint", argv, title, [Table(["what", "MB"], rows)], [], model)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The service under the worst requests its limits allow: memory, CPU, and how long hostile servers hold a fetch.
 
-    .venv/bin/python -m bench.hostile [--variant float32 | --bundle DIR]
+    python -m bench.hostile [--bundle artifacts/bundle] [--variant float32]
 
 1. Peak resident memory (VmHWM) of the local server, a fresh process per
    case, after one `urls` request of MAX_URLS images that each sit just
@@ -11,7 +11,6 @@
    FETCH_TIMEOUT: the deadline holds whatever the server does.
 """
 
-import argparse
 import json
 import os
 import tempfile
@@ -21,7 +20,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from bench.common import BUNDLE, machine, median_ms, python_for_serving, rss_mb, timed
+from bench.common import median_ms, parser, python_for_serving, rss_mb, timed
+from bench.results import Table, model_of, record
 from harness.inputs import (
     chunk_flood,
     encode,
@@ -123,30 +123,31 @@ def deadlines(bundle: Path) -> list[tuple[str, float, str]]:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--variant", default="float32")
-    p.add_argument("--bundle", type=Path, help="a serving bundle folder (default: artifacts/bundle/VARIANT)")
-    args = p.parse_args(argv)
-    bundle = args.bundle or BUNDLE / args.variant
-    print(
-        f"machine: {machine()}; bundle {bundle}; MAX_URLS={DEFAULTS.max_urls}, "
-        f"MAX_DECODED_BYTES={DEFAULTS.max_decoded_bytes}, FETCH_TIMEOUT={DEFAULTS.fetch.total_timeout:g} s"
+    args = parser(__doc__, one_variant=True).parse_args(argv)
+    bundle = args.bundle / args.variant
+    memory = Table(
+        ["one urls request of 10 of these", "bytes", "RSS before (MB)", "peak RSS (MB)", "CPU s (one)", "answers"],
+        [
+            [name, size, round(before), round(after), round(cpu, 2), outcome]
+            for name, size, before, after, cpu, outcome in peak_memory(bundle)
+        ],
+        "Memory and CPU: a fresh local server per case",
     )
-    print("| one urls request of 10 of these | bytes | RSS before (MB) | peak RSS (MB) | CPU s (one) | answers |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, size, before, after, cpu, outcome in peak_memory(bundle):
-        print(f"| {name} | {size} | {before:.0f} | **{after:.0f}** | {cpu:.2f} | {outcome} |")
+    slow = Table(
+        ["hostile image server", "seconds to the answer", "answer"],
+        [[f"`{path}`", round(seconds, 2), code] for path, seconds, code in deadlines(bundle)],
+        "Deadlines: servers that never finish",
+    )
     photo = encode(noise((800, 600)), "JPEG", quality=90)
     check = timed(structure.check_structure, photo, DEFAULTS.max_decoded_bytes, repeat=200)
-    print(
-        f"\nThe structure check on an ordinary {len(photo)}-byte 800x600 JPEG takes {median_ms(check)} ms "
-        "(median of 200): what the decoding bounds add to a normal request (no separate process)."
-    )
-    print()
-    print("| hostile image server | seconds to the answer | answer |")
-    print("| --- | --- | --- |")
-    for path, seconds, code in deadlines(bundle):
-        print(f"| `{path}` | {seconds:.2f} | {code} |")
+    notes = [
+        f"limits: MAX_URLS={DEFAULTS.max_urls}, MAX_DECODED_BYTES={DEFAULTS.max_decoded_bytes}, "
+        f"FETCH_TIMEOUT={DEFAULTS.fetch.total_timeout:g} s",
+        f"the structure check on an ordinary {len(photo)}-byte 800x600 JPEG takes {median_ms(check)} ms (median of "
+        "200): what the decoding bounds add to a normal request",
+    ]
+    title = "Hostile input: decoder bombs within the limits, servers that never finish"
+    record("hostile", argv, title, [memory, slow], notes, model_of(bundle))
 
 
 if __name__ == "__main__":

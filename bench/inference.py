@@ -1,111 +1,202 @@
-"""Single-image latency: each TFLite variant on LiteRT (1 thread, all threads) against Keras
-model.predict and the same model as a TensorFlow SavedModel; achieved GFLOP/s against this
-machine's single-thread float32 matrix-multiply rate.
+"""Inference: the served model on LiteRT beside the engines a user would pick instead, one image at a time.
 
-    .venv/bin/python -m bench.inference [--runs 30]
+    python -m bench.inference [--bundle artifacts/bundle] [--runs 30]
 
-The reference rate is numpy's sgemm with OPENBLAS_CORETYPE and
-OPENBLAS_L2_SIZE unset in that measurement alone: some machines set them so
-that older OpenBLAS builds pick safe kernels, which holds a current one to
-AVX2 even on AVX-512 processors. threadpoolctl reports which kernel ran.
+Each engine runs in a fresh process of its own environment on the same model, the same input and the same
+thread counts (1 and every core): LiteRT, what the Lambda serves, on every variant of the bundle;
+tflite-runtime 2.14, the course's runtime (.venv-tflite-runtime); ONNX Runtime on an ONNX graph converted from
+the float32 .tflite by tflite2onnx, and OpenVINO reading that .tflite itself (both from .venv-engines: `make
+engines`), on a CPU with bfloat16 instructions also in bfloat16; TensorFlow on the SavedModel exported from
+the same checkpoint. Latency is the median and 90th percentile of warm invokes; GFLOP/s is the model's work
+per image over the median; its share is of this machine's single-thread sgemm rate (numpy, OPENBLAS_CORETYPE
+and OPENBLAS_L2_SIZE unset in that measurement alone: some machines set them so that older OpenBLAS builds
+pick safe kernels) times the threads. "vs fastest" compares rows of the same thread count. The first invoke,
+and the time from the process's start to its first prediction (imports, model load, first invoke), are what a
+Lambda's cold start would pay. Every engine's logits are compared with LiteRT float32's. Whether a Lambda's
+CPU has bfloat16 instructions is not known in advance: a bfloat16 row is what this CPU offers, not a promise.
 """
 
-import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import BUNDLE, REPO, machine, median_ms, sample_images, timed
-from lambda_fn.model import Model
+import numpy as np
+
+from bench.common import checkpoint_of, parser, python_for_serving, sample_images
+from bench.results import Table, cpu, model_of, record
+from harness import REPO
 from lambda_fn.preprocess import decode_image, model_input
 from train.backbone import BACKBONES
 
+TFLITE_RUNTIME_PYTHON = REPO / ".venv-tflite-runtime" / "bin" / "python"
+ENGINES_PYTHON = REPO / ".venv-engines" / "bin" / "python"
+# a CPU that computes in bfloat16 (AVX512_BF16, AMX): OpenVINO runs the float32 graph in it too
+BF16 = any(flag in cpu()["vector_extensions"] for flag in ("avx512_bf16", "amx_bf16"))
+AGREEMENT = 1e-3  # max |logit difference| from LiteRT float32 for a float32 engine: summation order, nothing more
 MATMUL_PROBE = """
-import json, time, numpy as np, threadpoolctl
+import json, time, numpy as np
 a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32); b = a.copy()
 a @ b
 times = []
 for _ in range(10):
     t = time.perf_counter(); a @ b; times.append(time.perf_counter() - t)
-blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"][0]
-print(json.dumps({"gflops": 2 * 2048 ** 3 / min(times) / 1e9, "kernel": f"{blas['internal_api']} {blas['version']} "
-                  f"{blas.get('architecture')}, {blas['num_threads']} thread"}))
+print(json.dumps(2 * 2048 ** 3 / min(times) / 1e9))
 """
 
 
-def matmul_one_thread() -> dict:
-    """{"gflops", "kernel"}: numpy's single-thread sgemm 2048^3 with the OpenBLAS overrides unset."""
+def sgemm_one_thread() -> float:
+    """GFLOP/s of numpy's single-thread sgemm 2048^3, the OpenBLAS overrides unset."""
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     return json.loads(subprocess.check_output([sys.executable, "-c", MATMUL_PROBE], env=env, text=True))
 
 
-def vector_extensions() -> str:
-    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
-    return " ".join(sorted(f for f in flags if f.startswith(("avx", "fma", "amx"))))
+def time_engine(python: Path, engine: str, model: Path, inputs: Path, threads: int, runs: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    started = time.time()
+    out = subprocess.run(
+        [str(python), "-m", "bench.engines", engine, str(model), str(inputs), str(threads), str(runs)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode:
+        raise RuntimeError(f"{engine} on {model} failed:\n{out.stderr[-2000:]}")
+    timing = json.loads(out.stdout.strip().splitlines()[-1])
+    return {**timing, "to_first_s": timing["first_done"] - started}
+
+
+def exported(bundle: Path, tmp: Path) -> dict[str, Path]:
+    """The float32 model for the other engines: ONNX from the .tflite, a SavedModel from the checkpoint."""
+    float32 = bundle / "float32"
+    models = {"openvino": float32 / "model.tflite"}
+    if ENGINES_PYTHON.exists():
+        onnx = tmp / "model.onnx"
+        convert = [
+            "-c",
+            "import sys, tflite2onnx; tflite2onnx.convert(sys.argv[1], sys.argv[2])",
+            str(float32 / "model.tflite"),
+            str(onnx),
+        ]
+        subprocess.run([str(ENGINES_PYTHON), *convert], check=True, capture_output=True)
+        models["onnxruntime"] = onnx
+    checkpoint = checkpoint_of(float32)
+    if checkpoint:
+        import keras
+
+        keras.models.load_model(checkpoint, compile=False).export(
+            tmp / "saved_model", format="tf_saved_model", verbose=False
+        )
+        models["tensorflow"] = tmp / "saved_model"
+    return models
+
+
+@dataclass
+class Candidate:
+    engine: str  # as the table names it
+    variant: str
+    python: Path  # the environment it runs in
+    runner: str  # bench.engines' name for it
+    model: Path | None  # None: could not be made here
+
+
+def candidates(bundle: Path, models: dict[str, Path]) -> list[Candidate]:
+    litert = [
+        Candidate("LiteRT", v.name, python_for_serving(), "litert", v)
+        for v in sorted(bundle.iterdir())
+        if (v / "model.tflite").is_file()
+    ]
+    return litert + [
+        Candidate("tflite-runtime 2.14", "float32", TFLITE_RUNTIME_PYTHON, "litert", bundle / "float32"),
+        Candidate("ONNX Runtime", "float32", ENGINES_PYTHON, "onnxruntime", models.get("onnxruntime")),
+        Candidate("OpenVINO", "float32", ENGINES_PYTHON, "openvino", models.get("openvino")),
+        *([Candidate("OpenVINO", "bfloat16", ENGINES_PYTHON, "openvino-bf16", models.get("openvino"))] if BF16 else []),
+        Candidate("TensorFlow SavedModel", "float32", Path(sys.executable), "tensorflow", models.get("tensorflow")),
+    ]
+
+
+def row(c: Candidate, threads: int, timing: dict, fastest: float, reference: np.ndarray, gflop: float, sgemm: float):
+    warm = sorted(timing["warm_s"])
+    median = statistics.median(warm)
+    rate = gflop / median
+    delta = float(np.abs(np.array(timing["logits"]) - reference).max())
+    return [
+        c.engine,
+        c.variant,
+        threads,
+        round(median * 1000, 1),
+        round(warm[int(0.9 * (len(warm) - 1))] * 1000, 1),
+        round(rate, 1),
+        f"{rate / (sgemm * threads):.0%}" if c.variant.startswith("float") else None,  # int8 kernels: not sgemm's
+        f"{median / fastest:.2f}x",
+        round(timing["first_s"] * 1000),
+        round(timing["to_first_s"] * 1000),
+        f"{delta:.1e}",
+    ]
+
+
+COLUMNS = ["engine", "model", "threads", "median (ms)", "p90 (ms)", "GFLOP/s", "of sgemm x threads", "vs fastest"]
+COLUMNS += ["first invoke (ms)", "process start to first prediction (ms)", "max abs logit diff vs LiteRT float32"]
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
+    p = parser(__doc__)
     p.add_argument("--runs", type=int, default=30)
     args = p.parse_args(argv)
-    import keras
-    import tensorflow as tf
-
-    variants = sorted(d for d in BUNDLE.iterdir() if (d / "model.tflite").is_file())
-    meta = json.loads((BUNDLE / "float32" / "model.json").read_text())
-    size = meta["input_size"]
-    image = sample_images(1)[0]
-    x = model_input(decode_image(image.read_bytes(), 10**8), size, meta["interpolation"], meta["preprocessing"])
+    meta = json.loads((args.bundle / "float32" / "model.json").read_text())
+    pixels = decode_image(sample_images(1)[0].read_bytes(), 10**8)
+    x = model_input(pixels, meta["input_size"], meta["interpolation"], meta["preprocessing"])
     backbone = BACKBONES[meta["backbone"]]
-    gflop = backbone.gflop * (size / backbone.size) ** 2  # convolutions scale with the pixels
-    matmul = matmul_one_thread()
-    peak = round(matmul["gflops"], 1)
-    rows = []
-    for variant in variants:
-        for threads in (1, os.cpu_count()):
-            model = Model(variant, threads)
-            timed(model.logits, x, repeat=3)
-            ms = median_ms(timed(model.logits, x, repeat=args.runs))
-            rows.append((f"LiteRT {variant.name}", threads, ms))
-
-    checkpoint = next(REPO.glob(f"artifacts/runs/*/{meta['source_checkpoint']}"))
-    keras_model = keras.models.load_model(checkpoint, compile=False)
-    timed(lambda v: keras_model.predict(v, verbose=0), x, repeat=3)
-    rows.append(
-        (
-            "Keras model.predict",
-            os.cpu_count(),
-            median_ms(timed(lambda v: keras_model.predict(v, verbose=0), x, repeat=args.runs)),
+    gflop = backbone.gflop * (meta["input_size"] / backbone.size) ** 2  # convolutions scale with the pixels
+    sgemm, cores = sgemm_one_thread(), os.cpu_count() or 1
+    timings: list[tuple[Candidate, int, dict]] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        np.save(tmp / "x.npy", x)
+        runnable = candidates(args.bundle, exported(args.bundle, tmp))
+        missing = [c.engine for c in runnable if c.model is None or not c.python.exists()]
+        for c in runnable:
+            for threads in sorted({1, cores}) if c.engine not in missing else ():
+                assert c.model is not None  # not missing
+                timings.append(
+                    (c, threads, time_engine(c.python, c.runner, c.model, tmp / "x.npy", threads, args.runs))
+                )
+    reference = np.array(next(t["logits"] for c, _, t in timings if (c.engine, c.variant) == ("LiteRT", "float32")))
+    medians = [(threads, statistics.median(t["warm_s"])) for _, threads, t in timings]
+    rows = [
+        row(c, threads, t, min(m for th, m in medians if th == threads), reference, gflop, sgemm)
+        for c, threads, t in timings
+    ]
+    others = [r for r in rows if r[0] != "LiteRT" and r[2] == cores]
+    best = min(others, key=lambda r: r[3]) if others else None
+    served = next(r for r in rows if r[:3] == ["LiteRT", "float32", cores])
+    notes = [
+        f"{gflop:.1f} GFLOP per image at {meta['input_size']}x{meta['input_size']}; single-thread sgemm rate "
+        f"{sgemm:.1f} GFLOP/s; median and p90 of {args.runs} warm invokes",
+    ]
+    if best:
+        faster = best[3] < served[3] / 1.15
+        verdict = "more than 15% faster: worth a look (switching is a decision for later)" if faster else "within 15%"
+        notes.append(
+            f"on {cores} threads the fastest other engine is {best[0]} {best[1]} at {best[3]} ms against LiteRT "
+            f"float32's {served[3]} ms: {verdict}"
         )
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        keras_model.export(Path(tmp) / "sm", format="tf_saved_model", verbose=False)
-        serve = tf.saved_model.load(str(Path(tmp) / "sm")).signatures["serve"]
-        tensor = tf.constant(x)
-        timed(serve, tensor, repeat=3)
-        rows.append(
-            ("TF SavedModel (serve signature)", os.cpu_count(), median_ms(timed(serve, tensor, repeat=args.runs)))
-        )
-
-    base = next(ms for name, threads, ms in rows if name == "LiteRT float32" and threads == 1)
-    print(f"machine: {machine()}; vector extensions: {vector_extensions()}")
-    print(f"model {meta['name']}, input {size}x{size} ({gflop:.1f} GFLOP/image); median of {args.runs}")
-    print(
-        f"single-thread float32 matmul (numpy sgemm 2048, OPENBLAS_CORETYPE/L2_SIZE unset): {peak} GFLOP/s "
-        f"on {matmul['kernel']}"
-    )
-    print("| runtime | threads | latency (ms) | vs LiteRT float32, 1 thread | GFLOP/s | of 1-thread matmul peak |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, threads, ms in rows:
-        achieved = gflop / (ms / 1000)
-        print(
-            f"| {name} | {threads} | {ms} | {base / ms:.2f}x | {achieved:.1f} | "
-            f"{achieved / (peak * threads):.0%} (of {threads}x) |"
-        )
+    notes += [f"not measured, its environment or model is missing here: {', '.join(missing)}"] if missing else []
+    notes += [
+        f"{r[0]} differs from LiteRT float32 by more than {AGREEMENT}"
+        for r in rows
+        if r[1] == "float32" and float(r[-1]) > AGREEMENT  # the other variants are rounded on purpose
+    ]
+    title = "Inference: LiteRT beside the engines a user would pick instead"
+    tables = [Table(COLUMNS, rows)]
+    record("inference", argv, title, tables, notes, model_of(args.bundle / "float32"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Seconds per fine-tuning epoch: the same layers trained on cached activations against on images (one run).
 
-    .venv/bin/python -m bench.training [--images 32] [--epochs 2] [train.train flags, e.g. --preset cpu]
+    python -m bench.training [--images 32] [--epochs 2] [train.train flags, e.g. --preset cpu]
 
 Both fine-tune the preset's top of the base (and the head) on the same
 training images, a class-balanced subset of --images per class, with the
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import keras
 
-from bench.common import machine
+from bench.results import Table, record
 from train import model as models
 from train.config import parse_args
 from train.data import scan_dataset
@@ -70,23 +70,26 @@ def main(argv=None):
         images_s, _, _, images_input_s = fine_tune_epoch_seconds(replace(cached, input="images"), own.epochs)
         images_total = time.perf_counter() - started
     scale = full_train / n
-    print(
-        f"machine: {machine()}; backend {keras.backend.backend()}; {config.size}x{config.size}; "
-        f"fine-tuning from {config.fine_tune_from} ({config.first_trainable}); "
-        f"{n} training images, last of {own.epochs} epochs, scaled to {full_train}"
-    )
-    print("| fine-tuning the same layers | seconds per epoch (measured) | per epoch of the full split |")
-    print("| --- | --- | --- |")
-    print(f"| on images (frozen layers recomputed every step) | {images_s:.1f} | {images_s * scale:.0f} |")
-    print(f"| on cached activations at the cut | {cached_s:.1f} | {cached_s * scale:.0f} |")
-    print(f"| **ratio** | **{images_s / cached_s:.1f}x** | |")
-    print(f"| one-off: filling the cache ({config.views} views + validation) | {fill_s:.1f} | {fill_s * scale:.0f} |")
-    print(
-        f"| input alone: producing an epoch's batches, images (uint8, augmented on the device) / cached "
-        f"(pread) | {images_input_s:.2f} / {cached_input_s:.2f} | {images_input_s * scale:.1f} / "
-        f"{cached_input_s * scale:.1f} |"
-    )
-    print(f"(one run on a noisy machine; the images path took {images_total:.0f} s in all)")
+    rows = [
+        ["on images (frozen layers recomputed every step)", round(images_s, 1), round(images_s * scale)],
+        ["on cached activations at the cut", round(cached_s, 1), round(cached_s * scale)],
+        [f"one-off: filling the cache ({config.views} views + validation)", round(fill_s, 1), round(fill_s * scale)],
+        [
+            "input alone, images (uint8, augmented on the device)",
+            round(images_input_s, 2),
+            round(images_input_s * scale, 1),
+        ],
+        ["input alone, cached (pread)", round(cached_input_s, 2), round(cached_input_s * scale, 1)],
+    ]
+    columns = ["fine-tuning the same layers", "seconds per epoch (measured)", "per epoch of the full split"]
+    notes = [
+        f"backend {keras.backend.backend()}; {config.size}x{config.size}; fine-tuning from {config.fine_tune_from} "
+        f"({config.first_trainable}); {n} training images, the last of {own.epochs} epochs, scaled to {full_train}",
+        f"on cached activations fine-tuning is {images_s / cached_s:.1f}x faster per epoch; one run (the images "
+        f"path took {images_total:.0f} s in all)",
+    ]
+    title = "Fine-tuning on cached activations against on images"
+    record("training", argv, title, [Table(columns, rows)], notes)
 
 
 if __name__ == "__main__":

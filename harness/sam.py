@@ -50,20 +50,26 @@ def wait_for(path_or_port: Path | int, seconds: float = 60) -> None:
 
 
 @contextmanager
-def sam_environment(engine: str) -> Iterator[dict[str, str]]:
-    """The environment SAM CLI runs in, for as long as this lasts (podman's Docker API is served that long)."""
+def sam_offline() -> Iterator[dict[str, str]]:
+    """SAM CLI's environment with nothing sent off the machine, its config in a folder of our own."""
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "sam-config"
         config.mkdir()
         metadata = {"telemetryEnabled": False, "lastVersionCheck": time.time() + 365 * 86400}
         (config / "metadata.json").write_text(json.dumps(metadata))
-        env = {
+        yield {
             **os.environ,
             "SAM_CLI_TELEMETRY": "0",
             "__SAM_CLI_APP_DIR": str(config),
             "AWS_DEFAULT_REGION": REGION,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
+
+
+@contextmanager
+def sam_environment(engine: str) -> Iterator[dict[str, str]]:
+    """The environment SAM CLI runs in, for as long as this lasts (podman's Docker API is served that long)."""
+    with sam_offline() as env, tempfile.TemporaryDirectory() as tmp:
         service = None
         if engine == "podman":
             sock = Path(tmp) / "podman.sock"

@@ -9,19 +9,15 @@ import shutil
 from pathlib import Path
 from typing import NoReturn
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from harness import REPO
+from harness.dataset import make_tiny_dataset
 from train.data import SHARED_DATA
 
 # Built once by the TensorFlow environment's run of the suite, reused by the
 # TensorFlow-free one (make test runs them in that order).
 TINY_BUNDLES = REPO / "artifacts" / "test" / "tiny-bundles"  # float32/ and int8-dynamic/
-
-TINY_CLASSES = ["t-shirt", "dress", "hat"]  # created out of order: the label order must still be sorted
-TINY_COLOURS = {"dress": (200, 30, 30), "hat": (30, 200, 30), "t-shirt": (30, 30, 200)}
 
 
 def missing(message: str) -> NoReturn:
@@ -44,23 +40,6 @@ def need_program(name: str, package: str) -> str:
     if found is None:
         missing(f"{name} is not installed: apt-get install {package} (or run make test as root)")
     return str(found)
-
-
-def write_image(path: Path, colour, rng: np.random.Generator, size=(96, 80)) -> None:
-    """A JPEG of one colour with noise and a stripe, so classes differ but images are not identical."""
-    pixels = np.clip(np.array(colour) + rng.normal(0, 25, size=(size[1], size[0], 3)), 0, 255).astype(np.uint8)
-    pixels[size[1] // 3 : size[1] // 2] = 255 - pixels[size[1] // 3 : size[1] // 2]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(pixels).save(path, quality=90)
-
-
-def make_tiny_dataset(root: Path, per_split=(6, 3, 3), seed=0) -> Path:
-    rng = np.random.default_rng(seed)
-    for split, count in zip(("train", "validation", "test"), per_split, strict=True):
-        for name in TINY_CLASSES:
-            for k in range(count):
-                write_image(root / split / name / f"{name}-{k}.jpg", TINY_COLOURS[name], rng)
-    return root
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 A preset is a named set of defaults; any flag given on the command line
 wins over it. `auto` (what `make run` uses) picks `gpu` when the Keras
 backend sees a GPU and `cpu` otherwise. The figures behind each preset are
-in BENCHMARKS.md.
+in docs/benchmarks-history.md.
 """
 
 import argparse

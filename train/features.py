@@ -16,6 +16,11 @@ Rows are stored in float16 and read back a batch at a time (store.py): the
 training process holds a batch, never the cache.
 View 0 is the plain image, views 1..K augmented copies (augmentation.py).
 
+The frozen layers never train, so nothing needs them in a training framework: on the TensorFlow backend the
+fill runs them on LiteRT with every core (exported once per backbone, weights, size and cut, and kept in the
+cache folder as trunk-*.tflite), faster on a CPU than Keras' predict (bench.fill) and the engine that serves.
+Other backends run them in Keras. The engine is part of the key: their activations differ in rounding.
+
     python -m train.features --prune     # drop entries of images no longer in the dataset
 """
 
@@ -23,7 +28,10 @@ import argparse
 import hashlib
 import json
 import logging
+import os
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,6 +40,7 @@ import numpy as np
 from lambda_fn.preprocess import PIXELS_VERSION
 from train.augmentation import augmented_views
 from train.data import CACHE, Item, check_classes_present, default_data_dir, file_digest, read_images, scan_dataset
+from train.export import export_saved_model, tflite_bytes
 from train.store import ActivationStore
 
 log = logging.getLogger(__name__)
@@ -50,11 +59,58 @@ class CacheKey:
     cut: str
     view: int
     augmentation_seed: int | None  # None for view 0
+    engine: str  # what ran the frozen layers (FrozenLayers.engine)
     pixels: int = PIXELS_VERSION  # how a file becomes pixels (lambda_fn/preprocess.py): a change invalidates
 
     def folder(self, root: Path) -> Path:
         digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
         return Path(root) / f"{self.backbone}-{self.size}-{self.cut}-view{self.view}-{digest}"
+
+
+def trunk_file(root: Path, backbone: str, weights: str, size: int, cut: str) -> Path:
+    """Where the frozen layers, exported for LiteRT, are kept: one file per what changes them."""
+    identity = json.dumps([backbone, weights, size, cut]).encode()
+    return Path(root) / f"trunk-{backbone}-{size}-{cut}-{hashlib.sha256(identity).hexdigest()[:16]}.tflite"
+
+
+@dataclass
+class FrozenLayers:
+    """The trunk as the fill runs it: preprocessed images -> activations at the cut."""
+
+    engine: str
+    run: Callable[[np.ndarray], np.ndarray]
+
+
+def frozen_layers(trunk, path: Path, batch_size: int) -> FrozenLayers:
+    """On LiteRT with every core where the trunk exports to TFLite (the TensorFlow backend), else in Keras."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        return FrozenLayers(f"keras-{backend}", lambda x: trunk.predict(x, batch_size=batch_size, verbose=0))
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            data = tflite_bytes(export_saved_model(trunk, Path(tmp) / "saved_model"))
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, path)  # whole or absent: a fill stopped mid-export leaves nothing to trust
+        log.info("the frozen layers exported for LiteRT: %s (%.0f MB)", path.name, len(data) / 1e6)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count())
+    interpreter.allocate_tensors()
+    (entry,), (exit_,) = interpreter.get_input_details(), interpreter.get_output_details()
+
+    def run(images: np.ndarray) -> np.ndarray:
+        rows = []
+        for image in images:  # one at a time: XNNPACK's threads split each image's work
+            interpreter.set_tensor(entry["index"], image[None])
+            interpreter.invoke()
+            rows.append(interpreter.get_tensor(exit_["index"])[0])  # a copy
+        return np.stack(rows)
+
+    return FrozenLayers("litert", run)
 
 
 def view_rng(seed: int, view: int, digest: str) -> np.random.Generator:
@@ -64,15 +120,14 @@ def view_rng(seed: int, view: int, digest: str) -> np.random.Generator:
 
 def fill(
     store: ActivationStore,
-    trunk,
+    frozen: FrozenLayers,
     items: list[Item],
     digests: list[str],
     key: CacheKey,
     preprocess,
-    batch_size: int,
     name: str,
 ) -> list[Path]:
-    """Push the images missing from store through trunk (images -> activations). Returns unreadable paths."""
+    """Push the images missing from store through the frozen layers. Returns unreadable paths."""
     missing = [k for k, d in enumerate(digests) if d not in store]
     started, skipped = time.perf_counter(), []
     for start in range(0, len(missing), CHUNK):
@@ -83,28 +138,28 @@ def fill(
         if key.augmentation_seed is not None and len(images):  # an augmented view (view 0 is the image as is)
             images = augmented_views(images, [view_rng(key.augmentation_seed, key.view, d) for d in kept_digests])
         if len(images):
-            rows = trunk.predict(preprocess(np.asarray(images, np.float32)), batch_size=batch_size, verbose=0)
-            store.append(kept_digests, rows)
+            store.append(kept_digests, frozen.run(preprocess(np.asarray(images, np.float32))))
         done, elapsed = start + len(chunk), time.perf_counter() - started
         log.info(
-            "%s view %d: %d/%d new images through the frozen base (%.1f img/s)",
+            "%s view %d: %d/%d new images through the frozen base on %s (%.1f img/s)",
             name,
             key.view,
             done,
             len(missing),
+            frozen.engine,
             done / elapsed,
         )
     return skipped
 
 
 def cached_activations(
-    trunk, items: list[Item], classes: list[str], key: CacheKey, cache_dir: Path, preprocess, batch_size: int, name: str
+    frozen: FrozenLayers, items: list[Item], classes: list[str], key: CacheKey, cache_dir: Path, preprocess, name: str
 ):
     """Fill the store for items (only what is missing). Returns (store, kept items, their digests, stats)."""
     store = ActivationStore(key.folder(cache_dir))
     digests = [file_digest(i.path) for i in items]
     started, before = time.perf_counter(), len([d for d in digests if d in store])
-    skipped = fill(store, trunk, items, digests, key, preprocess, batch_size, name)
+    skipped = fill(store, frozen, items, digests, key, preprocess, name)
     kept = [(i, d) for i, d in zip(items, digests, strict=True) if d in store]
     check_classes_present([i for i, _ in kept], items, classes)
     stats = {

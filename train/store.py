@@ -1,7 +1,7 @@
 """Cached activations on disk: append-only shards of float16 rows, read back a batch at a time.
 
 float16 halves the disk and page cache of float32 (its effect on the model
-is measured in BENCHMARKS.md). Rows are read one by one with pread, not
+is measured in docs/benchmarks-history.md). Rows are read one by one with pread, not
 memory-mapped, so a process reading the cache holds only the batch it asked
 for, however large the cache. numpy only: no Keras, no TensorFlow.
 """

@@ -34,7 +34,7 @@ from train import model as models
 from train.backbone import weights_identity
 from train.config import TrainConfig, as_dict, parse_args
 from train.data import check_classes_present, read_images, scan_dataset
-from train.features import CacheKey, cached_activations
+from train.features import CacheKey, cached_activations, frozen_layers, trunk_file
 from train.report import evaluate, plot_confusion, plot_curves
 
 log = logging.getLogger("train")
@@ -110,6 +110,8 @@ def one_hot(labels, n_classes: int) -> np.ndarray:
 def cache_inputs(config: TrainConfig, net: models.Models, classes, items, weights_id: str):
     """Training and validation batches of cached activations at the cut; the stores filled first."""
     backbone = config.backbone_entry
+    trunk = trunk_file(config.cache, backbone.name, weights_id, config.size, net.cut)
+    frozen = frozen_layers(net.trunk, trunk, config.batch_size)
 
     def store_for(split, view):
         key = CacheKey(
@@ -120,10 +122,9 @@ def cache_inputs(config: TrainConfig, net: models.Models, classes, items, weight
             net.cut,
             view,
             config.augmentation_seed if view else None,
+            frozen.engine,
         )
-        return cached_activations(
-            net.trunk, items[split], classes, key, config.cache, backbone.preprocess, config.batch_size, split
-        )
+        return cached_activations(frozen, items[split], classes, key, config.cache, backbone.preprocess, split)
 
     views = [store_for("train", v) for v in (range(1, config.views + 1) if config.augment else [0])]
     stores, kept, digests = [v[0] for v in views], views[0][1], views[0][2]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from convert import convert as conv
-from tests.conftest import TINY_CLASSES
+from harness.dataset import TINY_CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,8 @@ def test_bundle_json_holds_what_the_lambda_needs(converted, tiny_run):
 def convert_from(monkeypatch, model: keras.Model, tmp_path):
     """Make the converter see `model` instead of the checkpoint, as a broken conversion would."""
     model.export(tmp_path / "other", format="tf_saved_model", verbose=False)
-    real = conv.convert_variant
-    monkeypatch.setattr(conv, "convert_variant", lambda saved, variant, rep: real(tmp_path / "other", variant, rep))
+    real = conv.tflite_bytes
+    monkeypatch.setattr(conv, "tflite_bytes", lambda saved, variant, rep: real(tmp_path / "other", variant, rep))
 
 
 def checkpoint_of(run):

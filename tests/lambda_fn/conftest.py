@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from harness import REPO, servers
+from harness.dataset import write_image
 from harness.inputs import encode, png_bomb
-from tests.conftest import write_image
 
 # the users' sample events (they run as they are) and the tests' templates (the image server's URL filled in)
 EVENT_FOLDERS = (REPO / "infra" / "events", REPO / "tests" / "events")

@@ -6,9 +6,10 @@ import re
 
 import pytest
 
+from harness.dataset import make_tiny_dataset
 from lambda_fn.model import Model
 from lambda_fn.preprocess import INPUTS, decode_image
-from tests.conftest import REPO, make_tiny_dataset
+from tests.conftest import REPO
 from train.backbone import BACKBONES, DEFAULT_BACKBONE
 from train.config import parse_args
 

@@ -11,7 +11,7 @@ from train import model as models
 from train.backbone import XCEPTION
 from train.config import parse_args
 from train.data import file_digest, scan_dataset
-from train.features import CacheKey, cached_activations, prune
+from train.features import CacheKey, cached_activations, frozen_layers, prune, trunk_file
 from train.store import ActivationStore
 
 SIZE = 71
@@ -27,31 +27,59 @@ def trunk():
     return models.build(XCEPTION, config, 3).trunk
 
 
-def key(view=0, size=SIZE, cut="block13_sepconv1_act"):
-    return CacheKey("xception", "test", size, "bilinear", cut, view, 1 if view else None)
+@pytest.fixture(scope="module")
+def frozen(trunk, tmp_path_factory):
+    """The trunk as the fill runs it: on LiteRT (the tests train on TensorFlow)."""
+    return frozen_layers(trunk, trunk_file(tmp_path_factory.mktemp("trunk"), "xception", "test", SIZE, "cut"), 8)
 
 
-def activations(trunk, data, cache, view=0):
+def key(view=0, size=SIZE, cut="block13_sepconv1_act", engine="litert"):
+    return CacheKey("xception", "test", size, "bilinear", cut, view, 1 if view else None, engine)
+
+
+def activations(frozen, data, cache, view=0):
     classes, items = scan_dataset(data)
     store, kept, digests, stats = cached_activations(
-        trunk, items["train"], classes, key(view), cache, XCEPTION.preprocess, 8, "train"
+        frozen, items["train"], classes, key(view), cache, XCEPTION.preprocess, "train"
     )
     return store.read(digests), kept, stats
 
 
-def test_second_run_is_all_cache_hits_with_the_same_activations(trunk, tiny_dataset, tmp_path):
-    first, _, stats1 = activations(trunk, tiny_dataset, tmp_path)
-    second, _, stats2 = activations(trunk, tiny_dataset, tmp_path)
+def test_the_frozen_layers_run_on_litert_as_they_do_in_keras(trunk, frozen, tiny_dataset):
+    """LiteRT's activations are Keras' up to float32 rounding: within 1e-4 of the largest, on real pixels."""
+    from train.data import load_image
+
+    assert frozen.engine == "litert"
+    _, items = scan_dataset(tiny_dataset)
+    images = np.stack([load_image(i.path, SIZE, "bilinear") for i in items["train"][:4]]).astype(np.float32)
+    x = XCEPTION.preprocess(images)
+    keras_rows, litert_rows = trunk.predict(x, verbose=0), frozen.run(x)
+    assert litert_rows.shape == keras_rows.shape
+    assert np.abs(litert_rows - keras_rows).max() <= 1e-4 * np.abs(keras_rows).max()
+
+
+def test_the_exported_frozen_layers_are_kept_and_reused(trunk, tmp_path):
+    path = trunk_file(tmp_path, "xception", "test", SIZE, "cut")
+    frozen_layers(trunk, path, 8)
+    written = path.stat().st_mtime_ns
+    frozen_layers(trunk, path, 8)
+    assert path.stat().st_mtime_ns == written and not list(tmp_path.glob("*.partial"))
+    assert trunk_file(tmp_path, "xception", "test", SIZE + 1, "cut") != path  # another size, another export
+
+
+def test_second_run_is_all_cache_hits_with_the_same_activations(frozen, tiny_dataset, tmp_path):
+    first, _, stats1 = activations(frozen, tiny_dataset, tmp_path)
+    second, _, stats2 = activations(frozen, tiny_dataset, tmp_path)
     assert (stats1["computed"], stats1["cached"]) == (18, 0)
     assert (stats2["computed"], stats2["cached"]) == (0, 18)
-    assert first.shape == (18, *trunk.output_shape[1:]) and first.shape[-1] == 728
+    assert first.shape[0] == 18 and first.shape[-1] == 728
     np.testing.assert_array_equal(first, second)
 
 
-def test_rows_are_the_trunk_output_in_float16(trunk, tiny_dataset, tmp_path):
+def test_rows_are_the_trunk_output_in_float16(trunk, frozen, tiny_dataset, tmp_path):
     from train.data import load_image
 
-    cached, kept, _ = activations(trunk, tiny_dataset, tmp_path)
+    cached, kept, _ = activations(frozen, tiny_dataset, tmp_path)
     image = load_image(kept[0].path, SIZE, "bilinear")[None].astype(np.float32)
     exact = trunk.predict(XCEPTION.preprocess(image), verbose=0)[0]
     # float16 keeps 11 significant bits: each value within 2^-11 of itself (plus batch-size rounding)
@@ -59,25 +87,26 @@ def test_rows_are_the_trunk_output_in_float16(trunk, tiny_dataset, tmp_path):
     assert np.abs(cached[0] - exact).max() > 0  # it is stored in float16, not float32
 
 
-def test_changed_image_is_recomputed_alone(trunk, tiny_dataset, tmp_path):
-    before, _, _ = activations(trunk, tiny_dataset, tmp_path)
+def test_changed_image_is_recomputed_alone(frozen, tiny_dataset, tmp_path):
+    before, _, _ = activations(frozen, tiny_dataset, tmp_path)
     changed = sorted((tiny_dataset / "train" / "dress").iterdir())[0]
     Image.open(changed).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(changed)
-    after, kept, stats = activations(trunk, tiny_dataset, tmp_path)
+    after, kept, stats = activations(frozen, tiny_dataset, tmp_path)
     assert (stats["computed"], stats["cached"]) == (1, 17)
     k = [i.path for i in kept].index(changed)
     assert not np.allclose(before[k], after[k])
     np.testing.assert_array_equal(np.delete(before, k, 0), np.delete(after, k, 0))
 
 
-def test_view_size_and_cut_each_have_their_own_store(tmp_path):
+def test_view_size_cut_and_engine_each_have_their_own_store(tmp_path):
     folders = {
         key().folder(tmp_path),
         key(view=1).folder(tmp_path),
         key(size=72).folder(tmp_path),
         key(cut="pooled").folder(tmp_path),
+        key(engine="keras-jax").folder(tmp_path),
     }
-    assert len(folders) == 4
+    assert len(folders) == 5
     assert key(cut="pooled").folder(tmp_path).name.startswith("xception-71-pooled-view0-")
 
 
@@ -90,8 +119,8 @@ def test_unfinished_shard_is_ignored(tmp_path):
     np.testing.assert_array_equal(again.read(["b", "a"]), np.ones((2, 3)))
 
 
-def test_prune_drops_images_that_left_the_dataset(trunk, tiny_dataset, tmp_path):
-    activations(trunk, tiny_dataset, tmp_path / "cache")
+def test_prune_drops_images_that_left_the_dataset(frozen, tiny_dataset, tmp_path):
+    activations(frozen, tiny_dataset, tmp_path / "cache")
     gone = sorted((tiny_dataset / "train" / "hat").iterdir())[:2]
     gone_digests = [file_digest(p) for p in gone]
     for p in gone:
@@ -100,7 +129,7 @@ def test_prune_drops_images_that_left_the_dataset(trunk, tiny_dataset, tmp_path)
     store = ActivationStore(key().folder(tmp_path / "cache"))
     assert freed == 2 * store.row_bytes
     assert len(store) == 16 and not any(d in store for d in gone_digests)
-    again, _, stats = activations(trunk, tiny_dataset, tmp_path / "cache")
+    again, _, stats = activations(frozen, tiny_dataset, tmp_path / "cache")
     assert (stats["computed"], stats["cached"]) == (0, 16)
 
 

@@ -1,0 +1,48 @@
+"""BENCHMARKS.md is the rendering of bench/results/, and each result says what, where and how it was measured."""
+
+import json
+
+import pytest
+
+from bench import report
+from bench.results import RESULTS, Table, load, record
+
+MODEL = {"name": "old", "sha256": "a" * 64}
+REQUIRED_MACHINE = {"cpu", "vector_extensions", "cores", "memory_gib", "versions", "blas"}
+
+
+def test_benchmarks_md_is_the_rendering_of_the_results():
+    assert (report.BENCHMARKS).read_text() == report.render(), "run python -m bench.report"
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.glob("*.json")), ids=lambda p: p.stem)
+def test_a_result_names_its_machine_model_and_command(path):
+    result = load(path)
+    assert result.bench == path.stem and result.bench in report.ORDER
+    assert result.command.startswith(f"python -m bench.{result.bench}")
+    assert REQUIRED_MACHINE <= set(result.machine) and {"python", "numpy"} <= set(result.machine["versions"])
+    assert result.when.endswith("UTC") and result.tables
+    assert all(len(row) == len(t.columns) for t in result.tables for row in t.rows)
+    if result.model:
+        assert set(result.model) == {"name", "sha256"} and len(result.model["sha256"]) == 64
+
+
+def test_a_section_from_another_machine_or_model_says_so(tmp_path, capsys):
+    reference = record("inference", ["--runs", "1"], "Inference", [Table(["a"], [[1]])], model=MODEL, folder=tmp_path)
+    elsewhere = {**reference.machine, "cpu": "Some Other CPU", "cores": 64}
+    record("server", [], "End to end", [Table(["b"], [[2]])], model=MODEL, measured_on=elsewhere, folder=tmp_path)
+    record("cold_start", [], "Cold start", [Table(["c"], [[3]])], model={**MODEL, "sha256": "b" * 64}, folder=tmp_path)
+    text = report.render(tmp_path)
+    assert "## Inference\n" in text
+    assert "## End to end (on another machine: Some Other CPU, 64 cores)" in text
+    assert "## Cold start (on another model: old)" in text
+    assert "```sh\npython -m bench.inference --runs 1\n```" in text
+    assert "| a |\n| --- |\n| 1 |" in text
+    assert json.loads((tmp_path / "server.json").read_text())["machine"]["cpu"] == "Some Other CPU"
+
+
+def test_a_result_with_no_place_in_the_report_is_refused(tmp_path):
+    record("inference", [], "Inference", [Table(["a"], [[1]])], folder=tmp_path)
+    (tmp_path / "inference.json").rename(tmp_path / "unheard_of.json")
+    with pytest.raises(SystemExit, match="unheard_of"):
+        report.render(tmp_path)
