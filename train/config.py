@@ -39,6 +39,9 @@ class TrainConfig:
     # a cut in the backbone's `cuts`, or a role ("cached", "images") naming one: unfreeze from there up; or None
     fine_tune_from: str | None = "cached"
     fine_tune_epochs: int = 10  # epochs of head + top of the base together
+    # stop fine-tuning after this many epochs without a better validation accuracy (0: never); the best
+    # checkpoint is the one kept either way
+    fine_tune_patience: int = 0
     fine_tune_lr: float = 2e-4  # Adam, cosine-decayed over the fine-tuning epochs ...
     fine_tune_lr_floor: float = 0.05  # ... to this fraction of it
     seed: int = 1  # weights' initialisation, shuffling, dropout
@@ -72,6 +75,7 @@ PRESETS = {
         head_lr=1e-3,
         fine_tune_from="cached",
         fine_tune_epochs=8,
+        fine_tune_patience=2,  # the best epochs of two seeds were the 5th and 6th of 8 (docs/benchmarks-history.md)
         fine_tune_lr=2e-4,
     ),
     # The GPU recipe (measured on an H100): a deeper top fine-tuned on images (Xception: the last 40
@@ -139,6 +143,7 @@ def parse_args(argv=None) -> TrainConfig:
         + ") or 'none'",
     )
     p.add_argument("--fine-tune-epochs", type=int)
+    p.add_argument("--fine-tune-patience", type=int)
     p.add_argument("--fine-tune-lr", type=float)
     p.add_argument("--fine-tune-lr-floor", type=float)
     p.add_argument("--seed", type=int)
@@ -176,6 +181,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ValueError(
             "--input images trains on a frozen base the slow way: use --input cache for --fine-tune-from none"
         )
+    if config.fine_tune_patience < 0:
+        raise ValueError("--fine-tune-patience must be 0 (never stop early) or more")
     if config.input == "cache" and config.augment and config.views < 1:
         raise ValueError("--views must be at least 1 to cache augmented views (or pass --no-augment)")
     return replace(

@@ -140,14 +140,16 @@ def fill(
         if len(images):
             store.append(kept_digests, frozen.run(preprocess(np.asarray(images, np.float32))))
         done, elapsed = start + len(chunk), time.perf_counter() - started
+        rate = done / elapsed
         log.info(
-            "%s view %d: %d/%d new images through the frozen base on %s (%.1f img/s)",
+            "%s view %d: %d/%d new images through the frozen base on %s (%.1f img/s, %.0f s left)",
             name,
             key.view,
             done,
             len(missing),
             frozen.engine,
-            done / elapsed,
+            rate,
+            (len(missing) - done) / rate,
         )
     return skipped
 

@@ -200,9 +200,16 @@ def fit_phases(config: TrainConfig, net: models.Models, train, val, callbacks, b
         initial_epoch=config.head_epochs,
         verbose=2,
         epochs=config.head_epochs + config.fine_tune_epochs,
-        callbacks=callbacks,
+        callbacks=callbacks + patience(config),
     ).history
     return {key: history[key] + tuned[key] for key in history}
+
+
+def patience(config: TrainConfig) -> list[keras.callbacks.Callback]:
+    """Fine-tuning's stop once validation accuracy has not improved for fine_tune_patience epochs."""
+    if not config.fine_tune_patience:
+        return []
+    return [keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.fine_tune_patience)]
 
 
 def evaluate_on_test(checkpoint: Path, items, classes, config: TrainConfig) -> dict:

@@ -91,6 +91,7 @@ def test_presets_and_flags():
         (["--size", "64"], "--size 64 is too small: xception needs at least 71 pixels"),
         (["--preset", "nightly"], "invalid choice: 'nightly'"),
         (["--views", "0"], "--views must be at least 1"),
+        (["--fine-tune-patience", "-1"], "--fine-tune-patience must be 0 (never stop early) or more"),
     ],
 )
 def test_bad_settings_are_refused_by_name(flags, message, capsys):
@@ -242,3 +243,13 @@ def test_sweep_writes_plot_and_table(tmp_path):
     assert all(len(curve) == 2 for curve in results["curves"].values())
     assert (tmp_path / "sweep" / "val_accuracy.png").stat().st_size > 1000
     assert "| dropout | best epoch | val accuracy |" in (tmp_path / "sweep" / "results.md").read_text()
+
+
+def test_fine_tuning_stops_when_validation_accuracy_stalls(tmp_path):
+    """With a learning rate of 0 nothing changes after the first fine-tuning epoch: patience 1 stops at the 2nd
+    of 6, and the checkpoint kept is still the best one."""
+    flags = ["--fine-tune-epochs", "6", "--fine-tune-patience", "1", "--fine-tune-lr", "0", "--views", "1"]
+    report = train(parse_args(["--preset", "cpu", *tiny_training_flags(tmp_path, *flags)]))
+    assert len(report["history"]["val_accuracy"]) == 1 + 2  # the head's epoch, then two of fine-tuning
+    assert report["best_val_accuracy"] == round(max(report["history"]["val_accuracy"]), 4)
+    assert parse_args(["--preset", "cpu", "--weights", "none"]).fine_tune_patience == 2
