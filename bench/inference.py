@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import checkpoint_of, parser, python_for_serving, sample_images
+from bench.common import checkpoint_of, parser, python_for_serving, sample_images, sgemm_one_thread
 from bench.results import Table, cpu, model_of, record
 from harness import REPO
 from lambda_fn.preprocess import decode_image, model_input
@@ -39,22 +39,6 @@ ENGINES_PYTHON = REPO / ".venv-engines" / "bin" / "python"
 # a CPU that computes in bfloat16 (AVX512_BF16, AMX): OpenVINO runs the float32 graph in it too
 BF16 = any(flag in cpu()["vector_extensions"] for flag in ("avx512_bf16", "amx_bf16"))
 AGREEMENT = 1e-3  # max |logit difference| from LiteRT float32 for a float32 engine: summation order, nothing more
-MATMUL_PROBE = """
-import json, time, numpy as np
-a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32); b = a.copy()
-a @ b
-times = []
-for _ in range(10):
-    t = time.perf_counter(); a @ b; times.append(time.perf_counter() - t)
-print(json.dumps(2 * 2048 ** 3 / min(times) / 1e9))
-"""
-
-
-def sgemm_one_thread() -> float:
-    """GFLOP/s of numpy's single-thread sgemm 2048^3, the OpenBLAS overrides unset."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    return json.loads(subprocess.check_output([sys.executable, "-c", MATMUL_PROBE], env=env, text=True))
 
 
 def time_engine(python: Path, engine: str, model: Path, inputs: Path, threads: int, runs: int) -> dict:

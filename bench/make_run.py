@@ -1,0 +1,99 @@
+"""`make run` from a fresh clone, timed by stage, as a multiple of the floor its work sets on this machine.
+
+    python -m bench.make_run [--clone ../make-run-clone] [--make-flags "TRAIN_FLAGS=--seed 2"]
+
+Clones this repository's HEAD beside it (so that ../shared is the clone's too), builds the clone's virtual
+environments (timed apart: a user does it once), then times `make train` and `make convert`, and splits
+training's time with the run's own records (run.json: the cache's fill; history.json: each epoch). The floor
+is the reference recipe's work, about 430 TFLOP (the fill 12,613 image-views x 14.7 GFLOP; the head 3 epochs;
+fine-tuning 8 epochs forward and backward with validation; test; the gates), over cores x this machine's
+single-thread sgemm rate: the time a perfect engine would take. Doing less work the accuracy does not need
+counts as much as doing it faster.
+"""
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+from bench.common import sgemm_one_thread
+from bench.results import Table, record
+from harness import REPO
+
+FLOOR_TFLOP = 430  # the reference recipe's work (issue "make run on a CPU close to what the machine can do")
+
+
+def timed_make(clone: Path, *targets: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(["make", *targets], cwd=clone, check=True)
+    return time.perf_counter() - started
+
+
+def du_gb(path: Path) -> float:
+    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e9, 2)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clone", type=Path, default=REPO.parent / "make-run-clone", help="where to clone (emptied)")
+    p.add_argument("--make-flags", default="", help="variables for make run, e.g. 'TRAIN_FLAGS=--seed 2'")
+    args = p.parse_args(argv)
+    subprocess.run(["rm", "-rf", str(args.clone)], check=True)
+    subprocess.run(["git", "clone", "-q", str(REPO), str(args.clone)], check=True)
+    flags = shlex.split(args.make_flags)
+    install_s = timed_make(args.clone, ".venv/.installed-tensorflow-cpu")
+    train_s = timed_make(args.clone, "train", *flags)
+    convert_s = timed_make(args.clone, "convert", *flags)
+    run = args.clone / "artifacts" / "runs" / "latest"
+    meta = json.loads((run / "run.json").read_text())
+    history = json.loads((run / "history.json").read_text())
+    report = json.loads((run / "report.json").read_text())
+    conversion = json.loads((args.clone / "artifacts" / "bundle" / "conversion.json").read_text())
+    head_epochs = meta["config"]["head_epochs"]
+    fill_s, epochs = meta["inputs"]["seconds"], history["seconds"]
+    head_s, tune_s = sum(epochs[:head_epochs]), sum(epochs[head_epochs:])
+    total_s = train_s + convert_s
+    sgemm = sgemm_one_thread()
+    cores = os.cpu_count() or 1
+    floor_s = FLOOR_TFLOP * 1000 / (cores * sgemm)
+    cache_gb = du_gb(args.clone / "artifacts" / "cache")
+    rows = [
+        ["the cache's fill (prepare: every view and validation through the frozen layers)", round(fill_s / 60, 1)],
+        [f"head, {head_epochs} epochs", round(head_s / 60, 1)],
+        [
+            f"fine-tuning, {len(epochs) - head_epochs} epochs of {meta['config']['fine_tune_epochs']}",
+            round(tune_s / 60, 1),
+        ],
+        [
+            "the rest of make train (start-up, test evaluation, plots)",
+            round((train_s - fill_s - head_s - tune_s) / 60, 1),
+        ],
+        ["make convert (conversion and the gates)", round(convert_s / 60, 1)],
+        ["**make run**", round(total_s / 60, 1)],
+    ]
+    accuracy = [
+        ["Keras checkpoint, reloaded (report.json)", meta["best_val_accuracy"], round(report["test"]["accuracy"], 4)],
+        *[
+            [f"{variant} ({'passed' if gate['passed'] else 'refused'})", None, gate.get("test_accuracy")]
+            for variant, gate in conversion.items()
+        ],
+    ]
+    notes = [
+        f"the floor: {FLOOR_TFLOP} TFLOP over {cores} cores x {sgemm:.1f} GFLOP/s = {floor_s / 60:.1f} min; "
+        f"make run took {total_s / floor_s:.2f}x the floor",
+        f"best checkpoint {meta['best_checkpoint']} (epoch {meta['best_epoch']}); seed {meta['config']['seed']}",
+        f"peak memory of training {meta['peak_rss_mb']} MB; the cache on disk {cache_gb} GB",
+        f"building the clone's .venv first (not in the figures): {install_s / 60:.1f} min",
+    ]
+    tables = [
+        Table(["stage", "minutes"], rows, "Time by stage"),
+        Table(["model", "validation accuracy", "test accuracy"], accuracy, "The model it made"),
+    ]
+    record("make_run", argv, "make run from a fresh clone, against its floor", tables, notes)
+
+
+if __name__ == "__main__":
+    main()
