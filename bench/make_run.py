@@ -77,7 +77,7 @@ def main(argv=None):
     accuracy = [
         ["Keras checkpoint, reloaded (report.json)", meta["best_val_accuracy"], round(report["test"]["accuracy"], 4)],
         *[
-            [f"{variant} ({'passed' if gate['passed'] else 'refused'})", None, gate.get("test_accuracy")]
+            [f"{variant} ({'passed' if gate['passed'] else 'refused'})", None, round(gate["test_accuracy"], 4)]
             for variant, gate in conversion.items()
         ],
     ]

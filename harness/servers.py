@@ -60,9 +60,8 @@ def serving(handler, tls: ssl.SSLContext | None = None) -> Iterator[str]:
         server.server_close()
 
 
-class QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
+class QuietFiles(Quiet, SimpleHTTPRequestHandler):
+    """The files under a directory, as they are, without a line per request."""
 
 
 def file_server(root: Path):
