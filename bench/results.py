@@ -16,7 +16,6 @@ from importlib import metadata
 from pathlib import Path
 
 from harness import REPO
-from train.data import file_digest
 
 RESULTS = REPO / "bench" / "results"
 LIBRARIES = ("numpy", "ai-edge-litert", "tflite-runtime", "tensorflow", "tensorflow-cpu", "keras", "jax", "pillow")
@@ -84,9 +83,9 @@ def machine() -> dict:
 
 
 def model_of(bundle_variant: Path) -> dict:
-    """A bundle variant's name (model.json) and its .tflite's sha256."""
+    """A bundle variant's name and its .tflite's sha256, as conversion wrote them in model.json."""
     meta = json.loads((bundle_variant / "model.json").read_text())
-    return {"name": meta["name"], "sha256": file_digest(bundle_variant / "model.tflite")}
+    return {"name": meta["name"], "sha256": meta["tflite_sha256"]}
 
 
 def command_line(bench: str, argv: list[str] | None) -> str:
