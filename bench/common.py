@@ -84,3 +84,17 @@ def sgemm_one_thread() -> float:
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     return json.loads(subprocess.check_output([sys.executable, "-c", MATMUL_PROBE], env=env, text=True))
+
+
+def fresh_clone(clone: Path) -> Path:
+    """This repository's HEAD cloned beside it (so that ../shared is the clone's too), the folder emptied first."""
+    subprocess.run(["rm", "-rf", str(clone)], check=True)
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    return clone
+
+
+def timed_make(clone: Path, *targets: str) -> float:
+    """Seconds `make targets` takes in clone (it must succeed)."""
+    started = time.perf_counter()
+    subprocess.run(["make", *targets], cwd=clone, check=True)
+    return time.perf_counter() - started

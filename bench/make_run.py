@@ -15,21 +15,13 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
-import time
 from pathlib import Path
 
-from bench.common import sgemm_one_thread
+from bench.common import fresh_clone, sgemm_one_thread, timed_make
 from bench.results import Table, record
 from harness import REPO
 
 FLOOR_TFLOP = 430  # the reference recipe's work (issue "make run on a CPU close to what the machine can do")
-
-
-def timed_make(clone: Path, *targets: str) -> float:
-    started = time.perf_counter()
-    subprocess.run(["make", *targets], cwd=clone, check=True)
-    return time.perf_counter() - started
 
 
 def du_gb(path: Path) -> float:
@@ -41,8 +33,7 @@ def main(argv=None):
     p.add_argument("--clone", type=Path, default=REPO.parent / "make-run-clone", help="where to clone (emptied)")
     p.add_argument("--make-flags", default="", help="variables for make run, e.g. 'TRAIN_FLAGS=--seed 2'")
     args = p.parse_args(argv)
-    subprocess.run(["rm", "-rf", str(args.clone)], check=True)
-    subprocess.run(["git", "clone", "-q", str(REPO), str(args.clone)], check=True)
+    fresh_clone(args.clone)
     flags = shlex.split(args.make_flags)
     install_s = timed_make(args.clone, ".venv/.installed-tensorflow-cpu")
     train_s = timed_make(args.clone, "train", *flags)
