@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -66,24 +65,6 @@ def parser(doc: str | None, one_variant: bool = False) -> argparse.ArgumentParse
     if one_variant:
         p.add_argument("--variant", default="float32", help="the variant measured")
     return p
-
-
-MATMUL_PROBE = """
-import json, time, numpy as np
-a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32); b = a.copy()
-a @ b
-times = []
-for _ in range(10):
-    t = time.perf_counter(); a @ b; times.append(time.perf_counter() - t)
-print(json.dumps(2 * 2048 ** 3 / min(times) / 1e9))
-"""
-
-
-def sgemm_one_thread() -> float:
-    """GFLOP/s of numpy's single-thread sgemm 2048^3, the OpenBLAS overrides unset."""
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
-    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    return json.loads(subprocess.check_output([sys.executable, "-c", MATMUL_PROBE], env=env, text=True))
 
 
 def fresh_clone(clone: Path) -> Path:

@@ -29,7 +29,7 @@ def views_per_second(frozen: FrozenLayers, config, net, items, classes, cache: P
     key = CacheKey(backbone.name, "bench", config.size, config.interpolation, net.cut, 1, 1, frozen.engine)
     frozen.run(backbone.preprocess(np.zeros((2, config.size, config.size, 3), np.float32)))  # tracing, thread pools
     started = time.perf_counter()
-    cached_activations(frozen, items, classes, key, cache, backbone.preprocess, "train")
+    cached_activations(frozen, items, classes, key, cache, backbone.preprocess)
     return len(items) / (time.perf_counter() - started)
 
 

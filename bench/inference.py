@@ -28,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import checkpoint_of, parser, python_for_serving, sample_images, sgemm_one_thread
+from bench.common import checkpoint_of, parser, python_for_serving, sample_images
 from bench.results import Table, cpu, model_of, record
 from harness import REPO
 from lambda_fn.preprocess import decode_image, model_input
 from train.backbone import BACKBONES
+from train.budget import sgemm_one_thread
 
 TFLITE_RUNTIME_PYTHON = REPO / ".venv-tflite-runtime" / "bin" / "python"
 ENGINES_PYTHON = REPO / ".venv-engines" / "bin" / "python"

@@ -17,9 +17,10 @@ import os
 import shlex
 from pathlib import Path
 
-from bench.common import fresh_clone, sgemm_one_thread, timed_make
+from bench.common import fresh_clone, timed_make
 from bench.results import Table, record
 from harness import REPO
+from train.budget import sgemm_one_thread
 
 FLOOR_TFLOP = 430  # the reference recipe's work (issue "make run on a CPU close to what the machine can do")
 

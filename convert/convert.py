@@ -31,11 +31,18 @@ import numpy as np
 # backend trained the checkpoint (an .h5 is the same from all of them).
 os.environ["KERAS_BACKEND"] = "tensorflow"
 
+from train.noise import drop_tensorflow_noise  # noqa: E402
+
+if __name__ == "__main__":  # make convert: before TensorFlow loads and logs its start-up lines
+    drop_tensorflow_noise()
+
 from lambda_fn.model import Model  # noqa: E402
 from lambda_fn.preprocess import INPUTS  # noqa: E402
+from train import budget as budgets  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
 from train.data import REPO_ROOT, file_digest, read_images, scan_dataset  # noqa: E402
 from train.export import export_saved_model, tflite_bytes  # noqa: E402
+from train.progress import Progress  # noqa: E402
 
 # -- defaults -----------------------------------------------------------------
 OUT = REPO_ROOT / "artifacts" / "bundle"
@@ -114,9 +121,13 @@ def scan_for(meta: dict, data: Path) -> dict:
     return items
 
 
-def tflite_logits(model, x: np.ndarray) -> np.ndarray:
+def tflite_logits(model, x: np.ndarray, progress: Progress) -> np.ndarray:
     """One image at a time, as the Lambda runs it."""
-    return np.concatenate([model.logits(image[None]) for image in x])
+    rows = []
+    for image in x:
+        rows.append(model.logits(image[None]))
+        progress.advance()
+    return np.concatenate(rows)
 
 
 def single_image_latency_ms(bundle: Path, x: np.ndarray) -> float:
@@ -216,14 +227,22 @@ def convert(
     x_val, y_val, skipped_val = load_split(meta, items["validation"])
     x_test, y_test, skipped_test = load_split(meta, items["test"])
     skipped = skipped_val + skipped_test
+    order = ["float32"] + [v for v in variants if v != "float32"]  # float32 is the reference
+    images = len(y_val) + len(y_test)
+    rate, passes = budgets.machine_gflops(), len(order) + 1  # each variant's, and Keras' reference pass
+    work = passes * images * budgets.forward_gflop(keras_model)
+    budget = [budgets.stage("conversion and the gates", f"{passes} passes x {images} images", work, "conversion", rate)]
+    log.info("%s", budgets.table(budget, rate, "make convert's budget"))
+    started = time.perf_counter()
     keras_val, keras_test = keras_model.predict(x_val, verbose=0), keras_model.predict(x_test, verbose=0)
     log.info("converting %s; gate on %d validation images", checkpoint.name, len(y_val))
+    progress = Progress(log, "the gates on LiteRT", len(order) * images, "images")
 
     summary, float32_test_accuracy = {}, None
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         export_saved_model(keras_model, tmp / "saved_model")
-        for variant in ["float32"] + [v for v in variants if v != "float32"]:  # float32 is the reference
+        for variant in order:
             candidate = tmp / variant
             candidate.mkdir()
             representative = representative_images(meta, items["train"]) if variant == "int8-full" else None
@@ -234,10 +253,10 @@ def convert(
             parity = gate(
                 variant,
                 keras_val,
-                tflite_logits(served, x_val),
+                tflite_logits(served, x_val, progress),
                 y_val,
                 keras_test,
-                tflite_logits(served, x_test),
+                tflite_logits(served, x_test, progress),
                 y_test,
                 float32_test_accuracy,
             )
@@ -263,6 +282,11 @@ def convert(
             shutil.copytree(candidate, out / variant)
     out.mkdir(parents=True, exist_ok=True)
     (out / "conversion.json").write_text(json.dumps(summary, indent=2) + "\n")
+    budget[0].actual_s = round(time.perf_counter() - started, 1)
+    trained = meta.get("budget")  # a run of make train: its stages, estimated and actual
+    if trained:
+        stages = [*budgets.from_json(trained["stages"]), *budget]
+        log.info("%s", budgets.table(stages, rate, "make run, estimated and actual"))
     return summary
 
 

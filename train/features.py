@@ -41,6 +41,7 @@ from lambda_fn.preprocess import PIXELS_VERSION
 from train.augmentation import augmented_views
 from train.data import CACHE, Item, check_classes_present, default_data_dir, file_digest, read_images, scan_dataset
 from train.export import export_saved_model, tflite_bytes
+from train.progress import Progress
 from train.store import ActivationStore
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,12 @@ def view_rng(seed: int, view: int, digest: str) -> np.random.Generator:
     return np.random.default_rng([seed, view, int(digest[:15], 16)])
 
 
+def missing_views(items: list[Item], key: CacheKey, cache_dir: Path) -> int:
+    """How many of items the store for key lacks: the fill's work."""
+    store = ActivationStore(key.folder(cache_dir))
+    return sum(file_digest(i.path) not in store for i in items)
+
+
 def fill(
     store: ActivationStore,
     frozen: FrozenLayers,
@@ -125,11 +132,12 @@ def fill(
     digests: list[str],
     key: CacheKey,
     preprocess,
-    name: str,
+    progress: Progress | None,
 ) -> list[Path]:
     """Push the images missing from store through the frozen layers. Returns unreadable paths."""
     missing = [k for k, d in enumerate(digests) if d not in store]
-    started, skipped = time.perf_counter(), []
+    progress = progress or Progress(log, f"the fill of view {key.view} on {frozen.engine}", len(missing), "images")
+    skipped = []
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start : start + CHUNK]
         images, kept, bad = read_images([items[k] for k in chunk], key.size, key.interpolation)
@@ -139,29 +147,25 @@ def fill(
             images = augmented_views(images, [view_rng(key.augmentation_seed, key.view, d) for d in kept_digests])
         if len(images):
             store.append(kept_digests, frozen.run(preprocess(np.asarray(images, np.float32))))
-        done, elapsed = start + len(chunk), time.perf_counter() - started
-        rate = done / elapsed
-        log.info(
-            "%s view %d: %d/%d new images through the frozen base on %s (%.1f img/s, %.0f s left)",
-            name,
-            key.view,
-            done,
-            len(missing),
-            frozen.engine,
-            rate,
-            (len(missing) - done) / rate,
-        )
+        progress.advance(len(chunk))
     return skipped
 
 
 def cached_activations(
-    frozen: FrozenLayers, items: list[Item], classes: list[str], key: CacheKey, cache_dir: Path, preprocess, name: str
+    frozen: FrozenLayers,
+    items: list[Item],
+    classes: list[str],
+    key: CacheKey,
+    cache_dir: Path,
+    preprocess,
+    progress: Progress | None = None,
 ):
-    """Fill the store for items (only what is missing). Returns (store, kept items, their digests, stats)."""
+    """Fill the store for items (only what is missing; progress: one display across several stores).
+    Returns (store, kept items, their digests, stats)."""
     store = ActivationStore(key.folder(cache_dir))
     digests = [file_digest(i.path) for i in items]
     started, before = time.perf_counter(), len([d for d in digests if d in store])
-    skipped = fill(store, frozen, items, digests, key, preprocess, name)
+    skipped = fill(store, frozen, items, digests, key, preprocess, progress)
     kept = [(i, d) for i, d in zip(items, digests, strict=True) if d in store]
     check_classes_present([i for i, _ in kept], items, classes)
     stats = {

@@ -26,16 +26,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
-import numpy as np
+from train.noise import drop_tensorflow_noise
 
-from lambda_fn.preprocess import PIXELS_VERSION
-from train import model as models
-from train.backbone import weights_identity
-from train.config import TrainConfig, as_dict, parse_args
-from train.data import check_classes_present, read_images, scan_dataset
-from train.features import CacheKey, cached_activations, frozen_layers, trunk_file
-from train.report import evaluate, plot_confusion, plot_curves
+if __name__ == "__main__":  # make train: before TensorFlow loads and logs its start-up lines
+    drop_tensorflow_noise()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from lambda_fn.preprocess import PIXELS_VERSION  # noqa: E402
+from train import model as models  # noqa: E402
+from train.backbone import weights_identity  # noqa: E402
+from train.budget import Stage, as_json, forward_gflop, machine_gflops, stage, table  # noqa: E402
+from train.config import TrainConfig, as_dict, parse_args  # noqa: E402
+from train.data import check_classes_present, read_images, scan_dataset  # noqa: E402
+from train.features import (  # noqa: E402
+    CacheKey,
+    FrozenLayers,
+    cached_activations,
+    frozen_layers,
+    missing_views,
+    trunk_file,
+)
+from train.progress import Progress, duration  # noqa: E402
+from train.report import evaluate, plot_confusion, plot_curves  # noqa: E402
 
 log = logging.getLogger("train")
 
@@ -103,18 +117,55 @@ class EpochTimer(keras.callbacks.Callback):
         self.seconds.append(round(time.perf_counter() - self.started, 3))
 
 
+class EpochProgress(keras.callbacks.Callback):
+    """The progress display within each epoch (batches done, rate, time left), and a line when it ends with its
+    figures and what is left of the phase: fit runs with verbose=0, as Keras' own display says neither."""
+
+    def __init__(self, phase: str):
+        super().__init__()
+        self.phase, self.seconds = phase, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        last = self.params["epochs"]
+        self.epoch = Progress(log, f"{self.phase}, epoch {epoch + 1} of {last}", self.params["steps"], "batches")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.epoch.advance()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(self.epoch.clock() - self.epoch.started)
+        figures = ", ".join(f"{name} {value:.4f}" for name, value in (logs or {}).items())
+        left = (self.params["epochs"] - epoch - 1) * sum(self.seconds) / len(self.seconds)
+        log.info(
+            "epoch %d: %s (%s; at most %s left in %s)",
+            epoch + 1,
+            figures,
+            duration(self.seconds[-1]),
+            duration(left),
+            self.phase,
+        )
+
+
 def one_hot(labels, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[np.asarray(labels)]
 
 
-def cache_inputs(config: TrainConfig, net: models.Models, classes, items, weights_id: str):
-    """Training and validation batches of cached activations at the cut; the stores filled first."""
+@dataclass
+class FillPlan:
+    """The cache's stores training reads (the training split's views, then validation) and what they lack."""
+
+    frozen: FrozenLayers
+    keys: dict  # (split, view) -> CacheKey
+    work: int  # image-views missing from the stores: what the fill computes
+
+
+def plan_fill(config: TrainConfig, net: models.Models, items, weights_id: str) -> FillPlan:
     backbone = config.backbone_entry
     trunk = trunk_file(config.cache, backbone.name, weights_id, config.size, net.cut)
     frozen = frozen_layers(net.trunk, trunk, config.batch_size)
-
-    def store_for(split, view):
-        key = CacheKey(
+    views = range(1, config.views + 1) if config.augment else [0]
+    keys = {
+        (split, view): CacheKey(
             backbone.name,
             weights_id,
             config.size,
@@ -124,9 +175,21 @@ def cache_inputs(config: TrainConfig, net: models.Models, classes, items, weight
             config.augmentation_seed if view else None,
             frozen.engine,
         )
-        return cached_activations(frozen, items[split], classes, key, config.cache, backbone.preprocess, split)
+        for split, view in [*[("train", v) for v in views], ("validation", 0)]
+    }
+    work = sum(missing_views(items[split], key, config.cache) for (split, _), key in keys.items())
+    return FillPlan(frozen, keys, work)
 
-    views = [store_for("train", v) for v in (range(1, config.views + 1) if config.augment else [0])]
+
+def cache_inputs(config: TrainConfig, plan: FillPlan, classes, items):
+    """Training and validation batches of cached activations at the cut; the stores filled first."""
+    progress = Progress(log, f"the cache's fill on {plan.frozen.engine}", plan.work, "image-views")
+
+    def store_for(split, view):
+        key, preprocess = plan.keys[split, view], config.backbone_entry.preprocess
+        return cached_activations(plan.frozen, items[split], classes, key, config.cache, preprocess, progress)
+
+    views = [store_for(*split_view) for split_view in plan.keys if split_view[0] == "train"]
     stores, kept, digests = [v[0] for v in views], views[0][1], views[0][2]
     if any(v[2] != digests for v in views):
         raise RuntimeError("augmented views disagree on which training images are readable")
@@ -151,7 +214,7 @@ def cache_inputs(config: TrainConfig, net: models.Models, classes, items, weight
         shuffle=False,
     )
     stats = {
-        "cut": net.cut,
+        "cut": plan.keys["validation", 0].cut,
         "train": [v[3] for v in views],
         "validation": val_stats,
         "bytes": sum(len(s) * s.row_bytes for s in [*stores, val_store]),
@@ -182,7 +245,7 @@ def fit_phases(config: TrainConfig, net: models.Models, train, val, callbacks, b
     net.base.trainable = False
     models.compile_for_training(net.trainable, config.head_lr)
     history = net.trainable.fit(
-        train, validation_data=val, epochs=config.head_epochs, verbose=2, callbacks=callbacks
+        train, validation_data=val, epochs=config.head_epochs, verbose=0, callbacks=[*callbacks, EpochProgress("head")]
     ).history
     first_trainable = config.first_trainable
     if first_trainable is None or not config.fine_tune_epochs:
@@ -198,9 +261,9 @@ def fit_phases(config: TrainConfig, net: models.Models, train, val, callbacks, b
         train,
         validation_data=val,
         initial_epoch=config.head_epochs,
-        verbose=2,
+        verbose=0,
         epochs=config.head_epochs + config.fine_tune_epochs,
-        callbacks=callbacks + patience(config),
+        callbacks=[*callbacks, *patience(config), EpochProgress("fine-tuning")],
     ).history
     return {key: history[key] + tuned[key] for key in history}
 
@@ -265,19 +328,43 @@ class Prepared:
     train_batches: Any
     val_batches: Any
     stats: dict
+    budget: list[Stage]  # the stages' work and estimates (empty where the images train on an accelerator)
+    rate_gflops: float
+
+
+def training_budget(config: TrainConfig, net: models.Models, items, fill_work: int, rate: float) -> list[Stage]:
+    """What each stage of make train computes, in GFLOP, and its estimate at this machine's rate."""
+    top, full = forward_gflop(net.trainable), forward_gflop(net.full)
+    seen = len(items["train"]) + len(items["validation"])
+    stages = [
+        stage("the cache's fill", f"{fill_work:,} image-views", fill_work * forward_gflop(net.trunk), "fill", rate),
+        stage("head", f"{config.head_epochs} epochs x {seen:,} images", config.head_epochs * seen * top, "head", rate),
+    ]
+    if config.first_trainable and config.fine_tune_epochs:
+        # a training image costs about three forward passes (forward, then backward: gradients and weights)
+        tuned = config.fine_tune_epochs * (3 * len(items["train"]) + len(items["validation"])) * top
+        work = f"at most {config.fine_tune_epochs} epochs x {seen:,} images"
+        stages.append(stage("fine-tuning", work, tuned, "fine-tuning", rate))
+    test = len(items["test"])
+    return [*stages, stage("test", f"{test:,} images", test * full, "test", rate)]
 
 
 def prepare(config: TrainConfig) -> Prepared:
     classes, items = scan_dataset(config.data)
     weights_id = weights_identity(config.weights, config.seed)
     net = models.build(config.backbone_entry, config, len(classes))
+    budget, rate = [], 0.0
+    if config.input == "cache":  # a CPU's recipe: the estimates are a CPU's (budget.py)
+        plan, rate = plan_fill(config, net, items, weights_id), machine_gflops()
+        budget = training_budget(config, net, items, plan.work, rate)
+        log.info("%s", table(budget, rate, "make train's budget"))
     started = time.perf_counter()
     if config.input == "cache":
-        train_batches, val_batches, stats = cache_inputs(config, net, classes, items, weights_id)
+        train_batches, val_batches, stats = cache_inputs(config, plan, classes, items)
     else:
         train_batches, val_batches, stats = image_inputs(config, classes, items)
     stats["seconds"] = round(time.perf_counter() - started, 2)
-    return Prepared(classes, items, weights_id, net, train_batches, val_batches, stats)
+    return Prepared(classes, items, weights_id, net, train_batches, val_batches, stats, budget, rate)
 
 
 def train(config: TrainConfig) -> dict:
@@ -307,11 +394,24 @@ def train(config: TrainConfig) -> dict:
         inputs=prepared.stats,
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     )  # Linux: kB
-    write_json(out / "run.json", meta)
     write_json(out / "history.json", history)
     plot_curves(history, out / "curves.png")
 
+    started = time.perf_counter()
     report = {**meta, "history": history, "test": evaluate_on_test(best.best_path, items, classes, config)}
+    if prepared.budget:
+        actual = {
+            "the cache's fill": prepared.stats["seconds"],
+            "head": sum(timer.seconds[: config.head_epochs]),
+            "fine-tuning": sum(timer.seconds[config.head_epochs :]),
+            "test": time.perf_counter() - started,
+        }
+        for s in prepared.budget:
+            s.actual_s = round(actual[s.name], 1)
+        log.info("%s", table(prepared.budget, prepared.rate_gflops, "make train, estimated and actual"))
+        meta["budget"] = {"rate_gflops": round(prepared.rate_gflops, 1), "stages": as_json(prepared.budget)}
+        report["budget"] = meta["budget"]
+    write_json(out / "run.json", meta)
     plot_confusion(report["test"]["confusion_matrix"], classes, out / "confusion.png")
     write_json(out / "report.json", report)
     point_latest_at(out)

@@ -40,7 +40,7 @@ def key(view=0, size=SIZE, cut="block13_sepconv1_act", engine="litert"):
 def activations(frozen, data, cache, view=0):
     classes, items = scan_dataset(data)
     store, kept, digests, stats = cached_activations(
-        frozen, items["train"], classes, key(view), cache, XCEPTION.preprocess, "train"
+        frozen, items["train"], classes, key(view), cache, XCEPTION.preprocess
     )
     return store.read(digests), kept, stats
 

@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -133,13 +134,25 @@ def test_top_fine_tuned_on_cached_activations_is_the_checkpoints_model_on_images
     np.testing.assert_allclose(on_images, on_cache, atol=1e-3)
 
 
-def test_cpu_preset_end_to_end_converts_and_passes_the_gate(tmp_path):
+def test_cpu_preset_end_to_end_converts_and_passes_the_gate(tmp_path, caplog):
+    """...and says as it goes what each stage will do, how far it is, and at the end what each stage took."""
     from convert.convert import convert
 
+    caplog.set_level(logging.INFO)
     report = train(parse_args(["--preset", "cpu", *tiny_training_flags(tmp_path)]))
     assert report["inputs"]["cut"] == "block13_sepconv1_act" and len(report["history"]["seconds"]) == 2
     assert len(list((tmp_path / "run").glob("*.h5"))) == 1
     assert convert(tmp_path / "run", tmp_path / "bundle", variants=["float32"])["float32"]["passed"]
+    stages = json.loads((tmp_path / "run" / "run.json").read_text())["budget"]["stages"]
+    assert [s["name"] for s in stages] == ["the cache's fill", "head", "fine-tuning", "test"]
+    assert stages[0]["work"] == "24 image-views"  # 3 classes: 9 training images x 2 views, 6 of validation
+    assert all(s["gflop"] >= 0 and s["actual_s"] > 0 for s in stages)
+    log = caplog.text
+    assert "make train's budget" in log and "the cache's fill on litert: 24/24 image-views" in log
+    assert "head, epoch 1 of 1: 3/3 batches" in log and "fine-tuning, epoch 2 of 2" in log
+    assert "the gates on LiteRT: 12/12 images" in log  # float32 over 6 validation and 6 test images
+    summary = log[log.index("make run, estimated and actual") :]
+    assert "conversion and the gates: 2 passes x 12 images" in summary and summary.count(", took ") == 5 + 1  # each stage, and all
 
 
 def test_gpu_preset_under_jax_then_converted_with_tensorflow(tmp_path):

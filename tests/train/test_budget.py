@@ -1,0 +1,29 @@
+import pytest
+
+from train import model as models
+from train.backbone import XCEPTION
+from train.budget import Stage, forward_gflop, sgemm_one_thread, stage, table
+from train.config import parse_args
+
+
+def test_xceptions_work_counted_from_its_layers():
+    """16.7 GFLOP an image at 299x299 (8.4 G multiply-adds, as Keras' application table puts Xception's
+    cost), 14.7 below block 13 (the fill's) and 2.03 above (each training step's forward pass)."""
+    net = models.build(XCEPTION, parse_args(["--preset", "cpu", "--weights", "none"]), 10)
+    assert forward_gflop(net.full) == pytest.approx(16.71, abs=0.01)
+    assert forward_gflop(net.trunk) == pytest.approx(14.68, abs=0.01)
+    assert forward_gflop(net.trainable) == pytest.approx(2.03, abs=0.01)
+
+
+def test_estimates_follow_the_rate_and_the_split_follows_them():
+    fill = stage("the cache's fill", "1,000 image-views", 14_700, "fill", 200.0)
+    assert fill.estimate_s == pytest.approx(14_700 / (200 * 0.71), abs=0.1)
+    plan = table([fill], 200.0, "budget")
+    assert "the cache's fill: 1,000 image-views, 14.7 TFLOP, about 1 min 44 s" in plan and "took" not in plan
+    fill.actual_s = 208.0
+    done = table([fill, Stage("test", "9 images", 1, 0.5, 2.0, 2.0)], 200.0, "split")
+    assert "took 3 min 28 s" in done and "all: about 1 min 46 s, took 3 min 30 s (1.99x the estimate)" in done
+
+
+def test_the_machine_rate_is_measured():
+    assert 1 < sgemm_one_thread() < 10_000  # GFLOP/s of one core, whatever the CPU

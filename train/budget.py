@@ -1,0 +1,115 @@
+"""The run's time budget: the work each stage will do, and from this machine's measured rate, how long it takes.
+
+Work is counted in GFLOP from the model's own layers (a convolution or dense layer: 2 x its multiply-adds;
+Xception at 299x299 is 16.7 GFLOP, 14.7 of them below block 13). The machine's rate is its cores x one core's
+sgemm (numpy's 2048^3 product on one thread, about a second to measure): what a perfect engine would reach.
+No stage reaches it; EFFICIENCY is the share each did in `make run` on the reference machine (bench.make_run:
+a 2-core AMD EPYC with AVX-512), so an estimate elsewhere is a guide, and the actual split printed at the end
+says how far off it was.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+
+import keras
+
+from train.progress import duration
+
+# share of cores x sgemm each stage ran at in make run (bench/results/make_run.json, seed 1)
+EFFICIENCY = {"fill": 0.71, "head": 0.63, "fine-tuning": 0.71, "test": 0.57, "conversion": 0.50}
+
+MATMUL_PROBE = """
+import json, time, numpy as np
+a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32); b = a.copy()
+a @ b
+times = []
+for _ in range(10):
+    t = time.perf_counter(); a @ b; times.append(time.perf_counter() - t)
+print(json.dumps(2 * 2048 ** 3 / min(times) / 1e9))
+"""
+
+
+def sgemm_one_thread() -> float:
+    """GFLOP/s of numpy's single-thread sgemm 2048^3, the OpenBLAS overrides unset."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    return json.loads(subprocess.check_output([sys.executable, "-c", MATMUL_PROBE], env=env, text=True))
+
+
+def machine_gflops() -> float:
+    """What a perfect engine would reach here: every core at one core's sgemm rate."""
+    return (os.cpu_count() or 1) * sgemm_one_thread()
+
+
+def _leaf_layers(model: keras.Model):
+    for layer in model.layers:
+        if getattr(layer, "layers", None):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+COUNTED = (keras.layers.SeparableConv2D, keras.layers.DepthwiseConv2D, keras.layers.Conv2D, keras.layers.Dense)
+
+
+def forward_gflop(model: keras.Model) -> float:
+    """One image's forward pass through model's convolutions and dense layers (the rest is noise beside them)."""
+    total = 0
+    for layer in _leaf_layers(model):
+        if not isinstance(layer, COUNTED):
+            continue
+        # the first call's shapes: the nested models of train/model.py reuse one graph's layers, at one size
+        node = layer._inbound_nodes[0]
+        inputs, out = node.input_tensors[0].shape[-1], node.output_tensors[0].shape
+        positions = 1
+        for d in out[1:-1]:
+            positions *= d
+        if isinstance(layer, keras.layers.SeparableConv2D):  # depthwise k x k, then pointwise 1 x 1
+            widened = inputs * layer.depth_multiplier
+            total += 2 * positions * widened * (layer.kernel_size[0] * layer.kernel_size[1] + out[-1])
+        elif isinstance(layer, keras.layers.DepthwiseConv2D):
+            total += 2 * positions * inputs * layer.depth_multiplier * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, keras.layers.Conv2D):
+            kernel = layer.kernel_size[0] * layer.kernel_size[1]
+            total += 2 * positions * out[-1] * kernel * inputs // layer.groups
+        else:
+            total += 2 * positions * inputs * out[-1]
+    return total / 1e9
+
+
+@dataclass
+class Stage:
+    name: str
+    work: str  # what it does, in the stage's own unit (image-views, epochs x images)
+    gflop: float
+    efficiency: float  # EFFICIENCY's share of the machine's rate
+    estimate_s: float = 0.0
+    actual_s: float | None = None
+
+
+def stage(name: str, work: str, gflop: float, kind: str, rate_gflops: float) -> Stage:
+    return Stage(name, work, round(gflop), EFFICIENCY[kind], round(gflop / (rate_gflops * EFFICIENCY[kind]), 1))
+
+
+def table(stages: list[Stage], rate_gflops: float, title: str) -> str:
+    """The plan (estimates), and the actual seconds beside them once known."""
+    lines = [f"{title} (this machine: {rate_gflops:.0f} GFLOP/s = cores x one core's sgemm)"]
+    for s in stages:
+        actual = "" if s.actual_s is None else f", took {duration(s.actual_s)}"
+        lines.append(f"  {s.name}: {s.work}, {s.gflop / 1000:,.1f} TFLOP, about {duration(s.estimate_s)}{actual}")
+    estimate, actual = sum(s.estimate_s for s in stages), [s.actual_s for s in stages]
+    total = f"  all: about {duration(estimate)}"
+    if None not in actual:
+        total += f", took {duration(sum(actual))} ({sum(actual) / estimate:.2f}x the estimate)"
+    return "\n".join([*lines, total])
+
+
+def as_json(stages: list[Stage]) -> list[dict]:
+    return [asdict(s) for s in stages]
+
+
+def from_json(rows: list[dict]) -> list[Stage]:
+    return [Stage(**row) for row in rows]
