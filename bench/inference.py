@@ -28,17 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import checkpoint_of, parser, python_for_serving, sample_images
+from bench.common import checkpoint_of, parser, percentile_ms, python_for_serving, sample_images
 from bench.results import Table, cpu, model_of, record
 from harness import REPO
 from lambda_fn.preprocess import decode_image, model_input
 from train.backbone import BACKBONES
 from train.budget import sgemm_one_thread
+from train.export import export_saved_model
 
 TFLITE_RUNTIME_PYTHON = REPO / ".venv-tflite-runtime" / "bin" / "python"
 ENGINES_PYTHON = REPO / ".venv-engines" / "bin" / "python"
-# a CPU that computes in bfloat16 (AVX512_BF16, AMX): OpenVINO runs the float32 graph in it too
-BF16 = any(flag in cpu()["vector_extensions"] for flag in ("avx512_bf16", "amx_bf16"))
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # a CPU that computes in bfloat16: OpenVINO runs the float32 graph in it
 AGREEMENT = 1e-3  # max |logit difference| from LiteRT float32 for a float32 engine: summation order, nothing more
 
 
@@ -76,10 +76,7 @@ def exported(bundle: Path, tmp: Path) -> dict[str, Path]:
     if checkpoint:
         import keras
 
-        keras.models.load_model(checkpoint, compile=False).export(
-            tmp / "saved_model", format="tf_saved_model", verbose=False
-        )
-        models["tensorflow"] = tmp / "saved_model"
+        models["tensorflow"] = export_saved_model(keras.models.load_model(checkpoint, compile=False), tmp / "saved")
     return models
 
 
@@ -98,18 +95,18 @@ def candidates(bundle: Path, models: dict[str, Path]) -> list[Candidate]:
         for v in sorted(bundle.iterdir())
         if (v / "model.tflite").is_file()
     ]
+    bf16 = any(flag in cpu()["vector_extensions"] for flag in BF16_FLAGS)
     return litert + [
         Candidate("tflite-runtime 2.14", "float32", TFLITE_RUNTIME_PYTHON, "litert", bundle / "float32"),
         Candidate("ONNX Runtime", "float32", ENGINES_PYTHON, "onnxruntime", models.get("onnxruntime")),
         Candidate("OpenVINO", "float32", ENGINES_PYTHON, "openvino", models.get("openvino")),
-        *([Candidate("OpenVINO", "bfloat16", ENGINES_PYTHON, "openvino-bf16", models.get("openvino"))] if BF16 else []),
+        *([Candidate("OpenVINO", "bfloat16", ENGINES_PYTHON, "openvino-bf16", models.get("openvino"))] if bf16 else []),
         Candidate("TensorFlow SavedModel", "float32", Path(sys.executable), "tensorflow", models.get("tensorflow")),
     ]
 
 
 def row(c: Candidate, threads: int, timing: dict, fastest: float, reference: np.ndarray, gflop: float, sgemm: float):
-    warm = sorted(timing["warm_s"])
-    median = statistics.median(warm)
+    median = statistics.median(timing["warm_s"])
     rate = gflop / median
     delta = float(np.abs(np.array(timing["logits"]) - reference).max())
     return [
@@ -117,7 +114,7 @@ def row(c: Candidate, threads: int, timing: dict, fastest: float, reference: np.
         c.variant,
         threads,
         round(median * 1000, 1),
-        round(warm[int(0.9 * (len(warm) - 1))] * 1000, 1),
+        percentile_ms(timing["warm_s"], 0.9),
         round(rate, 1),
         f"{rate / (sgemm * threads):.0%}" if c.variant.startswith("float") else None,  # int8 kernels: not sgemm's
         f"{median / fastest:.2f}x",
