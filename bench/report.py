@@ -20,7 +20,7 @@ BENCHMARKS = REPO / "BENCHMARKS.md"
 REFERENCE = "inference"
 # The order sections appear in: what a user asks first (how fast, how much) before how the project was built.
 ORDER = ["inference", "cold_start", "bill", "server", "footprint", "tagging", "hostile", "container", "accuracy"]
-ORDER += ["make_run", "seeds", "fill", "training", "backends"]
+ORDER += ["make_run", "seeds", "fill", "training", "fine_tune", "backends"]
 INTRO = """\
 # Benchmarks
 
