@@ -249,7 +249,7 @@ def convert(
             (candidate / "model.tflite").write_bytes(tflite_bytes(tmp / "saved_model", variant, representative))
             info = bundle_meta(variant, checkpoint, meta)
             (candidate / "model.json").write_text(json.dumps(info))
-            served = Model(candidate)  # the Lambda's own interpreter class, on LiteRT
+            served = Model(candidate, threads=os.cpu_count())  # the Lambda's own interpreter class, every core
             parity = gate(
                 variant,
                 keras_val,
