@@ -84,6 +84,20 @@ def main(argv=None):
         Table(["stage", "minutes"], rows, "Time by stage"),
         Table(["model", "validation accuracy", "test accuracy"], accuracy, "The model it made"),
     ]
+    budget = meta.get("budget")  # make train's estimates at its start, and what each stage took
+    if budget:
+        columns = ["stage", "work", "TFLOP", "estimated (min)", "took (min)"]
+        estimates = [
+            [
+                s["name"],
+                s["work"],
+                round(s["gflop"] / 1000, 1),
+                round(s["estimate_s"] / 60, 1),
+                round(s["actual_s"] / 60, 1),
+            ]
+            for s in budget["stages"]
+        ]
+        tables.insert(1, Table(columns, estimates, f"make train's budget at {budget['rate_gflops']:.0f} GFLOP/s"))
     record("make_run", argv, "make run from a fresh clone, against its floor", tables, notes)
 
 
