@@ -31,7 +31,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     clone = fresh_clone(args.clone)
     cache = ["--cache", str(args.cache.resolve())] if args.cache else []
-    rows, variants = [], []
+    rows: list[list] = []
+    variants: list[str] = []
     for seed in args.seeds:
         flags = shlex.join(["--seed", str(seed), *cache])
         train_s = timed_make(clone, "train", f"TRAIN_FLAGS={flags}")

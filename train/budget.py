@@ -98,11 +98,11 @@ def table(stages: list[Stage], rate_gflops: float, title: str) -> str:
     """The plan (estimates), and the actual seconds beside them once known."""
     lines = [f"{title} (this machine: {rate_gflops:.0f} GFLOP/s = cores x one core's sgemm)"]
     for s in stages:
-        actual = "" if s.actual_s is None else f", took {duration(s.actual_s)}"
-        lines.append(f"  {s.name}: {s.work}, {s.gflop / 1000:,.1f} TFLOP, about {duration(s.estimate_s)}{actual}")
-    estimate, actual = sum(s.estimate_s for s in stages), [s.actual_s for s in stages]
+        took = "" if s.actual_s is None else f", took {duration(s.actual_s)}"
+        lines.append(f"  {s.name}: {s.work}, {s.gflop / 1000:,.1f} TFLOP, about {duration(s.estimate_s)}{took}")
+    estimate, actual = sum(s.estimate_s for s in stages), [s.actual_s for s in stages if s.actual_s is not None]
     total = f"  all: about {duration(estimate)}"
-    if None not in actual:
+    if len(actual) == len(stages):
         total += f", took {duration(sum(actual))} ({sum(actual) / estimate:.2f}x the estimate)"
     return "\n".join([*lines, total])
 

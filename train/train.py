@@ -123,7 +123,8 @@ class EpochProgress(keras.callbacks.Callback):
 
     def __init__(self, phase: str):
         super().__init__()
-        self.phase, self.seconds = phase, []
+        self.phase = phase
+        self.seconds: list[float] = []  # each epoch's, for the time left in the phase
 
     def on_epoch_begin(self, epoch, logs=None):
         last = self.params["epochs"]
