@@ -103,7 +103,8 @@ def table(stages: list[Stage], rate_gflops: float, title: str) -> str:
     estimate, actual = sum(s.estimate_s for s in stages), [s.actual_s for s in stages if s.actual_s is not None]
     total = f"  all: about {duration(estimate)}"
     if len(actual) == len(stages):
-        total += f", took {duration(sum(actual))} ({sum(actual) / estimate:.2f}x the estimate)"
+        total += f", took {duration(sum(actual))}"
+        total += f" ({sum(actual) / estimate:.2f}x the estimate)" if estimate else ""  # a tiny model: 0 s estimated
     return "\n".join([*lines, total])
 
 

@@ -27,3 +27,8 @@ def test_estimates_follow_the_rate_and_the_split_follows_them():
 
 def test_the_machine_rate_is_measured():
     assert 1 < sgemm_one_thread() < 10_000  # GFLOP/s of one core, whatever the CPU
+
+
+def test_a_model_too_small_to_estimate_still_gets_its_split():
+    tiny = Stage("test", "9 images", 0, 0.5, 0.0, 2.0)
+    assert table([tiny], 200.0, "split").endswith("all: about 0 s, took 2 s")
