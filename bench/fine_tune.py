@@ -4,7 +4,7 @@
 
 Fine-tuning the top of the base on cached activations is the larger half of `make run` once the fill is on
 LiteRT. Each setting trains the cpu preset's layers on the same class-balanced subset (--images per class),
-from one cache filled once (float32 activations on LiteRT, as make run fills it), in a fresh process: thread
+from one cache filled once, first (float32 activations on LiteRT, as make run fills it), in a fresh process: thread
 pools and the dtype policy are fixed when TensorFlow starts. The last epoch is timed (the first traces) and
 scaled to the whole training split. `mixed_bfloat16` computes the top's convolutions in bfloat16 (variables
 stay float32): it pays only where the CPU has bfloat16 arithmetic (AVX512_BF16, AMX), and a change of
@@ -30,11 +30,13 @@ SETTINGS = [  # (name, batch size, dtype policy, TensorFlow's inter-op threads: 
     ("one inter-op thread", 32, "float32", 1),
     ("mixed_bfloat16", 32, "mixed_bfloat16", 0),
     ("mixed_bfloat16, batch 64", 64, "mixed_bfloat16", 0),
+    ("make run's again, last (the run's drift)", 32, "float32", 0),
 ]
 
 
 def one_setting(data: Path, cache: Path, batch: int, policy: str, inter: int, epochs: int) -> dict:
-    """In this process: TensorFlow set up first, then the cpu preset fine-tuned on data's subset."""
+    """In this process: TensorFlow set up first, then the cpu preset fine-tuned on data's subset (epochs 0: the
+    cache filled, nothing trained)."""
     import keras
     import tensorflow as tf
 
@@ -45,6 +47,10 @@ def one_setting(data: Path, cache: Path, batch: int, policy: str, inter: int, ep
     from train.config import parse_args
 
     config = parse_args(["--preset", "cpu", "--data", str(data), "--cache", str(cache), "--batch-size", str(batch)])
+    if not epochs:
+        from train.train import prepare
+
+        return {"seconds": 0.0, "fill_s": prepare(config).stats["seconds"], "images": 0}
     seconds, fill_s, n, _ = fine_tune_epoch_seconds(replace(config, input="cache"), epochs)
     return {"seconds": seconds, "fill_s": fill_s, "images": n}
 
@@ -65,9 +71,11 @@ def main(argv=None):
     rows, measured = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         data = subset(default_data_dir(), Path(tmp) / "data", args.images)
-        for name, batch, policy, inter in SETTINGS:
+        fill = ("the fill, untimed", 32, "float32", 0)  # in a process of its own: no setting pays for it
+        for name, batch, policy, inter in [fill, *SETTINGS]:
             setting = {"data": str(data), "cache": str(Path(tmp) / "cache"), "batch": batch, "policy": policy}
-            command = [sys.executable, "-m", "bench.fine_tune", "--epochs", str(args.epochs), "--one"]
+            epochs = 0 if name == fill[0] else args.epochs
+            command = [sys.executable, "-m", "bench.fine_tune", "--epochs", str(epochs), "--one"]
             out = subprocess.run(
                 [*command, json.dumps({**setting, "inter": inter})],
                 cwd=REPO,
@@ -95,7 +103,7 @@ def main(argv=None):
     bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in cpu()["vector_extensions"]]
     notes = [
         f"{measured[SETTINGS[0][0]]['images']} training images, the last of {args.epochs} epochs, scaled to "
-        f"{full_train}; the cache filled once, by the first setting ({measured[SETTINGS[0][0]]['fill_s']:.0f} s)",
+        f"{full_train}; the cache filled once, first, in a process of its own ({measured[fill[0]]['fill_s']:.0f} s)",
         f"this CPU's bfloat16 arithmetic: {', '.join(bf16) or 'none'}",
     ]
     columns = [
