@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from bench.results import Table, cpu, record
+from bench.results import Table, bfloat16, record
 from harness import REPO
 
 SETTINGS = [  # (name, batch size, dtype policy, TensorFlow's inter-op threads: 0 = its default)
@@ -100,11 +100,10 @@ def main(argv=None):
                 f"{reference / m['seconds']:.2f}x",
             ]
         )
-    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in cpu()["vector_extensions"]]
     notes = [
         f"{measured[SETTINGS[0][0]]['images']} training images, the last of {args.epochs} epochs, scaled to "
         f"{full_train}; the cache filled once, first, in a process of its own ({measured[fill[0]]['fill_s']:.0f} s)",
-        f"this CPU's bfloat16 arithmetic: {', '.join(bf16) or 'none'}",
+        f"this CPU's bfloat16 arithmetic: {', '.join(bfloat16()) or 'none'}",
     ]
     columns = [
         "setting",

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import checkpoint_of, parser, percentile_ms, python_for_serving, sample_images
-from bench.results import Table, cpu, model_of, record
+from bench.results import Table, bfloat16, model_of, record
 from harness import REPO
 from lambda_fn.preprocess import decode_image, model_input
 from train.backbone import BACKBONES
@@ -38,7 +38,6 @@ from train.export import export_saved_model
 
 TFLITE_RUNTIME_PYTHON = REPO / ".venv-tflite-runtime" / "bin" / "python"
 ENGINES_PYTHON = REPO / ".venv-engines" / "bin" / "python"
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # a CPU that computes in bfloat16: OpenVINO runs the float32 graph in it
 AGREEMENT = 1e-3  # max |logit difference| from LiteRT float32 for a float32 engine: summation order, nothing more
 
 
@@ -95,7 +94,7 @@ def candidates(bundle: Path, models: dict[str, Path]) -> list[Candidate]:
         for v in sorted(bundle.iterdir())
         if (v / "model.tflite").is_file()
     ]
-    bf16 = any(flag in cpu()["vector_extensions"] for flag in BF16_FLAGS)
+    bf16 = bool(bfloat16())  # a CPU that computes in bfloat16: OpenVINO runs the float32 graph in it
     return litert + [
         Candidate("tflite-runtime 2.14", "float32", TFLITE_RUNTIME_PYTHON, "litert", bundle / "float32"),
         Candidate("ONNX Runtime", "float32", ENGINES_PYTHON, "onnxruntime", models.get("onnxruntime")),

@@ -57,6 +57,11 @@ def cpu() -> dict:
     }
 
 
+def bfloat16() -> list[str]:
+    """This CPU's bfloat16 arithmetic (AVX512_BF16, AMX), as its vector extensions name it; empty where none."""
+    return [flag for flag in ("avx512_bf16", "amx_bf16") if flag in cpu()["vector_extensions"]]
+
+
 def blas_kernel() -> str | None:
     """OpenBLAS's kernel for this CPU as threadpoolctl reports it (None where either is missing)."""
     try:

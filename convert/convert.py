@@ -229,7 +229,9 @@ def convert(
     skipped = skipped_val + skipped_test
     order = ["float32"] + [v for v in variants if v != "float32"]  # float32 is the reference
     images = len(y_val) + len(y_test)
-    rate, passes = budgets.machine_gflops(), len(order) + 1  # each variant's, and Keras' reference pass
+    trained = meta.get("budget")  # a run of make train: its rate, its stages estimated and actual
+    rate = trained["rate_gflops"] if trained else budgets.machine_gflops()
+    passes = len(order) + 1  # each variant's, and Keras' reference pass
     work = passes * images * budgets.forward_gflop(keras_model)
     budget = [budgets.stage("conversion and the gates", f"{passes} passes x {images} images", work, "conversion", rate)]
     log.info("%s", budgets.table(budget, rate, "make convert's budget"))
@@ -283,7 +285,6 @@ def convert(
     out.mkdir(parents=True, exist_ok=True)
     (out / "conversion.json").write_text(json.dumps(summary, indent=2) + "\n")
     budget[0].actual_s = round(time.perf_counter() - started, 1)
-    trained = meta.get("budget")  # a run of make train: its stages, estimated and actual
     if trained:
         stages = [*budgets.from_json(trained["stages"]), *budget]
         log.info("%s", budgets.table(stages, rate, "make run, estimated and actual"))

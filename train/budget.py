@@ -83,15 +83,15 @@ def forward_gflop(model: keras.Model) -> float:
 @dataclass
 class Stage:
     name: str
+    kind: str  # EFFICIENCY's key for it
     work: str  # what it does, in the stage's own unit (image-views, epochs x images)
     gflop: float
-    efficiency: float  # EFFICIENCY's share of the machine's rate
     estimate_s: float = 0.0
     actual_s: float | None = None
 
 
 def stage(name: str, work: str, gflop: float, kind: str, rate_gflops: float) -> Stage:
-    return Stage(name, work, round(gflop), EFFICIENCY[kind], round(gflop / (rate_gflops * EFFICIENCY[kind]), 1))
+    return Stage(name, kind, work, round(gflop), round(gflop / (rate_gflops * EFFICIENCY[kind]), 1))
 
 
 def table(stages: list[Stage], rate_gflops: float, title: str) -> str:

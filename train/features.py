@@ -119,10 +119,10 @@ def view_rng(seed: int, view: int, digest: str) -> np.random.Generator:
     return np.random.default_rng([seed, view, int(digest[:15], 16)])
 
 
-def missing_views(items: list[Item], key: CacheKey, cache_dir: Path) -> int:
-    """How many of items the store for key lacks: the fill's work."""
+def missing_views(digests: list[str], key: CacheKey, cache_dir: Path) -> int:
+    """How many of the images (by file digest) the store for key lacks: the fill's work."""
     store = ActivationStore(key.folder(cache_dir))
-    return sum(file_digest(i.path) not in store for i in items)
+    return sum(d not in store for d in digests)
 
 
 def fill(
@@ -159,11 +159,12 @@ def cached_activations(
     cache_dir: Path,
     preprocess,
     progress: Progress | None = None,
+    digests: list[str] | None = None,
 ):
-    """Fill the store for items (only what is missing; progress: one display across several stores).
-    Returns (store, kept items, their digests, stats)."""
+    """Fill the store for items (only what is missing; progress: one display across several stores; digests:
+    the items' file digests where the caller has them). Returns (store, kept items, their digests, stats)."""
     store = ActivationStore(key.folder(cache_dir))
-    digests = [file_digest(i.path) for i in items]
+    digests = digests or [file_digest(i.path) for i in items]
     started, before = time.perf_counter(), len([d for d in digests if d in store])
     skipped = fill(store, frozen, items, digests, key, preprocess, progress)
     kept = [(i, d) for i, d in zip(items, digests, strict=True) if d in store]

@@ -39,7 +39,7 @@ from train import model as models  # noqa: E402
 from train.backbone import weights_identity  # noqa: E402
 from train.budget import Stage, as_json, forward_gflop, machine_gflops, stage, table  # noqa: E402
 from train.config import TrainConfig, as_dict, parse_args  # noqa: E402
-from train.data import check_classes_present, read_images, scan_dataset  # noqa: E402
+from train.data import check_classes_present, file_digest, read_images, scan_dataset  # noqa: E402
 from train.features import (  # noqa: E402
     CacheKey,
     FrozenLayers,
@@ -157,6 +157,7 @@ class FillPlan:
 
     frozen: FrozenLayers
     keys: dict  # (split, view) -> CacheKey
+    digests: dict  # split -> its files' sha256, read once
     work: int  # image-views missing from the stores: what the fill computes
 
 
@@ -178,8 +179,9 @@ def plan_fill(config: TrainConfig, net: models.Models, items, weights_id: str) -
         )
         for split, view in [*[("train", v) for v in views], ("validation", 0)]
     }
-    work = sum(missing_views(items[split], key, config.cache) for (split, _), key in keys.items())
-    return FillPlan(frozen, keys, work)
+    digests = {split: [file_digest(i.path) for i in items[split]] for split in ("train", "validation")}
+    work = sum(missing_views(digests[split], key, config.cache) for (split, _), key in keys.items())
+    return FillPlan(frozen, keys, digests, work)
 
 
 def cache_inputs(config: TrainConfig, plan: FillPlan, classes, items):
@@ -188,7 +190,8 @@ def cache_inputs(config: TrainConfig, plan: FillPlan, classes, items):
 
     def store_for(split, view):
         key, preprocess = plan.keys[split, view], config.backbone_entry.preprocess
-        return cached_activations(plan.frozen, items[split], classes, key, config.cache, preprocess, progress)
+        digests = plan.digests[split]
+        return cached_activations(plan.frozen, items[split], classes, key, config.cache, preprocess, progress, digests)
 
     views = [store_for(*split_view) for split_view in plan.keys if split_view[0] == "train"]
     stores, kept, digests = [v[0] for v in views], views[0][1], views[0][2]
@@ -354,13 +357,11 @@ def prepare(config: TrainConfig) -> Prepared:
     classes, items = scan_dataset(config.data)
     weights_id = weights_identity(config.weights, config.seed)
     net = models.build(config.backbone_entry, config, len(classes))
-    budget, rate = [], 0.0
+    budget, rate, started = [], 0.0, time.perf_counter()
     if config.input == "cache":  # a CPU's recipe: the estimates are a CPU's (budget.py)
         plan, rate = plan_fill(config, net, items, weights_id), machine_gflops()
         budget = training_budget(config, net, items, plan.work, rate)
         log.info("%s", table(budget, rate, "make train's budget"))
-    started = time.perf_counter()
-    if config.input == "cache":
         train_batches, val_batches, stats = cache_inputs(config, plan, classes, items)
     else:
         train_batches, val_batches, stats = image_inputs(config, classes, items)
@@ -401,14 +402,14 @@ def train(config: TrainConfig) -> dict:
     started = time.perf_counter()
     report = {**meta, "history": history, "test": evaluate_on_test(best.best_path, items, classes, config)}
     if prepared.budget:
-        actual = {
-            "the cache's fill": prepared.stats["seconds"],
+        actual = {  # by EFFICIENCY's kinds (budget.py)
+            "fill": prepared.stats["seconds"],
             "head": sum(timer.seconds[: config.head_epochs]),
             "fine-tuning": sum(timer.seconds[config.head_epochs :]),
             "test": time.perf_counter() - started,
         }
         for s in prepared.budget:
-            s.actual_s = round(actual[s.name], 1)
+            s.actual_s = round(actual[s.kind], 1)
         log.info("%s", table(prepared.budget, prepared.rate_gflops, "make train, estimated and actual"))
         meta["budget"] = {"rate_gflops": round(prepared.rate_gflops, 1), "stages": as_json(prepared.budget)}
         report["budget"] = meta["budget"]

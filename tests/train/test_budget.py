@@ -21,7 +21,7 @@ def test_estimates_follow_the_rate_and_the_split_follows_them():
     plan = table([fill], 200.0, "budget")
     assert "the cache's fill: 1,000 image-views, 14.7 TFLOP, about 1 min 44 s" in plan and "took" not in plan
     fill.actual_s = 208.0
-    done = table([fill, Stage("test", "9 images", 1, 0.5, 2.0, 2.0)], 200.0, "split")
+    done = table([fill, Stage("test", "test", "9 images", 1, 2.0, 2.0)], 200.0, "split")
     assert "took 3 min 28 s" in done and "all: about 1 min 46 s, took 3 min 30 s (1.99x the estimate)" in done
 
 
@@ -30,5 +30,5 @@ def test_the_machine_rate_is_measured():
 
 
 def test_a_model_too_small_to_estimate_still_gets_its_split():
-    tiny = Stage("test", "9 images", 0, 0.5, 0.0, 2.0)
+    tiny = Stage("test", "test", "9 images", 0, 0.0, 2.0)
     assert table([tiny], 200.0, "split").endswith("all: about 0 s, took 2 s")
