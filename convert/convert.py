@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,8 @@ from train.noise import drop_tensorflow_noise  # noqa: E402
 if __name__ == "__main__":  # make convert: before TensorFlow loads and logs its start-up lines
     drop_tensorflow_noise()
 
+from convert.calibrate import calibrate  # noqa: E402
+from lambda_fn.confidence import calibrated  # noqa: E402
 from lambda_fn.model import Model  # noqa: E402
 from lambda_fn.preprocess import INPUTS  # noqa: E402
 from train import budget as budgets  # noqa: E402
@@ -51,11 +54,16 @@ VARIANTS = ["float32", "float16", "int8-dynamic", "int8-full"]
 # 99%: docs/benchmarks-history.md) and costs minutes of calibration and passes; ask for it with --variants.
 DEFAULT_VARIANTS = ["float32", "float16", "int8-dynamic"]
 FLOAT32_MAX_LOGIT_DIFF = 1e-4  # float32 must match Keras to float rounding ...
+FLOAT32_MAX_PROBABILITY_DIFF = 1e-4  # ... give the same calibrated probabilities ...
 FLOAT32_MIN_AGREEMENT = 1.0  # ... and agree on every top-1
 SMALL_MIN_AGREEMENT = 0.99  # smaller variants: top-1 agreement with Keras
 SMALL_MAX_ACCURACY_DROP = 0.005  # and test accuracy at most 0.5 points below float32
 REPRESENTATIVE_IMAGES = 100  # training images that calibrate full-integer int8
 LATENCY_RUNS = 20  # single-image invokes timed per variant (median reported)
+# What the Lambda reads of model.json's "calibration" (lambda_fn/model.py); the figures stay in "parity"
+SERVED_CALIBRATION = ("method", "temperature", "min_confidence", "target_precision")
+# A candidate's model.json while its gate runs: the raw softmax, every answer confident
+UNCALIBRATED = {"method": "none", "temperature": 1.0, "min_confidence": 0.0, "target_precision": None}
 PREPROCESSING_CHECKS = 8  # images on which the serving preprocessing is checked against the backbone's own
 
 log = logging.getLogger("convert")
@@ -141,27 +149,42 @@ def single_image_latency_ms(bundle: Path, x: np.ndarray) -> float:
     return round(statistics.median(times), 2)
 
 
-def gate(
-    variant: str,
-    keras_val: np.ndarray,
-    lite_val: np.ndarray,
-    val_labels: np.ndarray,
-    keras_test: np.ndarray,
-    lite_test: np.ndarray,
-    test_labels: np.ndarray,
-    float32_test_accuracy: float | None,
-) -> dict:
-    """The parity figures and whether they pass this variant's thresholds (the gate reads validation)."""
-    test_accuracy = float((lite_test.argmax(1) == test_labels).mean())
+@dataclass(frozen=True)
+class Split:
+    """One split as the gate reads it: the serving input, the true labels, and the Keras model's logits."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    keras: np.ndarray
+
+
+@dataclass(frozen=True)
+class Source:
+    """The checkpoint being converted, and what every variant's bundle takes from it."""
+
+    checkpoint: Path
+    meta: dict  # its run.json
+    items: dict  # the dataset's splits (int8-full calibrates its ranges on training images)
+    skipped: list[str]  # gate images that could not be read
+
+
+def gate(variant: str, val: Split, lite_val: np.ndarray, test: Split, lite_test: np.ndarray, reference: dict | None):
+    """The parity figures, the variant's calibration (fitted on its own served validation logits), and whether
+    they pass this variant's thresholds (the gate reads validation; `reference` is float32's figures)."""
+    calibration = calibrate(lite_val, val.labels, lite_test, test.labels)
+    temperature, min_confidence = calibration["temperature"], calibration["min_confidence"]
+    keras_p, lite_p = calibrated(val.keras, temperature), calibrated(lite_val, temperature)
     figures = {
-        "images": int(len(val_labels)),
-        "max_abs_logit_diff": float(np.abs(keras_val - lite_val).max()),
-        "top1_agreement": float((keras_val.argmax(1) == lite_val.argmax(1)).mean()),
-        "keras_accuracy": float((keras_val.argmax(1) == val_labels).mean()),
-        "tflite_accuracy": float((lite_val.argmax(1) == val_labels).mean()),
-        "test_images": int(len(test_labels)),
-        "test_top1_agreement": float((keras_test.argmax(1) == lite_test.argmax(1)).mean()),
-        "test_accuracy": test_accuracy,
+        "images": int(len(val.labels)),
+        "max_abs_logit_diff": float(np.abs(val.keras - lite_val).max()),
+        "max_abs_probability_diff": float(np.abs(keras_p - lite_p).max()),  # calibrated, as served
+        "top1_agreement": float((val.keras.argmax(1) == lite_val.argmax(1)).mean()),
+        "confident_agreement": float(((keras_p.max(1) >= min_confidence) == (lite_p.max(1) >= min_confidence)).mean()),
+        "keras_accuracy": float((val.keras.argmax(1) == val.labels).mean()),
+        "tflite_accuracy": float((lite_val.argmax(1) == val.labels).mean()),
+        "test_images": int(len(test.labels)),
+        "test_top1_agreement": float((test.keras.argmax(1) == lite_test.argmax(1)).mean()),
+        "test_accuracy": float((lite_test.argmax(1) == test.labels).mean()),
     }
     failures = []
     if variant == "float32":
@@ -169,18 +192,23 @@ def gate(
             failures.append(
                 f"max abs logit difference {figures['max_abs_logit_diff']:.3g} > {FLOAT32_MAX_LOGIT_DIFF:g}"
             )
+        if figures["max_abs_probability_diff"] > FLOAT32_MAX_PROBABILITY_DIFF:
+            failures.append(
+                f"max abs calibrated probability difference {figures['max_abs_probability_diff']:.3g} "
+                f"> {FLOAT32_MAX_PROBABILITY_DIFF:g}"
+            )
         if figures["top1_agreement"] < FLOAT32_MIN_AGREEMENT:
             failures.append(f"top-1 agreement {figures['top1_agreement']:.2%} < {FLOAT32_MIN_AGREEMENT:.0%}")
     else:
-        assert float32_test_accuracy is not None, "float32 is converted first: the smaller variants' reference"
+        assert reference is not None, "float32 is converted first: the smaller variants' reference"
         if figures["top1_agreement"] < SMALL_MIN_AGREEMENT:
             failures.append(f"top-1 agreement {figures['top1_agreement']:.2%} < {SMALL_MIN_AGREEMENT:.0%}")
-        drop = float32_test_accuracy - test_accuracy
+        drop = reference["test_accuracy"] - figures["test_accuracy"]
         if drop > SMALL_MAX_ACCURACY_DROP:
             failures.append(
                 f"test accuracy {drop * 100:.2f} points below float32 (> {SMALL_MAX_ACCURACY_DROP * 100:g})"
             )
-    return {**figures, "passed": not failures, "failures": failures}
+    return {**figures, "passed": not failures, "failures": failures}, calibration
 
 
 def min_runtime_version(tflite: Path) -> str:
@@ -215,8 +243,6 @@ def convert(
     source: Path, out: Path, variants=DEFAULT_VARIANTS, run_json: Path | None = None, data: Path | None = None
 ) -> dict:
     """Convert, gate and write each passing variant to out/<variant>/. Returns a summary per variant."""
-    import tensorflow as tf
-
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ConversionError(f"unknown variant(s) {unknown}; choose from {VARIANTS}")
@@ -226,7 +252,6 @@ def convert(
     items = scan_for(meta, data)
     x_val, y_val, skipped_val = load_split(meta, items["validation"])
     x_test, y_test, skipped_test = load_split(meta, items["test"])
-    skipped = skipped_val + skipped_test
     order = ["float32"] + [v for v in variants if v != "float32"]  # float32 is the reference
     images = len(y_val) + len(y_test)
     trained = meta.get("budget")  # a run of make train: its rate, its stages estimated and actual
@@ -236,52 +261,20 @@ def convert(
     budget = [budgets.stage("conversion and the gates", f"{passes} passes x {images} images", work, "conversion", rate)]
     log.info("%s", budgets.table(budget, rate, "make convert's budget"))
     started = time.perf_counter()
-    keras_val, keras_test = keras_model.predict(x_val, verbose=0), keras_model.predict(x_test, verbose=0)
+    val = Split(x_val, y_val, keras_model.predict(x_val, verbose=0))
+    test = Split(x_test, y_test, keras_model.predict(x_test, verbose=0))
     log.info("converting %s; gate on %d validation images", checkpoint.name, len(y_val))
     progress = Progress(log, "the gates on LiteRT", len(order) * images, "images")
+    source_info = Source(checkpoint, meta, items, skipped_val + skipped_test)
 
-    summary, float32_test_accuracy = {}, None
+    summary: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         export_saved_model(keras_model, tmp / "saved_model")
         for variant in order:
-            candidate = tmp / variant
-            candidate.mkdir()
-            representative = representative_images(meta, items["train"]) if variant == "int8-full" else None
-            (candidate / "model.tflite").write_bytes(tflite_bytes(tmp / "saved_model", variant, representative))
-            info = bundle_meta(variant, checkpoint, meta)
-            (candidate / "model.json").write_text(json.dumps(info))
-            served = Model(candidate, threads=os.cpu_count())  # the Lambda's own interpreter class, every core
-            parity = gate(
-                variant,
-                keras_val,
-                tflite_logits(served, x_val, progress),
-                y_val,
-                keras_test,
-                tflite_logits(served, x_test, progress),
-                y_test,
-                float32_test_accuracy,
-            )
-            if variant == "float32":
-                float32_test_accuracy = parity["test_accuracy"]
-            parity["latency_ms_1_thread"] = single_image_latency_ms(candidate, x_val)
-            parity["size_bytes"] = (candidate / "model.tflite").stat().st_size
-            summary[variant] = parity
-            if variant not in variants:
-                continue
-            shutil.rmtree(out / variant, ignore_errors=True)  # never leave an earlier model under this name
-            if not parity["passed"]:
-                log.error("%s refused by the parity gate: %s", variant, "; ".join(parity["failures"]))
-                continue
-            info.update(
-                tflite_sha256=file_digest(candidate / "model.tflite"),
-                min_runtime_version=min_runtime_version(candidate / "model.tflite"),  # lambda_fn/model.py checks it
-                parity=parity,
-                skipped_images=skipped,
-                tensorflow_version=tf.__version__,
-            )
-            (candidate / "model.json").write_text(json.dumps(info, indent=2) + "\n")
-            shutil.copytree(candidate, out / variant)
+            summary[variant] = convert_variant(variant, tmp, val, test, summary.get("float32"), progress, source_info)
+            if variant in variants:
+                publish(tmp / variant, out / variant, summary[variant])
     out.mkdir(parents=True, exist_ok=True)
     (out / "conversion.json").write_text(json.dumps(summary, indent=2) + "\n")
     budget[0].actual_s = round(time.perf_counter() - started, 1)
@@ -289,6 +282,44 @@ def convert(
         stages = [*budgets.from_json(trained["stages"]), *budget]
         log.info("%s", budgets.table(stages, rate, "make run, estimated and actual"))
     return summary
+
+
+def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference, progress, source: Source) -> dict:
+    """One variant from the SavedModel in tmp, run on the Lambda's own interpreter class (every core), gated and
+    calibrated; its bundle is left in tmp/<variant> with a complete model.json. Returns its parity figures."""
+    import tensorflow as tf
+
+    candidate = tmp / variant
+    candidate.mkdir()
+    representative = representative_images(source.meta, source.items["train"]) if variant == "int8-full" else None
+    (candidate / "model.tflite").write_bytes(tflite_bytes(tmp / "saved_model", variant, representative))
+    info = bundle_meta(variant, source.checkpoint, source.meta)
+    (candidate / "model.json").write_text(json.dumps({**info, "calibration": UNCALIBRATED}))
+    served = Model(candidate, threads=os.cpu_count())
+    lite_val, lite_test = tflite_logits(served, val.x, progress), tflite_logits(served, test.x, progress)
+    parity, calibration = gate(variant, val, lite_val, test, lite_test, reference)
+    parity["latency_ms_1_thread"] = single_image_latency_ms(candidate, val.x)
+    parity["size_bytes"] = (candidate / "model.tflite").stat().st_size
+    parity["calibration"] = calibration
+    info.update(
+        calibration={k: calibration[k] for k in SERVED_CALIBRATION},
+        tflite_sha256=file_digest(candidate / "model.tflite"),
+        min_runtime_version=min_runtime_version(candidate / "model.tflite"),  # lambda_fn/model.py checks it
+        parity=parity,
+        skipped_images=source.skipped,
+        tensorflow_version=tf.__version__,
+    )
+    (candidate / "model.json").write_text(json.dumps(info, indent=2) + "\n")
+    return parity
+
+
+def publish(candidate: Path, destination: Path, parity: dict) -> None:
+    """A variant that passed its gate replaces the one at destination; one that failed removes it."""
+    shutil.rmtree(destination, ignore_errors=True)  # never leave an earlier model under this name
+    if not parity["passed"]:
+        log.error("%s refused by the parity gate: %s", candidate.name, "; ".join(parity["failures"]))
+        return
+    shutil.copytree(candidate, destination)
 
 
 def representative_images(meta: dict, train_items: list) -> np.ndarray:
@@ -301,14 +332,19 @@ def representative_images(meta: dict, train_items: list) -> np.ndarray:
 def table(summary: dict) -> str:
     lines = [
         "| variant | size (MB) | max abs logit diff | top-1 agreement val / test | val accuracy "
-        "| test accuracy | latency 1 thread (ms) | gate |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| test accuracy | test ECE raw -> calibrated | confident on test: share, accuracy "
+        "| latency 1 thread (ms) | gate |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for variant, p in summary.items():
+        test = p["calibration"]["test"]
+        confident_accuracy = test["calibrated"]["confident_accuracy"]
         lines.append(
             f"| {variant} | {p['size_bytes'] / 1e6:.1f} | {p['max_abs_logit_diff']:.2g} "
             f"| {p['top1_agreement']:.2%} / {p['test_top1_agreement']:.2%} | {p['tflite_accuracy']:.3f} "
-            f"| {p['test_accuracy']:.3f} "
+            f"| {p['test_accuracy']:.3f} | {test['raw']['ece']:.3f} -> {test['calibrated']['ece']:.3f} "
+            f"| {test['calibrated']['confident_coverage']:.1%}, "
+            f"{'-' if confident_accuracy is None else f'{confident_accuracy:.1%}'} "
             f"| {p['latency_ms_1_thread']} | {'pass' if p['passed'] else 'FAIL: ' + '; '.join(p['failures'])} |"
         )
     return "\n".join(lines)

@@ -188,9 +188,13 @@ class LocalServer:
 
 
 @contextlib.contextmanager
-def local_server(model_dir: Path, python: Path | str = sys.executable) -> Iterator[LocalServer]:
-    """lambda_fn.local_server on a free port in its own process, private URLs allowed (the photos are local)."""
+def local_server(
+    model_dir: Path, python: Path | str = sys.executable, settings: dict[str, str] | None = None
+) -> Iterator[LocalServer]:
+    """lambda_fn.local_server on a free port in its own process, private URLs allowed (the photos are local),
+    with any other settings (environment variables) given."""
     env = {**os.environ, "MODEL_DIR": str(model_dir), "ALLOW_PRIVATE_URLS": "true", "PYTHONPATH": str(REPO)}
+    env.update(settings or {})
     server = subprocess.Popen(
         [str(python), "-m", "lambda_fn.local_server", "--port", "0"],
         cwd=REPO,

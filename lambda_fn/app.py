@@ -21,9 +21,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
-
 from lambda_fn import events, settings
+from lambda_fn.confidence import answer, calibrated
 from lambda_fn.errors import RequestError, error_body
 from lambda_fn.fetch import fetch
 from lambda_fn.model import Model
@@ -50,7 +49,15 @@ SETTINGS = settings.load()
 log = logging.getLogger("fashion")
 log.setLevel(SETTINGS.log_level)
 MODEL = Model(SETTINGS.model_dir, SETTINGS.threads)
-MODEL_ID = {"name": MODEL.meta["name"], "sha256": MODEL.meta["tflite_sha256"]}
+MIN_CONFIDENCE = MODEL.min_confidence if SETTINGS.min_confidence is None else SETTINGS.min_confidence
+# Every prediction names the model that made it and the bar its answers were held to: "confident" answers were
+# right target_precision of the time on validation at the model's own threshold (unknown at another one).
+MODEL_ID = {
+    "name": MODEL.meta["name"],
+    "sha256": MODEL.meta["tflite_sha256"],
+    "min_confidence": MIN_CONFIDENCE,
+    "target_precision": MODEL.meta["calibration"]["target_precision"] if SETTINGS.min_confidence is None else None,
+}
 # A urls batch fetches in parallel; decoding takes turns, so a request's peak memory is this many decoded
 # images (MAX_DECODED_BYTES each, and their RGB copies). Inference takes turns anyway.
 DECODING = threading.BoundedSemaphore(settings.DECODERS)
@@ -70,23 +77,14 @@ def rounded(timings: dict) -> dict:
     return {k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()}
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    exp = np.exp(logits - logits.max())
-    return exp / exp.sum()
-
-
 def predict(image: bytes, timings: dict) -> dict:
-    """Image file bytes -> the top label, its probability and every class's, highest first."""
+    """Image file bytes -> the top label, its calibrated probability, whether it is confident (else the
+    candidates), and every class's probability, highest first (lambda_fn/confidence.py)."""
     with DECODING, timed(timings, "preprocess_ms"):
         x = MODEL.input_of(decode_image(image, SETTINGS.max_decoded_bytes))
     with timed(timings, "inference_ms"):
-        probabilities = softmax(MODEL.logits(x)[0].astype(np.float64))
-    ranked = sorted(zip(MODEL.labels, probabilities.tolist(), strict=True), key=lambda pair: -pair[1])
-    return {
-        "label": ranked[0][0],
-        "probability": round(ranked[0][1], 6),
-        "probabilities": [{"label": label, "probability": round(p, 6)} for label, p in ranked],
-    }
+        probabilities = calibrated(MODEL.logits(x)[0], MODEL.temperature)
+    return answer(MODEL.labels, probabilities, MIN_CONFIDENCE)
 
 
 def predict_url(url: str, timings: dict) -> dict:
@@ -133,6 +131,7 @@ def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: floa
                 "status": error.get("status", 200),
                 "code": error.get("code"),
                 "label": result.get("label"),
+                "confident": result.get("confident"),
                 **rounded(own),
             },
         )
@@ -188,6 +187,7 @@ def lambda_handler(event, context):
         log.exception("unexpected failure in request %s", request_id)
         status, body = 500, internal_error(request_id)
     record.update(rounded(timings))
-    record.update(label=body.get("label") if isinstance(body, dict) else None, status=status)
+    answered = body if isinstance(body, dict) else {}
+    record.update(label=answered.get("label"), confident=answered.get("confident"), status=status)
     log.info("request", extra=record)  # fields at top level: Lambda's JSON log format (lambda_fn/logs.py)
     return source.respond(status, body, SETTINGS.cors_origin)

@@ -13,14 +13,24 @@ and resume: python -m lambda_fn.tag.
 
 import argparse
 import base64
+import http.client
 import json
+import math
 import mimetypes
+import os
+import stat
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 RETRIED_STATUSES = {429, 502, 503, 504}  # throttled, or the gateway's own trouble: the same request may pass later
+# An answer is a few KB (a urls batch of 10: ~10 KB): a larger one is not the function's, and is not read whole
+MAX_ANSWER_BYTES = 1024 * 1024
+MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer (or for 1e308) is waited on this long, then tried again
+CHUNK = 64 * 1024
+MAX_FILE_BYTES = 10 * 1024 * 1024  # a photo sent from disk: API Gateway's payload limit (10 MB) and the function's
 
 
 class Transient(Exception):
@@ -37,6 +47,46 @@ def is_url(source: str) -> bool:
 
 def error(status: int, code: str, message: str) -> dict:
     return {"error": {"status": status, "code": code, "message": message}}
+
+
+class Refused(Exception):
+    """A local file that is not sent: its answer (an error body) says why."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.answer = error(status, code, message)
+
+
+def read_photo(path: Path) -> bytes:
+    """A photo's bytes from disk: a regular file (not a device, a pipe or a folder) of at most MAX_FILE_BYTES.
+    Opened without blocking (a pipe would wait for a writer), checked, then read no further than the limit."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Refused(400, "invalid_input", f"{path} is not a regular file")
+        data = f.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise Refused(413, "payload_too_large", f"{path} is over {MAX_FILE_BYTES} bytes, the most a photo may be")
+    return data
+
+
+class TooLarge(Exception):
+    """An answer over MAX_ANSWER_BYTES."""
+
+
+def read_bounded(stream, deadline: float) -> bytes:
+    """An answer's body, read as it arrives (read1: whatever one receive brings, so a server dripping its bytes
+    is seen), until the end, MAX_ANSWER_BYTES (TooLarge) or the deadline (TimeoutError: a Transient)."""
+    read = getattr(stream, "read1", stream.read)
+    parts, size = [], 0
+    while chunk := read(CHUNK):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise TooLarge(f"the answer is over {MAX_ANSWER_BYTES} bytes, more than any answer of the function")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer took longer than the request's deadline to arrive")
+    return b"".join(parts)
 
 
 class Target:
@@ -73,7 +123,7 @@ class Target:
         return self.invoke(payload)
 
     def file(self, path: Path) -> dict:
-        data = path.read_bytes()
+        data = read_photo(path)
         if self.api:  # the raw bytes: no base64 inflation
             return self.post(data, mimetypes.guess_type(path.name)[0] or "image/jpeg")
         return self.invoke({"image": base64.b64encode(data).decode()})
@@ -85,7 +135,9 @@ class Target:
             response = self.lambda_client.invoke(  # type: ignore[union-attr]
                 FunctionName=self.function or "function", Payload=json.dumps(event).encode()
             )
-            body = json.loads(response["Payload"].read())
+            body = json.loads(read_bounded(response["Payload"], time.monotonic() + self.timeout))
+        except TooLarge as err:
+            return error(502, "bad_answer", str(err))
         except ClientError as err:
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if status in RETRIED_STATUSES or err.response.get("Error", {}).get("Code") == "TooManyRequestsException":
@@ -98,37 +150,46 @@ class Target:
         return body
 
     def post(self, body: bytes, content_type: str) -> dict:
+        """The answer to one POST, read within self.timeout whole (body included) and MAX_ANSWER_BYTES."""
         url, headers = self.api.rstrip("/") + "/predict", {"Content-Type": content_type}  # type: ignore[union-attr]
         if self.iam:
             headers = signed_headers(url, body, headers, self.region)
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        deadline = time.monotonic() + self.timeout
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            text = err.read()
-            try:  # the function's JSON error body says what was wrong
-                answer = json.loads(text)
-            except ValueError:
-                answer = None
-            functions = isinstance(answer, dict) and isinstance(answer.get("error"), dict)
-            # a 502 of the function's own (the photo's server failed) is its answer; the gateway's, or a server
-            # over its capacity (server_busy), may pass on another try
-            if err.code in RETRIED_STATUSES and (not functions or answer["error"].get("code") == "server_busy"):
-                raise Transient(f"the API answered {err.code}", retry_after(err.headers.get("Retry-After"))) from err
-            if functions:
-                return answer
-            return error(err.code, f"http_{err.code}", text.decode(errors="replace")[:500])
-        except (OSError, ValueError) as err:  # URLError and timeouts are OSErrors
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return json.loads(read_bounded(response, deadline))
+            except urllib.error.HTTPError as err:  # an answer too: its body is read under the same bounds
+                return self.error_answer(err, read_bounded(err, deadline))
+        except TooLarge as err:
+            return error(502, "bad_answer", str(err))
+        except (OSError, ValueError, http.client.HTTPException) as err:  # timeouts, URLError; a body cut short
             raise Transient(f"{type(err).__name__}: {err}") from err
+
+    @staticmethod
+    def error_answer(err: urllib.error.HTTPError, text: bytes) -> dict:
+        try:  # the function's JSON error body says what was wrong
+            answer = json.loads(text)
+        except ValueError:
+            answer = None
+        functions = isinstance(answer, dict) and isinstance(answer.get("error"), dict)
+        # a 502 of the function's own (the photo's server failed) is its answer; the gateway's, or a server
+        # over its capacity (server_busy), may pass on another try
+        if err.code in RETRIED_STATUSES and (not functions or answer["error"].get("code") == "server_busy"):
+            raise Transient(f"the API answered {err.code}", retry_after(err.headers.get("Retry-After")))
+        if functions:
+            return answer
+        return error(err.code, f"http_{err.code}", text.decode(errors="replace")[:500])
 
 
 def retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (the HTTP-date form is not used by API Gateway)."""
+    """Retry-After in seconds, at most MAX_RETRY_AFTER (the HTTP-date form is not used by API Gateway)."""
     try:
-        return max(0.0, float(value)) if value is not None else None
+        seconds = float(value) if value is not None else math.nan
     except ValueError:
         return None
+    return None if math.isnan(seconds) else min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
 def signed_headers(url: str, body: bytes, headers: dict, region: str | None) -> dict:
@@ -150,10 +211,13 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--api", help="the API Gateway endpoint URL (the stack's ApiUrl output)")
     p.add_argument("--iam", action="store_true", help="sign --api requests (the stack's RequireIam=true)")
     p.add_argument("--region")
+    p.add_argument(
+        "--timeout", type=float, default=60, help="seconds a request may take, its whole answer included (default: 60)"
+    )
 
 
 def target_of(args: argparse.Namespace) -> Target:
-    return Target(args.function, args.endpoint, args.api, args.iam, args.region)
+    return Target(args.function, args.endpoint, args.api, args.iam, args.region, args.timeout)
 
 
 def main(argv=None) -> int:
@@ -172,6 +236,8 @@ def main(argv=None) -> int:
             result = target.urls([source]) if is_url(source) else target.file(Path(source))
         except Transient as err:
             result = error(503, "unavailable", str(err))
+        except Refused as err:
+            result = err.answer
         print(json.dumps({"source": source, **result}, indent=2))
         failed = failed or "error" in result
     return 1 if failed else 0

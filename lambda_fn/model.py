@@ -92,7 +92,15 @@ class Model:
                     f"{bundle / 'model.json'} asks for {self.meta[name]!r} {name}; this function knows "
                     f"{sorted(known)} (lambda_fn/preprocess.py): add the backbone's there"
                 )
+        if "calibration" not in self.meta:
+            raise ValueError(
+                f"{bundle / 'model.json'} has no calibration (a bundle made before it): convert the checkpoint "
+                "again (make convert)"
+            )
         self.labels: list[str] = self.meta["labels"]
+        # lambda_fn/confidence.py: the logits' divisor, and the calibrated probability an answer must reach
+        self.temperature: float = self.meta["calibration"]["temperature"]
+        self.min_confidence: float = self.meta["calibration"]["min_confidence"]
         self.input_size: int = self.meta["input_size"]
         self.interpolation: str = self.meta["interpolation"]
         self.preprocessing: str = self.meta["preprocessing"]

@@ -33,6 +33,7 @@ class Settings:
     cors_origin: str
     log_level: int  # the function's own records; in AWS, LoggingConfig's ApplicationLogLevel filters them too
     function_timeout: int  # seconds; the template passes the function's Timeout
+    min_confidence: float | None  # the calibrated probability an answer must reach; None: the model's own
 
 
 def integer(env, name: str, default: int, minimum: int = 1) -> int:
@@ -58,6 +59,22 @@ def boolean(env, name: str, default: bool) -> bool:
     if raw not in ("true", "false"):
         raise ValueError(f"environment variable {name}={raw!r} must be 'true' or 'false'")
     return raw == "true"
+
+
+def fraction_or_model(env, name: str) -> float | None:
+    raw = env.get(name, "")
+    if raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:  # NaN fails too
+        raise ValueError(
+            f"environment variable {name}={raw!r} must be a probability between 0 and 1, or empty for the "
+            "threshold the model was calibrated with (model.json)"
+        )
+    return value
 
 
 def level(env, name: str, default: str) -> int:
@@ -97,4 +114,5 @@ def read(env) -> Settings:
         cors_origin=env.get("CORS_ALLOW_ORIGIN", "*"),
         log_level=level(env, "LOG_LEVEL", "INFO"),
         function_timeout=integer(env, "FUNCTION_TIMEOUT", 900),  # Lambda's most; the template passes its own
+        min_confidence=fraction_or_model(env, "MIN_CONFIDENCE"),
     )

@@ -36,7 +36,7 @@ def expected_prediction(app, image_bytes: bytes) -> dict:
     from lambda_fn.preprocess import decode_image
 
     x = app.MODEL.input_of(decode_image(image_bytes, 10**8))
-    logits = app.MODEL.logits(x)[0].astype(np.float64)
+    logits = app.MODEL.logits(x)[0].astype(np.float64) / app.MODEL.meta["calibration"]["temperature"]
     p = np.exp(logits - logits.max())
     return dict(zip(app.MODEL.labels, p / p.sum(), strict=True))
 
@@ -49,6 +49,9 @@ def check_prediction(app, body: dict, image_bytes: bytes):
     assert body["probability"] == got[body["label"]]
     assert got == pytest.approx(expected, abs=1e-6)
     assert sum(got.values()) == pytest.approx(1, abs=1e-5)
+    # calibrated with model.json's temperature; confident when it clears the model's own threshold
+    assert body["confident"] is bool(max(expected.values()) >= app.MODEL.meta["calibration"]["min_confidence"])
+    assert ("candidates" in body) is not body["confident"]
 
 
 @pytest.mark.parametrize("name", EVENT_FILES)
@@ -56,7 +59,13 @@ def test_checked_in_events(app, load_event, image_files, name):
     event = load_event(name)
     status, body = call(app, event)
     assert status == 200, body
-    assert body["model"] == {"name": app.MODEL.meta["name"], "sha256": app.MODEL.meta["tflite_sha256"]}
+    calibration = app.MODEL.meta["calibration"]
+    assert body["model"] == {
+        "name": app.MODEL.meta["name"],
+        "sha256": app.MODEL.meta["tflite_sha256"],
+        "min_confidence": calibration["min_confidence"],
+        "target_precision": calibration["target_precision"],
+    }
     if name == "direct_urls.json":
         pants, hat, ftp = body["results"]
         check_prediction(app, pants, image_files["pants.jpg"].read_bytes())

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from harness import servers
 from harness.servers import post
 from lambda_fn import client
 
@@ -256,3 +257,19 @@ def test_every_response_carries_the_security_headers(local_server):
         assert response.headers["Referrer-Policy"] == "no-referrer", path
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], path
         assert "unsafe-inline" not in response.headers["Content-Security-Policy"], path
+
+
+@pytest.mark.parametrize("min_confidence", ["0", "1"])
+def test_min_confidence_overrides_the_models_threshold(tiny_bundle, image_files, min_confidence):
+    """MIN_CONFIDENCE 0 accepts every answer, 1 none; an overridden threshold promises no precision."""
+    with servers.local_server(tiny_bundle, settings={"MIN_CONFIDENCE": min_confidence}) as server:
+        status, body = post(f"{server.url}/predict", image_files["hat.jpg"].read_bytes(), "image/jpeg")
+    assert status == 200 and body["confident"] is (min_confidence == "0")
+    assert body["model"]["min_confidence"] == float(min_confidence) and body["model"]["target_precision"] is None
+    assert ("candidates" in body) is (min_confidence == "1")
+
+
+def test_a_bad_min_confidence_stops_the_server_with_its_name(tiny_bundle):
+    with pytest.raises(RuntimeError, match="MIN_CONFIDENCE='often' must be a probability between 0 and 1"):
+        with servers.local_server(tiny_bundle, settings={"MIN_CONFIDENCE": "often"}):
+            pass

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from harness import servers
 from harness.servers import post
 from tests.conftest import REPO, need_program
 
@@ -73,6 +74,11 @@ def answer_on_page(driver) -> dict:
     return found
 
 
+def headline(answer: dict) -> str:
+    """What the page's big line says of an answer."""
+    return answer["label"] if answer["confident"] else f"Not sure: maybe {' or '.join(answer['candidates'])}"
+
+
 def not_blank(png: Path) -> bool:
     pixels = np.asarray(Image.open(png).convert("L"), np.float32)
     return pixels.std() > 10 and len(np.unique(pixels)) > 50
@@ -86,7 +92,7 @@ def test_a_photo_chosen_on_the_page_is_classified_as_the_api_does(browser, local
     browser.get(f"{local_server}/")
     browser.find_element(By.ID, "file").send_keys(str(image_files["hat.jpg"]))
     shown = answer_on_page(browser)
-    assert shown["label"] == expected["label"] and not shown["error"]
+    assert shown["label"] == headline(expected) and not shown["error"]
     assert len(shown["bars"]) == len(expected["probabilities"])  # every class, as a bar
     assert shown["bars"][0].startswith(expected["label"])  # highest first
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -96,7 +102,28 @@ def test_a_photo_chosen_on_the_page_is_classified_as_the_api_does(browser, local
     browser.get(f"{local_server}/")  # a URL pasted instead
     browser.find_element(By.ID, "url").send_keys(f"{image_server}/images/hat.jpg")
     browser.find_element(By.CSS_SELECTOR, "#by-url button").click()
-    assert answer_on_page(browser)["label"] == expected["label"]
+    assert answer_on_page(browser)["label"] == headline(expected)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("min_confidence", ["0", "1"])
+def test_the_page_says_when_the_model_is_not_sure(browser, tiny_bundle, image_files, min_confidence):
+    """Every answer clears a threshold of 0 and none clears 1: the page names the label, or says it is not sure
+    and names the candidates."""
+    from selenium.webdriver.common.by import By
+
+    with servers.local_server(tiny_bundle, settings={"MIN_CONFIDENCE": min_confidence}) as server:
+        expected = post(f"{server.url}/predict", image_files["hat.jpg"].read_bytes(), "image/jpeg")[1]
+        assert expected["confident"] is (min_confidence == "0")
+        browser.get(f"{server.url}/")
+        browser.find_element(By.ID, "file").send_keys(str(image_files["hat.jpg"]))
+        shown = answer_on_page(browser)["label"]
+    if min_confidence == "0":
+        assert shown == expected["label"]
+    else:
+        candidates = expected["candidates"]
+        assert shown == f"Not sure: maybe {' or '.join(candidates)}" and 2 <= len(candidates) <= 3
+        browser.save_screenshot(str(SCREENSHOTS / "not-sure.png"))
 
 
 @pytest.mark.browser

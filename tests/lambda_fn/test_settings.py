@@ -21,11 +21,22 @@ def test_defaults_are_safe():
         ("FETCH_TIMEOUT", "forever", "FETCH_TIMEOUT='forever' must be seconds between 0 and 900"),
         ("ALLOW_PRIVATE_URLS", "yes", "ALLOW_PRIVATE_URLS='yes' must be 'true' or 'false'"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL='LOUD' must be one of TRACE, DEBUG, INFO, WARN"),
+        ("MIN_CONFIDENCE", "high", "MIN_CONFIDENCE='high' must be a probability between 0 and 1, or empty"),
+        ("MIN_CONFIDENCE", "1.5", "MIN_CONFIDENCE='1.5' must be a probability between 0 and 1"),
+        ("MIN_CONFIDENCE", "-0.1", "MIN_CONFIDENCE='-0.1' must be a probability"),
+        ("MIN_CONFIDENCE", "nan", "MIN_CONFIDENCE='nan' must be a probability"),
+        ("MIN_CONFIDENCE", "inf", "MIN_CONFIDENCE='inf' must be a probability"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, words):
     with pytest.raises(ValueError, match=words):
         settings.load({name: value})
+
+
+@pytest.mark.parametrize("raw, value", [("", None), ("0", 0.0), ("0.9", 0.9), ("1", 1.0)])
+def test_min_confidence_is_the_models_own_unless_set(raw, value):
+    assert settings.load({"MIN_CONFIDENCE": raw}).min_confidence == value
+    assert settings.load({}).min_confidence is None
 
 
 def test_fetch_timeouts_that_cannot_fit_the_function_timeout_are_refused():

@@ -85,8 +85,10 @@ def test_csv_output_holds_the_same_rows(catalog, local_server, tmp_path):
     tag.main([*inputs, "--api", local_server, "--format", "csv", "--out", str(out)])
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == tag.COLUMNS and {r["source"] for r in rows} == set(expected)
-    assert all(len(r["top3"].split(";")) == 3 for r in rows if not r["error_code"])
+    assert list(rows[0]) == list(tag.COLUMNS) and {r["source"] for r in rows} == set(expected)
+    assert all(
+        len(json.loads(r["top3"])) == 3 and r["confident"] in ("true", "false") for r in rows if not r["error_code"]
+    )
 
 
 class Throttling(Quiet):

