@@ -85,3 +85,52 @@ def corrupt_exif_jpeg() -> bytes:
     exif = b"Exif\x00\x00" + tiff
     jpeg = encode(noise((64, 64)), "JPEG")
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + jpeg[2:]
+
+
+def jpeg_segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(body) + 2) + body
+
+
+def non_interleaved_jpeg(width: int, height: int, components: int = 3) -> bytes:
+    """A baseline (not progressive) JPEG with each component in a scan of its own, built by hand: one flat
+    8x8 block a scan (Huffman tables of one code each), so the file is tiny whatever size its header claims.
+    libjpeg buffers every coefficient of the whole image for any multi-scan file, progressive or not."""
+    frame = struct.pack(">BHHB", 8, height, width, components)
+    frame += b"".join(struct.pack(">BBB", k + 1, 0x11, 0) for k in range(components))
+    one_code = bytes([1] + [0] * 15) + b"\x00"  # one code of length 1: category 0 (DC), end of block (AC)
+    tables = b"\x00" + one_code + b"\x10" + one_code
+    scans = b"".join(
+        jpeg_segment(0xDA, struct.pack(">BBBBBB", 1, k + 1, 0x00, 0, 63, 0)) + b"\x3f" for k in range(components)
+    )
+    quantisation = jpeg_segment(0xDB, b"\x00" + bytes([1] * 64))
+    return b"\xff\xd8" + quantisation + jpeg_segment(0xC0, frame) + jpeg_segment(0xC4, tables) + scans + b"\xff\xd9"
+
+
+def exif_block(orientation: int | None = None, rationals: int = 0, order: str = "<") -> bytes:
+    """EXIF ("Exif\\0\\0" and a TIFF header) whose IFD0 holds an Orientation and, if asked, an ImageDescription-like
+    tag of `rationals` RATIONAL values: what costs Pillow's getexif() seconds when there are millions."""
+    entries = []
+    if orientation is not None:
+        entries.append(struct.pack(order + "HHIHH", 0x0112, 3, 1, orientation, 0))
+    data_at = 8 + 2 + 12 * (len(entries) + bool(rationals)) + 4
+    if rationals:
+        entries.append(struct.pack(order + "HHII", 0x011A, 5, rationals, data_at))  # XResolution, as an array
+    header = (b"II*\x00" if order == "<" else b"MM\x00*") + struct.pack(order + "I", 8)
+    ifd = struct.pack(order + "H", len(entries)) + b"".join(entries) + struct.pack(order + "I", 0)
+    return b"Exif\x00\x00" + header + ifd + struct.pack(order + "II", 1, 1) * rationals
+
+
+def with_exif(image: Image.Image, fmt: str, exif: bytes) -> bytes:
+    """The image encoded as fmt (JPEG: APP1, PNG: eXIf, WEBP: its EXIF chunk) carrying these EXIF bytes as they are."""
+    return encode(image, fmt, exif=exif)
+
+
+def png_with_raw_profile(image: Image.Image, exif: bytes) -> bytes:
+    """A PNG carrying EXIF as ImageMagick does: a zTXt "Raw profile type exif" of hex lines."""
+    from PIL import PngImagePlugin
+
+    text = exif.hex()
+    lines = "\n".join(text[k : k + 72] for k in range(0, len(text), 72))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", f"\nexif\n{len(exif):8d}\n{lines}\n", zip=True)
+    return encode(image, "PNG", pnginfo=info)

@@ -136,6 +136,12 @@ class ImageServer(Quiet):
         if url.path == "/utf8-location":  # a raw UTF-8 Location, as some servers send
             location = "/images/camisa-niño.jpg".encode()
             return self.raw([b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"])
+        if url.path.startswith("/interim/"):  # 102 Processing or 103 Early Hints (with a Link), then the photo
+            code = url.path.rsplit("/", 1)[1]
+            body = (self.root / "hat.jpg").read_bytes()
+            interim = f"HTTP/1.1 {code} Interim\r\nLink: </style.css>; rel=preload\r\n\r\n".encode()
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n"
+            return self.raw([interim * 3 + head.encode() + body])
         if url.path == "/long-reason":  # a 64 KB status line
             return self.raw([b"HTTP/1.1 500 " + b"r" * 60_000 + b"\r\nContent-Length: 0\r\n\r\n"])
         self.respond(404, b"not found")

@@ -113,8 +113,23 @@ def parse_url(url: str) -> Target:
     return Target(parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path)
 
 
+class FinalResponse(http.client.HTTPResponse):
+    """Skips every interim (1xx) answer before the final one, as RFC 9110 asks of a client: http.client skips
+    100 Continue alone, and a 102 Processing or 103 Early Hints would be taken for the answer (a 502). Each is
+    read with http.client's own header reader (its limits: 100 lines of 64 KB); the watchdog bounds how many."""
+
+    def _read_status(self):
+        while True:
+            version, status, reason = super()._read_status()
+            if not 100 < status < 200:  # 100 Continue: http.client's own loop skips it
+                return version, status, reason
+            http.client._read_headers(self.fp)  # type: ignore[attr-defined]  # the interim answer's fields
+
+
 class PinnedHTTPConnection(http.client.HTTPConnection):
     """Connects to the address that was checked, whatever DNS says next."""
+
+    response_class = FinalResponse
 
     def __init__(self, host, port, address, timeout):
         super().__init__(host, port, timeout=timeout)
@@ -126,6 +141,8 @@ class PinnedHTTPConnection(http.client.HTTPConnection):
 
 class PinnedHTTPSConnection(http.client.HTTPSConnection):
     """The same, with TLS verified against the URL's host name (SNI and certificate)."""
+
+    response_class = FinalResponse
 
     def __init__(self, host, port, address, timeout):
         self.tls = ssl.create_default_context()

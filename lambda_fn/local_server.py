@@ -24,6 +24,7 @@ connections and the bytes it holds at once are capped.
 
 import argparse
 import base64
+import http.client
 import json
 import logging
 import sys
@@ -42,7 +43,8 @@ INVOCATIONS = "/2015-03-31/functions/function/invocations"
 MAX_BODY = 16 * 1024 * 1024  # more than any limit behind it: API Gateway's is 10 MB, Lambda's 6 MB
 REQUEST_DEADLINE = 30  # seconds a client has to send one whole request (and to start the next on keep-alive)
 MAX_CONNECTIONS = 64  # open at once; more are answered 503 and closed
-MAX_HELD_BYTES = 64 * 1024 * 1024  # request bodies held at once, over all connections
+MAX_HELD_BYTES = 64 * 1024 * 1024  # request bytes (header fields and bodies) held at once, over all connections
+MAX_HEADER_BYTES = 64 * 1024  # a request's line and header fields (nginx: 32 KB; http.server alone: 6.5 MB)
 BACKLOG = 128  # connections waiting to be accepted (the default 5 resets bursts of clients)
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "[::1]"}
 SAME_SITE = {"same-origin", "none"}  # Sec-Fetch-Site of the page's own requests, and of a typed URL or curl
@@ -54,6 +56,28 @@ class LocalContext:
     """The attribute of Lambda's context object that the handler reads."""
 
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+class HeaderBytes(http.client.HTTPException):
+    """Raised while the header is read, once it passes MAX_HEADER_BYTES: http.server answers 431."""
+
+
+class CountedHeader:
+    """The request's stream while its line and header fields are read, counting them (http.server reads them
+    line by line, each up to 64 KB, up to 100 lines: 6.5 MB a connection, without this)."""
+
+    def __init__(self, stream):
+        self.stream, self.count = stream, 0
+
+    def readline(self, limit=-1):
+        line = self.stream.readline(limit)
+        self.count += len(line)
+        if self.count > MAX_HEADER_BYTES:
+            raise HeaderBytes(f"the request's header is over {MAX_HEADER_BYTES} bytes")
+        return line
+
+    def __getattr__(self, name):  # read (the body), close ... as the stream's own
+        return getattr(self.stream, name)
 
 
 class HeldBytes:
@@ -132,10 +156,14 @@ class Handler(BaseHTTPRequestHandler):
     server: "Server"
 
     def handle_one_request(self):
-        """One request, read within REQUEST_DEADLINE however slowly the client drips it."""
-        with Watchdog(REQUEST_DEADLINE) as self.watchdog:
-            self.watchdog.sock = self.connection
-            super().handle_one_request()
+        """One request, read within REQUEST_DEADLINE however slowly the client drips it, its header counted."""
+        stream, self.rfile = self.rfile, CountedHeader(self.rfile)  # type: ignore[assignment]
+        try:
+            with Watchdog(REQUEST_DEADLINE) as self.watchdog:
+                self.watchdog.sock = self.connection
+                super().handle_one_request()
+        finally:
+            self.rfile = stream
 
     def do_POST(self):
         self.route("POST")
@@ -165,14 +193,15 @@ class Handler(BaseHTTPRequestHandler):
         except RequestError as err:
             self.close_connection = True  # the body was not read: the stream is out of step
             return self.reply(err.status, err.body())
-        if not self.server.held.take(length):
+        held = length + self.rfile.count  # the header too, held while the request is, under the same cap
+        if not self.server.held.take(held):
             self.close_connection = True
             busy = RequestError("server_busy", f"over {MAX_HELD_BYTES} request bytes held at once; retry")
             return self.reply(busy.status, busy.body())
         try:
             self.answer(method, length)
         finally:
-            self.server.held.give_back(length)
+            self.server.held.give_back(held)
 
     def answer(self, method: str, length: int):
         body = self.rfile.read(length)
@@ -199,7 +228,7 @@ class Handler(BaseHTTPRequestHandler):
             error_body(
                 code,
                 "invalid_request" if code < 500 else "internal_error",
-                message or self.responses.get(code, ("",))[0],
+                explain if code == 431 and explain else message or self.responses.get(code, ("",))[0],
             ),
         )
 

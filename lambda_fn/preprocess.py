@@ -2,7 +2,7 @@
 
 The one way this project makes pixels: training (train/data.py), its activation cache, the conversion gate
 and the Lambda all call decode_image and pixels here. A file is decoded with its bombs refused, turned
-upright (EXIF orientation), made RGB (transparent pixels on white), and stretched to size x size with the
+upright (EXIF orientation, lambda_fn/orientation.py), made RGB (transparent pixels on white), and stretched to size x size with the
 Pillow filter its model.json names (keras.utils.load_img's convention: no crop). What a backbone then
 expects of those pixels is named in model.json too ("preprocessing") and made by INPUTS.
 """
@@ -12,9 +12,10 @@ import math
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from lambda_fn.errors import RequestError
+from lambda_fn.orientation import upright
 from lambda_fn.structure import check_structure
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
@@ -25,7 +26,8 @@ MAX_ASPECT = 20  # longest side over shortest: clothes photos are near 1:1; 1 x 
 PILLOW_REFUSES_OVER = 2 * (Image.MAX_IMAGE_PIXELS or 0)
 # Raise this when pixels() returns anything different for any file: the activation cache is keyed by it.
 # 2: EXIF orientation and transparency on white in training too (1 was training's own loader).
-PIXELS_VERSION = 2
+# 3: Orientation read alone from the raw EXIF (lambda_fn/orientation.py): malformed EXIF is as stored.
+PIXELS_VERSION = 3
 # Pillow's resampling filters by the names keras.utils.load_img accepts (model.json "interpolation")
 RESIZES = {
     "nearest": Image.Resampling.NEAREST,
@@ -126,7 +128,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def pixels(image: Image.Image, size: int, interpolation: str) -> np.ndarray:
     """A decoded image -> uint8 size x size x 3: upright, RGB, stretched with the named filter."""
-    rgb = to_rgb(ImageOps.exif_transpose(image))  # phone photos store their rotation in EXIF
+    rgb = to_rgb(upright(image))  # phone photos store their rotation in EXIF
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), RESIZES[interpolation])
     return np.asarray(rgb, dtype=np.uint8)

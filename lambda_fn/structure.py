@@ -7,11 +7,15 @@ costs do not show in the pixel count, and a small file can make them huge:
   buffer of the whole image at full size, 2 bytes per coefficient, however
   far libjpeg scales the output down: a 1.4 MB CMYK file of 13376x13376
   takes 1.4 GB. It is counted against the same budget as the pixels.
+  libjpeg decides "multi-scan" at the first scan: progressive, or a scan
+  holding fewer components than the frame (a baseline file with each
+  component in a scan of its own) - so a single such scan is enough.
 - Each progressive scan is another pass over that buffer (~35 bytes of file,
   ~2 ms at 4096x4096): 16,000 of them are half a minute of CPU. Their number
   is bounded.
-- Pillow parses JPEG marker segments and PNG chunks one by one in Python
-  (2.5 M empty APP15 markers are 5 s and 324 MB): their number is bounded.
+- Pillow parses JPEG marker segments, PNG chunks and the GIF blocks before
+  the first image one by one in Python (2.5 M empty APP15 markers are 5 s
+  and 324 MB; 3.3 M empty GIF extensions 1.6 s): their number is bounded.
 
 Real photos sit far inside these bounds: a camera JPEG has about a dozen
 segments and 1 scan, a progressive one 10 scans, a PNG a few chunks per MB.
@@ -34,6 +38,11 @@ SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD,
 PROGRESSIVE_SOF = {0xC2, 0xC6, 0xCA, 0xCE}
 SOS, EOI = 0xDA, 0xD9
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
+# Before its first image a GIF has a few extensions (graphics control, a looping NETSCAPE block, a comment), each
+# of 255-byte sub-blocks: 1,000 sub-blocks (255 KB of metadata) is far beyond any encoder's
+MAX_GIF_SUB_BLOCKS = 1000
+GIF_EXTENSION, GIF_IMAGE = 0x21, 0x2C
 
 
 def too_costly(what: str) -> RequestError:
@@ -46,6 +55,8 @@ def check_structure(data: bytes, max_decoded_bytes: int) -> None:
         check_jpeg(data, max_decoded_bytes)
     elif data[:8] == PNG_SIGNATURE:
         check_png(data)
+    elif data[:6] in GIF_SIGNATURES:
+        check_gif(data)
 
 
 def coefficient_bytes(frame: bytes) -> int:
@@ -66,7 +77,7 @@ def coefficient_bytes(frame: bytes) -> int:
 
 def check_jpeg(data: bytes, max_decoded_bytes: int) -> None:
     """Walk the marker segments (skipping each scan's entropy-coded data in C, with a regex), counting."""
-    position, segments, scans, frame, progressive = 2, 0, 0, b"", False
+    position, segments, scans, frame, progressive, partial = 2, 0, 0, b"", False, False
     while position + 4 <= len(data):
         if data[position] != 0xFF or data[position + 1] in (0xFF, 0x00) or 0xD0 <= data[position + 1] <= 0xD7:
             found = NEXT_MARKER.search(data, position)  # fill bytes or garbage: libjpeg skips to a marker
@@ -82,6 +93,7 @@ def check_jpeg(data: bytes, max_decoded_bytes: int) -> None:
         position += 2 + length
         if marker == SOS:
             scans += 1
+            partial = partial or bool(frame and body and body[0] < frame[5])  # fewer components than the frame
             if scans > MAX_JPEG_SCANS:
                 raise too_costly(f"the JPEG has over {MAX_JPEG_SCANS} scans, the most accepted")
             found = NEXT_MARKER.search(data, position)
@@ -92,7 +104,7 @@ def check_jpeg(data: bytes, max_decoded_bytes: int) -> None:
             raise too_costly(f"the JPEG has over {MAX_JPEG_SEGMENTS} marker segments, the most accepted")
         if marker in SOF_MARKERS and not frame and len(body) >= 6:
             frame, progressive = body, marker in PROGRESSIVE_SOF
-    if frame and (progressive or scans > 1):
+    if frame and (progressive or partial or scans > 1):
         needed = coefficient_bytes(frame)
         if needed > max_decoded_bytes:
             raise too_costly(
@@ -113,3 +125,21 @@ def check_png(data: bytes) -> None:
             raise too_costly(f"the PNG has over {MAX_PNG_CHUNKS} chunks, the most accepted")
         if kind == b"IEND":
             break
+
+
+def check_gif(data: bytes) -> None:
+    """Count the extension blocks' sub-blocks (a length byte and its data; an empty one ends a block) up to the
+    first image, which Pillow decodes in C."""
+    flags = data[10] if len(data) > 10 else 0
+    position = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)  # screen descriptor, global colour table
+    sub_blocks = 0
+    while position < len(data) and data[position] == GIF_EXTENSION:
+        position += 2  # the introducer and the extension's label
+        while position < len(data):
+            sub_blocks += 1
+            if sub_blocks > MAX_GIF_SUB_BLOCKS:
+                raise too_costly(f"the GIF has over {MAX_GIF_SUB_BLOCKS} extension blocks before its image")
+            size = data[position]
+            position += 1 + size
+            if size == 0:
+                break

@@ -98,6 +98,12 @@ def test_whatever_the_image_server_sends_is_at_worst_502(app, image_server, path
     assert len(json.dumps(body)) < 2000
 
 
+@pytest.mark.parametrize("code", [102, 103, 199])
+def test_interim_answers_before_the_photo_are_skipped(app, image_server, code):
+    body = app.lambda_handler({"url": f"{image_server}/interim/{code}"}, None)
+    assert "label" in body, body
+
+
 def test_one_bad_entry_never_fails_a_batch(app, image_server):
     urls = [f"{image_server}/images/hat.jpg", "http://[::1/", f"{image_server}/bad-location"]
     results = app.lambda_handler({"urls": urls}, None)["results"]

@@ -214,6 +214,21 @@ def test_bodies_over_the_held_bytes_cap_get_503_unread(server):
     assert status_of(response) == 503 and b"server_busy" in response
 
 
+@pytest.mark.parametrize("lines, size", [(98, 65_000), (2, 40_000)])
+def test_a_header_over_its_cap_is_431_and_not_held(server, lines, size):
+    """The review's 98 header lines of 65,000 bytes (6.4 MB a connection) and two of 40,000: over 64 KB a request."""
+    fields = "".join(f"X-Pad-{k}: {'p' * size}\r\n" for k in range(lines))
+    response = exchange(server, head(server, fields + "Content-Length: 0\r\n"))
+    assert status_of(response) == 431 and b"header is over 65536 bytes" in response
+
+
+def test_header_bytes_count_with_the_body_under_the_held_cap(server):
+    """A 990,000-byte body fits the test server's 1,000,000 held bytes alone; with a 25 KB header it does not."""
+    fields = "".join(f"X-Pad-{k}: {'p' * 1000}\r\n" for k in range(25))
+    response = exchange(server, head(server, fields + "Content-Length: 990000\r\n"))
+    assert status_of(response) == 503 and b"server_busy" in response
+
+
 @pytest.mark.parametrize(
     "headers, allowed",
     [

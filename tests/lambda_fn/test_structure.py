@@ -6,6 +6,7 @@ from harness.inputs import (
     chunk_flood,
     encode,
     marker_flood,
+    non_interleaved_jpeg,
     noise,
     progressive_bomb,
     rle8_bmp,
@@ -29,6 +30,24 @@ def test_a_progressive_jpeg_counts_its_coefficients_against_the_budget():
     err = refusal(progressive_bomb(13376, 13376))
     assert (err.status, err.code) == (413, "image_too_large")
     assert "progressive" in err.message and "coefficients" in err.message and str(BUDGET) in err.message
+
+
+@pytest.mark.parametrize("components", [3, 4])
+@pytest.mark.parametrize("scans", ["all", "one"])
+def test_a_baseline_jpeg_with_a_scan_per_component_counts_its_coefficients_too(components, scans):
+    """The third review's 13376x13376 baseline JPEGs, each component in a scan of its own (1.07 and 1.41 GB):
+    libjpeg buffers every coefficient once the first scan holds fewer components than the frame, so one such
+    scan is enough."""
+    data = non_interleaved_jpeg(13376, 13376, components)
+    if scans == "one":
+        data = data[: data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)] + b"\xff\xd9"
+    err = refusal(data)
+    assert (err.status, err.code) == (413, "image_too_large") and "multi-scan" in err.message
+    assert str(13376 * 13376 * components * 2) in err.message
+
+
+def test_a_small_baseline_jpeg_with_a_scan_per_component_decodes():
+    assert decode_image(non_interleaved_jpeg(640, 480), BUDGET).size == (640, 480)
 
 
 def test_a_progressive_photo_of_ordinary_size_decodes():
