@@ -12,6 +12,7 @@ error that would trigger Lambda's retries of asynchronous invocations.
 """
 
 import ctypes
+import dataclasses
 import logging
 import threading
 import time
@@ -77,21 +78,34 @@ def rounded(timings: dict) -> dict:
     return {k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()}
 
 
-def predict(image: bytes, timings: dict) -> dict:
+def in_time(deadline: float) -> None:
+    """Between steps: past the request's deadline no step starts, so no work outlives its request to slow the
+    next invocation (a frozen Lambda instance resumes with whatever threads it had)."""
+    if time.monotonic() > deadline:
+        raise RequestError("out_of_time", "not answered before the function's time ran out; send it again")
+
+
+def predict(image: bytes, timings: dict, deadline: float) -> dict:
     """Image file bytes -> the top label, its calibrated probability, whether it is confident (else the
     candidates), and every class's probability, highest first (lambda_fn/confidence.py)."""
-    with DECODING, timed(timings, "preprocess_ms"):
-        x = MODEL.input_of(decode_image(image, SETTINGS.max_decoded_bytes))
+    with DECODING:
+        in_time(deadline)  # it may have waited its turn past it
+        with timed(timings, "preprocess_ms"):
+            x = MODEL.input_of(decode_image(image, SETTINGS.max_decoded_bytes))
+    in_time(deadline)
     with timed(timings, "inference_ms"):
         probabilities = calibrated(MODEL.logits(x)[0], MODEL.temperature)
     return answer(MODEL.labels, probabilities, MIN_CONFIDENCE)
 
 
-def predict_url(url: str, timings: dict) -> dict:
+def predict_url(url: str, timings: dict, deadline: float) -> dict:
+    """The fetch ends by the request's deadline too (its watchdog closes the connection then)."""
+    left = max(deadline - time.monotonic(), 0.001)
+    limits = dataclasses.replace(SETTINGS.fetch, total_timeout=min(SETTINGS.fetch.total_timeout, left))
     with timed(timings, "fetch_ms"):
-        image = fetch(url, SETTINGS.fetch)
+        image = fetch(url, limits)
     timings["bytes"] = timings.get("bytes", 0) + len(image)
-    return predict(image, timings)
+    return predict(image, timings, deadline)
 
 
 def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: float) -> list[dict]:
@@ -102,7 +116,7 @@ def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: floa
     def one(url):
         own: dict[str, float] = {}
         try:
-            return {"url": url, **predict_url(url, own)}, own
+            return {"url": url, **predict_url(url, own, deadline)}, own
         except RequestError as err:
             return {"url": url, **err.body()}, own
         except Exception:  # a bug, but one entry never fails the batch
@@ -113,7 +127,7 @@ def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: floa
     pool = ThreadPoolExecutor(max_workers=min(settings.BATCH_WORKERS, len(unique)))  # downloads overlap
     futures = {url: pool.submit(one, url) for url in unique}
     finished, _ = wait(futures.values(), timeout=max(deadline - time.monotonic(), 0))
-    pool.shutdown(wait=False, cancel_futures=True)  # what is still running ends within its fetch deadline
+    pool.shutdown(wait=False, cancel_futures=True)  # what is still running stops at its next step (in_time)
     late = RequestError("out_of_time", "not answered before the function's time ran out; send this URL again")
     results = {
         url: future.result() if future in finished else ({"url": url, **late.body()}, {})
@@ -146,18 +160,18 @@ def internal_error(request_id: str) -> dict:
     return body
 
 
-def answer_image(image: bytes, timings: dict) -> dict:
+def answer_image(image: bytes, timings: dict, deadline: float) -> dict:
     timings["bytes"] = len(image)
-    return predict(image, timings)
+    return predict(image, timings, deadline)
 
 
 # What each kind of request gets (events.Request.kind): a new kind is one row here and its parser in events.py.
 # Each row: (the request's value, timings, request id, deadline) -> the answer (the page: its HTML).
 ANSWERS: dict[str, Callable[[Any, dict, str, float], dict | str]] = {
-    "url": lambda url, timings, *_: predict_url(url, timings),
+    "url": lambda url, timings, _, deadline: predict_url(url, timings, deadline),
     "urls": lambda urls, timings, request_id, deadline: {"results": predict_urls(urls, timings, request_id, deadline)},
-    "image": lambda image, timings, *_: answer_image(image, timings),
-    "upload": lambda image, timings, *_: answer_image(image, timings),
+    "image": lambda image, timings, _, deadline: answer_image(image, timings, deadline),
+    "upload": lambda image, timings, _, deadline: answer_image(image, timings, deadline),
     "page": lambda *_: events.PAGE,
 }
 

@@ -3,6 +3,7 @@
 import base64
 import json
 import socket
+import threading
 import time
 
 import pytest
@@ -318,6 +319,45 @@ def test_a_batch_out_of_time_answers_what_it_finished_and_marks_the_rest(app, im
     finished, late = body["results"]
     assert finished["label"] in app.MODEL.labels
     assert (late["url"], late["error"]["status"], late["error"]["code"]) == (urls[1], 504, "out_of_time")
+
+
+def test_nothing_outlives_its_request(app, image_server, image_files, monkeypatch):
+    """The review's urls batch ran out of time, and its workers went on decoding for a minute, into the next
+    invocation. Now no step (decode, inference) starts past the deadline, and the next invocation is as quick as
+    one before the batch, but for the steps in flight at the deadline (at most DECODERS decodes)."""
+    from lambda_fn import settings
+    from harness.inputs import png_bomb
+
+    heavy = image_files["hat.jpg"].parent / "heavy.png"
+    heavy.write_bytes(png_bomb(4000, 4000, rgba=True))  # 64 MB decoded: a few tenths of a second each
+    starts: list[float] = []  # when a batch worker began a step
+    decode, logits = app.decode_image, app.MODEL.logits
+
+    def began() -> None:
+        if threading.current_thread().name.startswith("ThreadPoolExecutor"):
+            starts.append(time.monotonic())
+
+    monkeypatch.setattr(app, "decode_image", lambda *a: began() or decode(*a))
+    monkeypatch.setattr(app.MODEL, "logits", lambda x: began() or logits(x))
+    small = {"url": f"{image_server}/images/hat.jpg"}
+
+    def took(event, context=None) -> float:
+        started = time.monotonic()
+        assert "label" in app.lambda_handler(event, context)
+        return time.monotonic() - started
+
+    before = took(small)
+    urls = [f"{image_server}/images/heavy.png?copy={k}" for k in range(10)]
+    body = app.lambda_handler({"urls": urls}, Context(2.0))  # 1 s for the batch: not enough for ten
+    answered = time.monotonic()
+    codes = [result.get("error", {}).get("code") for result in body["results"]]
+    assert "out_of_time" in codes
+    after = took(small)
+    for thread in threading.enumerate():  # the batch's workers: every one ends, none keeps working
+        if thread.name.startswith("ThreadPoolExecutor"):
+            thread.join(timeout=10)
+    assert not [s for s in starts if s > answered], "a step started after the answer"
+    assert after < before + settings.DECODERS * settings.IMAGE_SECONDS
 
 
 # -- second pass: what upstream servers send ---------------------------------------------------------------
