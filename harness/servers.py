@@ -140,8 +140,8 @@ class ImageServer(Quiet):
             code = url.path.rsplit("/", 1)[1]
             body = (self.root / "hat.jpg").read_bytes()
             interim = f"HTTP/1.1 {code} Interim\r\nLink: </style.css>; rel=preload\r\n\r\n".encode()
-            head = f"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n"
-            return self.raw([interim * 3 + head.encode() + body])
+            final = f"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: {len(body)}\r\n\r\n"
+            return self.raw([interim * 3 + final.encode() + body])
         if url.path == "/long-reason":  # a 64 KB status line
             return self.raw([b"HTTP/1.1 500 " + b"r" * 60_000 + b"\r\nContent-Length: 0\r\n\r\n"])
         self.respond(404, b"not found")

@@ -120,7 +120,7 @@ class FinalResponse(http.client.HTTPResponse):
 
     def _read_status(self):
         while True:
-            version, status, reason = super()._read_status()
+            version, status, reason = super()._read_status()  # type: ignore[misc]
             if not 100 < status < 200:  # 100 Continue: http.client's own loop skips it
                 return version, status, reason
             http.client._read_headers(self.fp)  # type: ignore[attr-defined]  # the interim answer's fields

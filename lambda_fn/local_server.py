@@ -193,7 +193,7 @@ class Handler(BaseHTTPRequestHandler):
         except RequestError as err:
             self.close_connection = True  # the body was not read: the stream is out of step
             return self.reply(err.status, err.body())
-        held = length + self.rfile.count  # the header too, held while the request is, under the same cap
+        held = length + self.rfile.count  # type: ignore[attr-defined]  # (CountedHeader) the header too, held while the request is, under the same cap
         if not self.server.held.take(held):
             self.close_connection = True
             busy = RequestError("server_busy", f"over {MAX_HELD_BYTES} request bytes held at once; retry")

@@ -2,9 +2,10 @@
 
 The one way this project makes pixels: training (train/data.py), its activation cache, the conversion gate
 and the Lambda all call decode_image and pixels here. A file is decoded with its bombs refused, turned
-upright (EXIF orientation, lambda_fn/orientation.py), made RGB (transparent pixels on white), and stretched to size x size with the
-Pillow filter its model.json names (keras.utils.load_img's convention: no crop). What a backbone then
-expects of those pixels is named in model.json too ("preprocessing") and made by INPUTS.
+upright (EXIF orientation, lambda_fn/orientation.py), made RGB (transparent pixels on white), and
+stretched to size x size with the Pillow filter its model.json names (keras.utils.load_img's convention:
+no crop). What a backbone then expects of those pixels is named in model.json too ("preprocessing") and
+made by INPUTS.
 """
 
 import io

@@ -325,8 +325,8 @@ def test_nothing_outlives_its_request(app, image_server, image_files, monkeypatc
     """The review's urls batch ran out of time, and its workers went on decoding for a minute, into the next
     invocation. Now no step (decode, inference) starts past the deadline, and the next invocation is as quick as
     one before the batch, but for the steps in flight at the deadline (at most DECODERS decodes)."""
-    from lambda_fn import settings
     from harness.inputs import png_bomb
+    from lambda_fn import settings
 
     heavy = image_files["hat.jpg"].parent / "heavy.png"
     heavy.write_bytes(png_bomb(4000, 4000, rgba=True))  # 64 MB decoded: a few tenths of a second each
@@ -337,8 +337,16 @@ def test_nothing_outlives_its_request(app, image_server, image_files, monkeypatc
         if threading.current_thread().name.startswith("ThreadPoolExecutor"):
             starts.append(time.monotonic())
 
-    monkeypatch.setattr(app, "decode_image", lambda *a: began() or decode(*a))
-    monkeypatch.setattr(app.MODEL, "logits", lambda x: began() or logits(x))
+    def decode_began(*args):
+        began()
+        return decode(*args)
+
+    def logits_began(x):
+        began()
+        return logits(x)
+
+    monkeypatch.setattr(app, "decode_image", decode_began)
+    monkeypatch.setattr(app.MODEL, "logits", logits_began)
     small = {"url": f"{image_server}/images/hat.jpg"}
 
     def took(event, context=None) -> float:
