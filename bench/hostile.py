@@ -25,12 +25,16 @@ from bench.results import Table, model_of, record
 from harness.inputs import (
     chunk_flood,
     encode,
+    exif_block,
     marker_flood,
     noise,
+    non_interleaved_jpeg,
     png_bomb,
+    png_with_raw_profile,
     progressive_bomb,
     rle8_bmp,
     scan_flood,
+    with_exif,
 )
 from harness.servers import file_server, image_server, local_server
 from lambda_fn import settings, structure
@@ -62,6 +66,7 @@ def cases(folder: Path) -> dict[str, bytes]:
     photo = folder / "photo.jpg"
     Image.new("RGB", (6000, 4000), (120, 60, 30)).save(photo, quality=80)
     progressive_name, progressive = progressive_at_budget()
+    small = noise((640, 480))
     return {
         f"RGBA PNG {side}x{side} (at the budget; the costliest mode to convert)": png_bomb(side, side, rgba=True),
         f"1-bit PNG {side}x{side} (at the budget; expands 32x to RGB)": png_bomb(side, side),
@@ -74,7 +79,39 @@ def cases(folder: Path) -> dict[str, bytes]:
         "JPEG behind 2.5 M empty APP15 markers (the review's; refused: segments)": marker_flood(2_500_000),
         "PNG of 800,000 private chunks (the review's; refused: chunks)": chunk_flood(800_000),
         "RLE8 BMP 4000x4000 (refused: Pillow's Python decoder)": rle8_bmp(4000, 4000),
+        # the third review's
+        "baseline CMYK JPEG 13376x13376, a scan per component (refused: coefficients)": non_interleaved_jpeg(
+            13376, 13376, 4
+        ),
+        "baseline JPEG 8000x8000, one scan of 1 of its 3 components (refused: coefficients)": one_scan_of_three(),
+        "PNG whose eXIf holds 1,000,000 RATIONALs (classified: only the Orientation is read)": with_exif(
+            small, "PNG", exif_block(6, rationals=1_000_000)
+        ),
+        "WebP whose EXIF holds 1,000,000 RATIONALs (classified: only the Orientation is read)": with_exif(
+            small, "WEBP", exif_block(6, rationals=1_000_000)
+        ),
+        "PNG with a zTXt raw EXIF profile of 50,000 RATIONALs (classified)": png_with_raw_profile(
+            small, exif_block(6, rationals=50_000)
+        ),
+        "WebP whose EXIF has no TIFF header (classified as stored; was a 500)": with_exif(
+            small, "WEBP", b"Exif\x00\x00not a TIFF header"
+        ),
+        "GIF behind 3.3 M empty extension blocks (refused: extensions)": gif_extension_flood(3_300_000),
     }
+
+
+def one_scan_of_three() -> bytes:
+    """A baseline JPEG whose only scan holds one of the frame's three components: libjpeg buffers them all."""
+    data = non_interleaved_jpeg(8000, 8000, 3)
+    return data[: data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)] + b"\xff\xd9"
+
+
+def gif_extension_flood(blocks: int) -> bytes:
+    """A 64x64 GIF (no global colour table) behind this many empty comment extensions."""
+    gif = encode(noise((64, 64)).convert("L"), "GIF")
+    flags = gif[10]
+    first = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    return gif[:first] + b"\x21\xfe\x00" * blocks + gif[first:]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -20,6 +20,7 @@ BENCHMARKS = REPO / "BENCHMARKS.md"
 REFERENCE = "inference"
 # The order sections appear in: what a user asks first (how fast, how much) before how the project was built.
 ORDER = ["inference", "cold_start", "bill", "server", "footprint", "tagging", "hostile", "container", "accuracy"]
+ORDER += ["calibration"]
 ORDER += ["make_run", "seeds", "fill", "training", "fine_tune", "backends"]
 INTRO = """\
 # Benchmarks

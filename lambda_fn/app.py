@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
 
-from lambda_fn import events, settings
+from lambda_fn import events, metrics, settings
 from lambda_fn.confidence import answer, calibrated
 from lambda_fn.errors import RequestError, error_body
 from lambda_fn.fetch import fetch
@@ -184,6 +184,7 @@ def deadline_of(context) -> float:
 
 
 def lambda_handler(event, context):
+    started = time.perf_counter()
     deadline = deadline_of(context)
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
     record: dict[str, object] = {"requestId": request_id, "input": None}
@@ -202,6 +203,10 @@ def lambda_handler(event, context):
         status, body = 500, internal_error(request_id)
     record.update(rounded(timings))
     answered = body if isinstance(body, dict) else {}
+    batch = "results" in answered
     record.update(label=answered.get("label"), confident=answered.get("confident"), status=status)
-    log.info("request", extra=record)  # fields at top level: Lambda's JSON log format (lambda_fn/logs.py)
+    record.update(metrics.outcome_counts(status, answered["results"] if batch else [answered], batch))
+    record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    # fields at top level (Lambda's JSON log format, lambda_fn/logs.py), with the EMF block that makes them metrics
+    log.info("request", extra=metrics.embedded(record, MODEL.meta["variant"]))
     return source.respond(status, body, SETTINGS.cors_origin)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.containers import ensure_base, find_engine, free_port, make_context
+from harness.emf import emf_problems
 from harness.sam import SAM, invoked, sam, sam_environment, wait_for
 from tests.conftest import REPO, missing
 
@@ -57,8 +58,12 @@ def test_sam_build_builds_the_image_with_the_default_variant(built):
 @pytest.mark.parametrize("event", ["image.json", "page.json", "api-image.json"])
 def test_sam_local_invoke_answers_the_sample_events_as_the_handler_does(built, app, event):
     env, project = built
-    answer = invoked(sam(env, project, "local", "invoke", "Function", "-e", str(SAMPLES / event), "--skip-pull-image"))
-    assert answer == app.lambda_handler(json.loads((SAMPLES / event).read_text()), None)
+    result = sam(env, project, "local", "invoke", "Function", "-e", str(SAMPLES / event), "--skip-pull-image")
+    assert invoked(result) == app.lambda_handler(json.loads((SAMPLES / event).read_text()), None)
+    # the function's log, as SAM CLI shows it: the request's one record, valid EMF (lambda_fn/metrics.py)
+    records = [json.loads(line) for line in (result.stdout + result.stderr).splitlines() if line.startswith('{"')]
+    requests = [r for r in records if r.get("message") == "request"]
+    assert len(requests) == 1 and emf_problems(requests[0]) == [], result.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")

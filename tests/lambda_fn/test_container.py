@@ -21,6 +21,7 @@ from harness.containers import (
     run_under_rie,
 )
 from harness.dockerfile import handler
+from harness.emf import emf_problems
 from harness.sam import wait_for
 from tests.conftest import REPO, missing
 
@@ -81,6 +82,7 @@ def test_the_image_answers_under_aws_runtime_interface_emulator(image, app, load
     records = [json.loads(line) for line in ours]  # every line the function writes is JSON, the runtime's too
     requests = [r for r in records if r.get("message") == "request"]
     assert len(requests) == len(events) and {r.get("input") for r in requests} >= {"url", "urls", "image", "upload"}
+    assert all(emf_problems(r) == [] for r in requests), requests  # through awslambdaric's own JSON formatter
 
 
 @pytest.mark.container

@@ -1,0 +1,75 @@
+"""How far the answers can be trusted: calibration and selective accuracy of every served variant.
+
+    python -m bench.calibration [--bundle artifacts/bundle]      # runs without TensorFlow
+
+Each validation and test image goes through the Lambda's own preprocessing and interpreter
+(lambda_fn.model.Model); its logits become probabilities by the temperature the variant's model.json holds
+(lambda_fn.confidence), raw (T = 1) beside them. Expected calibration error: 15 equal-width bins of the top
+probability. "Confident" is the answer the service publishes as such: a calibrated top probability at or over
+model.json's min_confidence, chosen at conversion on validation for 98% precision. Accuracy at 80% and 90%
+coverage: of the most confident 80% and 90% of the answers. Validation is where the temperature and the
+threshold were fitted, so test is the honest figure.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import DATA, parser
+from bench.results import Table, model_of, record
+from convert.calibrate import report
+from lambda_fn.confidence import calibrated
+from lambda_fn.model import Model
+from lambda_fn.preprocess import decode_image
+from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
+
+
+def split_logits(model: Model, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, true label indices) of every image of the split, one request's path each."""
+    images = sorted((DATA / split).rglob("*.jpg"))
+    logits = [model.logits(model.input_of(decode_image(p.read_bytes(), DEFAULT_MAX_DECODED_BYTES)))[0] for p in images]
+    return np.stack(logits), np.array([model.labels.index(p.parent.name) for p in images])
+
+
+def rows_of(variant: Path) -> tuple[list[list], str]:
+    """The variant's rows (validation, test) and a sentence with its temperature and threshold."""
+    model = Model(variant)
+    rows = []
+    for split in ("validation", "test"):
+        logits, labels = split_logits(model, split)
+        raw = report(calibrated(logits, 1.0), labels)
+        fitted = report(calibrated(logits, model.temperature), labels, model.min_confidence)
+        confident_accuracy = fitted["confident_accuracy"]
+        rows.append(
+            [
+                variant.name,
+                split,
+                fitted["images"],
+                round(fitted["accuracy"], 4),
+                round(raw["ece"], 4),
+                round(fitted["ece"], 4),
+                f"{fitted['confident_coverage']:.1%}",
+                "-" if confident_accuracy is None else f"{confident_accuracy:.1%}",
+                f"{fitted['accuracy_at_80']:.1%}",
+                f"{fitted['accuracy_at_90']:.1%}",
+            ]
+        )
+    return rows, f"{model.meta['name']}: temperature {model.temperature:g}, min_confidence {model.min_confidence:.4f}"
+
+
+def main(argv=None):
+    args = parser(__doc__).parse_args(argv)
+    variants = sorted(
+        (d for d in args.bundle.iterdir() if (d / "model.tflite").is_file()), key=lambda d: d.name != "float32"
+    )
+    columns = ["variant", "split", "images", "accuracy", "ECE raw", "ECE calibrated", "confident: share"]
+    columns += ["confident: accuracy", "accuracy at 80% coverage", "accuracy at 90% coverage"]
+    measured = [rows_of(variant) for variant in variants]
+    table = Table(columns, [row for rows, _ in measured for row in rows])
+    notes = [note for _, note in measured]
+    title = "Answers a catalog can trust: calibration and selective accuracy"
+    record("calibration", argv, title, [table], notes, model_of(args.bundle / "float32"))
+
+
+if __name__ == "__main__":
+    main()
