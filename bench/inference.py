@@ -32,6 +32,7 @@ from bench.common import checkpoint_of, parser, percentile_ms, python_for_servin
 from bench.results import Table, bfloat16, model_of, record
 from harness import REPO
 from lambda_fn.preprocess import decode_image, model_input
+from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 from train.backbone import BACKBONES
 from train.budget import sgemm_one_thread
 from train.export import export_saved_model
@@ -132,7 +133,7 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=30)
     args = p.parse_args(argv)
     meta = json.loads((args.bundle / "float32" / "model.json").read_text())
-    pixels = decode_image(sample_images(1)[0].read_bytes(), 10**8)
+    pixels = decode_image(sample_images(1)[0].read_bytes(), DEFAULT_MAX_DECODED_BYTES)
     x = model_input(pixels, meta["input_size"], meta["interpolation"], meta["preprocessing"])
     backbone = BACKBONES[meta["backbone"]]
     gflop = backbone.gflop * (meta["input_size"] / backbone.size) ** 2  # convolutions scale with the pixels

@@ -105,11 +105,11 @@ def read(env) -> Settings:
         max_urls=integer(env, "MAX_URLS", 10),
         max_decoded_bytes=integer(env, "MAX_DECODED_BYTES", DEFAULT_MAX_DECODED_BYTES),
         fetch=FetchLimits(
-            max_bytes=integer(env, "MAX_IMAGE_BYTES", 10 * 1024 * 1024),
-            connect_timeout=seconds(env, "FETCH_CONNECT_TIMEOUT", 3.0),
-            total_timeout=seconds(env, "FETCH_TIMEOUT", 10.0),
-            max_redirects=integer(env, "MAX_REDIRECTS", 3, minimum=0),
-            allow_private=boolean(env, "ALLOW_PRIVATE_URLS", False),
+            max_bytes=integer(env, "MAX_IMAGE_BYTES", FetchLimits.max_bytes),  # each default: FetchLimits'
+            connect_timeout=seconds(env, "FETCH_CONNECT_TIMEOUT", FetchLimits.connect_timeout),
+            total_timeout=seconds(env, "FETCH_TIMEOUT", FetchLimits.total_timeout),
+            max_redirects=integer(env, "MAX_REDIRECTS", FetchLimits.max_redirects, minimum=0),
+            allow_private=boolean(env, "ALLOW_PRIVATE_URLS", FetchLimits.allow_private),
         ),
         cors_origin=env.get("CORS_ALLOW_ORIGIN", "*"),
         log_level=level(env, "LOG_LEVEL", "INFO"),

@@ -30,6 +30,7 @@ import csv
 import io
 import json
 import math
+import mimetypes
 import random
 import sys
 import threading
@@ -42,9 +43,10 @@ from pathlib import Path
 
 from lambda_fn.client import Refused, Target, Transient, add_target_arguments, error, is_url, target_of
 from lambda_fn.errors import echo
-from lambda_fn.events import MAX_URL_CHARS
+from lambda_fn.events import IMAGE_TYPES, MAX_URL_CHARS
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+# what a folder's photos may be: the types the API takes as a raw body (events.IMAGE_TYPES), by file suffix
+IMAGE_SUFFIXES = {suffix for kind in IMAGE_TYPES for suffix in mimetypes.guess_all_extensions(kind)}
 MAX_CSV_LINE_CHARS = 1024 * 1024  # a catalog's row is a few hundred characters; the csv module caps a cell at 128 KiB
 # A row's columns and what each holds (a row restored by --resume must have these, or it is asked again)
 COLUMNS: dict[str, Callable[[object], bool]] = {

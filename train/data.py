@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from lambda_fn.errors import RequestError
-from lambda_fn.preprocess import decode_image, pixels
+from lambda_fn.preprocess import ACCEPTED_FORMATS, decode_image, pixels
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ CACHE = REPO_ROOT / "artifacts" / "cache"  # the activation cache (train/feature
 SHARED_DATA = SHARED / "data" / "clothing-dataset-small"
 DATASET_URL = "https://github.com/alexeygrigorev/clothing-dataset-small"
 SPLITS = ("train", "validation", "test")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
+# what a dataset's images may be: the suffixes Pillow registers for the formats the service decodes
+IMAGE_SUFFIXES = {suffix for suffix, kind in Image.registered_extensions().items() if kind in ACCEPTED_FORMATS}
 
 
 class DatasetError(ValueError):

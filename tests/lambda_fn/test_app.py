@@ -10,6 +10,7 @@ import pytest
 
 from lambda_fn.events import is_http
 from lambda_fn.logs import JsonLines
+from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 
 EVENT_FILES = [
     "direct_url.json",
@@ -35,7 +36,7 @@ def expected_prediction(app, image_bytes: bytes) -> dict:
     """The same image straight through the interpreter, without the handler."""
     from lambda_fn.preprocess import decode_image
 
-    x = app.MODEL.input_of(decode_image(image_bytes, 10**8))
+    x = app.MODEL.input_of(decode_image(image_bytes, DEFAULT_MAX_DECODED_BYTES))
     logits = app.MODEL.logits(x)[0].astype(np.float64) / app.MODEL.meta["calibration"]["temperature"]
     p = np.exp(logits - logits.max())
     return dict(zip(app.MODEL.labels, p / p.sum(), strict=True))

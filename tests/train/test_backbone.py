@@ -9,6 +9,7 @@ import pytest
 from harness.dataset import make_tiny_dataset
 from lambda_fn.model import Model
 from lambda_fn.preprocess import INPUTS, decode_image
+from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 from tests.conftest import REPO
 from train.backbone import BACKBONES, DEFAULT_BACKBONE
 from train.config import parse_args
@@ -63,5 +64,5 @@ def test_a_second_backbone_trains_converts_and_serves(tmp_path):
     model = Model(tmp_path / "bundle" / "float32", threads=1)
     assert json.loads((tmp_path / "bundle" / "float32" / "model.json").read_text())["preprocessing"] == "none"
     photo = next((data / "test" / "hat").iterdir())
-    logits = model.logits(model.input_of(decode_image(photo.read_bytes(), 10**8)))
+    logits = model.logits(model.input_of(decode_image(photo.read_bytes(), DEFAULT_MAX_DECODED_BYTES)))
     assert logits.shape == (1, 3)
