@@ -49,6 +49,12 @@ logging.captureWarnings(True)
 SETTINGS = settings.load()
 log = logging.getLogger("fashion")
 log.setLevel(SETTINGS.log_level)
+if settings.full_batch_seconds(SETTINGS) > SETTINGS.function_timeout:
+    log.warning(
+        "a full urls batch can take %g s, over FUNCTION_TIMEOUT=%d s: its last entries may answer out_of_time",
+        settings.full_batch_seconds(SETTINGS),
+        SETTINGS.function_timeout,
+    )
 MODEL = Model(SETTINGS.model_dir, SETTINGS.threads)
 MIN_CONFIDENCE = MODEL.min_confidence if SETTINGS.min_confidence is None else SETTINGS.min_confidence
 # Every prediction names the model that made it and the bar its answers were held to: "confident" answers were

@@ -207,3 +207,28 @@ def test_the_alarm_email_is_subscribed_only_when_given(transformed):
     assert len(every_alarm) == 6 and all(
         a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in every_alarm
     )
+
+
+def admitted(template, name: str) -> range:
+    parameter = template["Parameters"][name]
+    return range(int(parameter["MinValue"]), int(parameter["MaxValue"]) + 1)
+
+
+def test_the_function_starts_with_every_combination_the_template_admits(template):
+    """The start-up rule (lambda_fn/settings.load) over the whole space of Timeout, MaxUrls and FetchTimeout the
+    template's limits admit: no deployable stack refuses to start."""
+    from lambda_fn import settings
+
+    variables = template["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert variables["FUNCTION_TIMEOUT"] == {"Ref": "Timeout"} and variables["FETCH_TIMEOUT"] == {"Ref": "FetchTimeout"}
+    assert variables["MAX_URLS"] == {"Ref": "MaxUrls"}
+    refused = []
+    for timeout in admitted(template, "Timeout"):
+        for urls in admitted(template, "MaxUrls"):
+            for fetch in admitted(template, "FetchTimeout"):
+                env = {"FUNCTION_TIMEOUT": str(timeout), "MAX_URLS": str(urls), "FETCH_TIMEOUT": str(fetch)}
+                try:
+                    settings.load(env)
+                except ValueError:
+                    refused.append(env)
+    assert refused == []
