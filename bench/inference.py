@@ -31,7 +31,7 @@ import numpy as np
 from bench.common import checkpoint_of, parser, percentile_ms, python_for_serving, sample_images
 from bench.results import Table, bfloat16, model_of, record
 from harness import REPO
-from lambda_fn.preprocess import decode_image, model_input
+from lambda_fn.preprocess import InputSpec, decode_image
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 from train.backbone import BACKBONES
 from train.budget import sgemm_one_thread
@@ -134,9 +134,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     meta = json.loads((args.bundle / "float32" / "model.json").read_text())
     pixels = decode_image(sample_images(1)[0].read_bytes(), DEFAULT_MAX_DECODED_BYTES)
-    x = model_input(pixels, meta["input_size"], meta["interpolation"], meta["preprocessing"])
+    spec = InputSpec.from_json(meta["input"])
+    x = spec.model_input(pixels)
     backbone = BACKBONES[meta["backbone"]]
-    gflop = backbone.gflop * (meta["input_size"] / backbone.size) ** 2  # convolutions scale with the pixels
+    gflop = backbone.gflop * (spec.size / backbone.size) ** 2  # convolutions scale with the pixels
     sgemm, cores = sgemm_one_thread(), os.cpu_count() or 1
     timings: list[tuple[Candidate, int, dict]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -160,7 +161,7 @@ def main(argv=None):
     best = min(others, key=lambda r: r[3]) if others else None
     served = next(r for r in rows if r[:3] == ["LiteRT", "float32", cores])
     notes = [
-        f"{gflop:.1f} GFLOP per image at {meta['input_size']}x{meta['input_size']}; single-thread sgemm rate "
+        f"{gflop:.1f} GFLOP per image at {spec.size}x{spec.size}; single-thread sgemm rate "
         f"{sgemm:.1f} GFLOP/s; median and p90 of {args.runs} warm invokes",
     ]
     if best:

@@ -40,7 +40,7 @@ if __name__ == "__main__":  # make convert: before TensorFlow loads and logs its
 from convert.calibrate import calibrate  # noqa: E402
 from lambda_fn.confidence import calibrated  # noqa: E402
 from lambda_fn.model import Model  # noqa: E402
-from lambda_fn.preprocess import INPUTS  # noqa: E402
+from lambda_fn.preprocess import InputSpec  # noqa: E402
 from train import budget as budgets  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
 from train.data import REPO_ROOT, file_digest, read_images, scan_dataset  # noqa: E402
@@ -100,23 +100,29 @@ def load_keras_model(checkpoint: Path):
         raise ConversionError(f"cannot read {checkpoint} as a Keras model: {err}") from err
 
 
+def input_spec(meta: dict) -> InputSpec:
+    """What the served model takes: the backbone's normalisation (train/backbone.py) at the run's size and filter."""
+    return BACKBONES[meta["backbone"]].input_spec(meta["input_size"], meta["interpolation"])
+
+
 def load_split(meta: dict, items: list) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Each image file's bytes through the serving path: the pixels the Lambda makes of them (training's
-    loader is that code) and the preprocessing model.json names (lambda_fn/preprocess.py INPUTS), so the
+    loader is that code) and the input spec model.json will carry (lambda_fn/preprocess.py InputSpec), so the
     gate's input is exactly what the Lambda would feed its model. Unreadable files are skipped with a
-    warning. The Keras model gets the same input: it is checked against the backbone's own preprocessing.
+    warning. The Keras model gets the same input: the spec is checked against the backbone's own Keras
+    preprocessing, so a registry entry's numbers cannot drift from what its weights expect.
 
     Returns (x float32, labels, skipped paths).
     """
-    images, kept, skipped = read_images(items, meta["input_size"], meta["interpolation"])
-    pixels = images.astype(np.float32)
-    x = INPUTS[meta["preprocessing"]](pixels)
+    spec = input_spec(meta)
+    images, kept, skipped = read_images(items, spec.size, spec.interpolation)
+    x = spec.normalise(images)
     backbone = BACKBONES[meta["backbone"]]
-    own = np.asarray(backbone.preprocess(pixels[:PREPROCESSING_CHECKS].copy()))
-    if not np.allclose(own, x[:PREPROCESSING_CHECKS], rtol=0, atol=1e-6):
+    own = np.asarray(backbone.preprocess(images[:PREPROCESSING_CHECKS].astype(np.float32)))
+    if not np.allclose(own, x[:PREPROCESSING_CHECKS], rtol=0, atol=1e-5):
         raise ConversionError(
-            f"the serving preprocessing {meta['preprocessing']!r} (lambda_fn/preprocess.py INPUTS) is not "
-            f"backbone {backbone.name}'s own: they differ by up to {np.abs(own - x[:PREPROCESSING_CHECKS]).max():g}"
+            f"the input spec (mean {spec.mean}, std {spec.std}, {spec.channels}) is not backbone {backbone.name}'s "
+            f"own preprocessing: they differ by up to {np.abs(own - x[:PREPROCESSING_CHECKS]).max():g}"
         )
     return x, np.array([i.label for i in kept]), [str(p) for p in skipped]
 
@@ -230,10 +236,8 @@ def bundle_meta(variant: str, checkpoint: Path, meta: dict) -> dict:
         "variant": variant,
         "backbone": meta["backbone"],  # for a reader and the benches (its work per image); serving needs only the below
         "labels": meta["classes"],
-        "input_size": meta["input_size"],
+        "input": input_spec(meta).to_json(),  # size, filter, mean, std, channels, pixels' version: the Lambda's
         "input_dtype": "float32",
-        "preprocessing": meta["preprocessing"],  # xception: x / 127.5 - 1, on RGB pixels resized as below
-        "interpolation": meta["interpolation"],
         "source_checkpoint": checkpoint.name,
         "source_sha256": file_digest(checkpoint),
     }

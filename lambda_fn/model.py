@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lambda_fn.preprocess import INPUTS, RESIZES, model_input
+from lambda_fn.preprocess import InputSpec
 
 try:
     from ai_edge_litert.interpreter import Interpreter  # LiteRT, the successor of tflite-runtime
@@ -86,24 +86,19 @@ class Model:
                 "run `make run`, or point MODEL_DIR at a bundle folder"
             )
         self.meta = json.loads((bundle / "model.json").read_text())
-        for name, known in (("preprocessing", INPUTS), ("interpolation", RESIZES)):
-            if self.meta[name] not in known:
-                raise ValueError(
-                    f"{bundle / 'model.json'} asks for {self.meta[name]!r} {name}; this function knows "
-                    f"{sorted(known)} (lambda_fn/preprocess.py): add the backbone's there"
-                )
-        if "calibration" not in self.meta:
+        if "calibration" not in self.meta or "input" not in self.meta:
             raise ValueError(
-                f"{bundle / 'model.json'} has no calibration (a bundle made before it): convert the checkpoint "
-                "again (make convert)"
+                f"{bundle / 'model.json'} has no input spec or no calibration (a bundle made before them): "
+                "convert the checkpoint again (make convert)"
             )
+        try:
+            self.input = InputSpec.from_json(self.meta["input"])  # what the model takes, as data
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{bundle / 'model.json'}: {err}") from None
         self.labels: list[str] = self.meta["labels"]
         # lambda_fn/confidence.py: the logits' divisor, and the calibrated probability an answer must reach
         self.temperature: float = self.meta["calibration"]["temperature"]
         self.min_confidence: float = self.meta["calibration"]["min_confidence"]
-        self.input_size: int = self.meta["input_size"]
-        self.interpolation: str = self.meta["interpolation"]
-        self.preprocessing: str = self.meta["preprocessing"]
         model_file, needed = bundle / "model.tflite", self.meta.get("min_runtime_version")
         if runtime_cannot_serve(needed):
             raise RuntimeError(needs_newer_runtime(model_file, needed))
@@ -121,7 +116,7 @@ class Model:
 
     def input_of(self, image) -> np.ndarray:
         """A decoded image (lambda_fn.preprocess.decode_image) -> this model's input, as model.json says."""
-        return model_input(image, self.input_size, self.interpolation, self.preprocessing)
+        return self.input.model_input(image)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """x: one preprocessed image, float32 of shape (1, size, size, 3). Returns (1, n_classes)."""

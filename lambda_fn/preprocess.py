@@ -4,13 +4,15 @@ The one way this project makes pixels: training (train/data.py), its activation 
 and the Lambda all call decode_image and pixels here. A file is decoded with its bombs refused, turned
 upright (EXIF orientation, lambda_fn/orientation.py), made RGB (transparent pixels on white), and
 stretched to size x size with the Pillow filter its model.json names (keras.utils.load_img's convention:
-no crop). What a backbone then expects of those pixels is named in model.json too ("preprocessing") and
-made by INPUTS.
+no crop). What a backbone then expects of those pixels is data too: an InputSpec (size, filter, per-channel
+mean and std, channel order, this code's PIXELS_VERSION), which the backbone registry declares
+(train/backbone.py), model.json records verbatim ("input") and the Lambda applies: no backbone has code here.
 """
 
 import io
 import math
 import warnings
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from PIL import Image
@@ -38,12 +40,64 @@ RESIZES = {
     "box": Image.Resampling.BOX,
     "hamming": Image.Resampling.HAMMING,
 }
-# model.json "preprocessing" -> the model's input made of the pixels (float32, 0..255); train/backbone.py names
-# one for each backbone, and the conversion gate checks that the one here equals the backbone's own
-INPUTS = {
-    "xception": lambda x: x / 127.5 - 1.0,  # keras.applications.xception.preprocess_input: [-1, 1]
-    "none": lambda x: x,  # the model rescales inside itself (EfficientNetV2's include_preprocessing)
-}
+CHANNEL_ORDERS = ("RGB", "BGR")  # BGR: the Caffe-trained backbones (ResNet50's "caffe" mode)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """A model's input, as data (model.json "input"; timm's pretrained_cfg, torchvision's weight transforms):
+    a file's pixels as `pixels` makes them (upright RGB 0..255, by the code of `pixels_version`), stretched to
+    size x size with the Pillow filter `interpolation`, in `channels` order, then (x - mean) / std per channel."""
+
+    size: int
+    interpolation: str  # a RESIZES name
+    mean: tuple[float, float, float]  # per channel, in `channels` order, on the 0..255 scale
+    std: tuple[float, float, float]
+    channels: str = "RGB"
+    pixels_version: int = PIXELS_VERSION
+
+    def __post_init__(self):
+        problems = []
+        if not (isinstance(self.size, int) and self.size >= 1):
+            problems.append(f"size {self.size!r} is not a whole number of pixels")
+        if self.interpolation not in RESIZES:
+            problems.append(f"interpolation {self.interpolation!r} is not one of {sorted(RESIZES)}")
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) != 3 or not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+                problems.append(f"{name} {values!r} is not three numbers")
+        if len(self.std) == 3 and 0 in self.std:
+            problems.append(f"std {self.std!r} has a zero")
+        if self.channels not in CHANNEL_ORDERS:
+            problems.append(f"channels {self.channels!r} is not one of {CHANNEL_ORDERS}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def from_json(cls, data: dict) -> "InputSpec":
+        """model.json's "input", refusing unknown fields, missing ones, and pixels made by other code."""
+        known = {"size", "interpolation", "mean", "std", "channels", "pixels_version"}
+        unknown, missing = sorted(set(data) - known), sorted(known - set(data))
+        if unknown or missing:
+            raise ValueError(f"input spec: unknown fields {unknown}, missing {missing} (it has {sorted(data)})")
+        if data["pixels_version"] != PIXELS_VERSION:
+            raise ValueError(
+                f"the bundle was converted and gated with pixels of version {data['pixels_version']}; this code "
+                f"makes version {PIXELS_VERSION} (lambda_fn/preprocess.py): convert the checkpoint again"
+            )
+        return cls(**{**data, "mean": tuple(data["mean"]), "std": tuple(data["std"])})
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
+
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 or float pixels (..., 3), RGB -> float32 (x - mean) / std in this spec's channel order."""
+        x = np.asarray(pixels, np.float32)
+        x = x[..., ::-1] if self.channels == "BGR" else x
+        return ((x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)).astype(np.float32)
+
+    def model_input(self, image: Image.Image) -> np.ndarray:
+        """A decoded image (decode_image) -> the model's input: float32, with a batch axis."""
+        return self.normalise(pixels(image, self.size, self.interpolation))[np.newaxis]
 
 
 def decoded_bytes(image: Image.Image) -> int:
@@ -133,8 +187,3 @@ def pixels(image: Image.Image, size: int, interpolation: str) -> np.ndarray:
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), RESIZES[interpolation])
     return np.asarray(rgb, dtype=np.uint8)
-
-
-def model_input(image: Image.Image, size: int, interpolation: str, preprocessing: str) -> np.ndarray:
-    """A decoded image -> the model's input: float32, with a batch axis."""
-    return INPUTS[preprocessing](pixels(image, size, interpolation).astype(np.float32))[np.newaxis]

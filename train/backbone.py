@@ -1,12 +1,12 @@
 """The one place that knows the pre-trained backbones.
 
 Adding a backbone means adding one Backbone here: its constructor, the
-preprocessing its ImageNet weights expect (and that preprocessing's name in
-the Lambda's table, lambda_fn/preprocess.py INPUTS: the only other place a
-backbone may touch), its input size, the layers that fine-tuning may start
-from and which of them each preset uses, and the Keras file of its ImageNet
-weights. Everything else (the model, the feature cache, the presets, the run
-folder, the Lambda's model.json) reads it from here.
+normalisation its ImageNet weights expect (per-channel mean and std, channel
+order: data, which model.json carries to the Lambda as its input spec, so
+serving needs no code of its own), its input size, the layers that
+fine-tuning may start from and which of them each preset uses, and the Keras
+file of its ImageNet weights. Everything else (the model, the feature cache,
+the presets, the run folder, the Lambda's model.json) reads it from here.
 """
 
 import os
@@ -17,6 +17,7 @@ from pathlib import Path
 import keras
 from keras.applications import efficientnet_v2, xception
 
+from lambda_fn.preprocess import InputSpec
 from train.data import SHARED, file_digest
 
 
@@ -24,8 +25,9 @@ from train.data import SHARED, file_digest
 class Backbone:
     name: str
     constructor: Callable[..., keras.Model]  # keras.applications-style: (weights, include_top, input_shape)
-    preprocess: Callable  # pixels 0..255 -> what the ImageNet weights expect
-    preprocessing: str  # that, in words, for model.json and the Lambda
+    preprocess: Callable  # pixels 0..255 -> what the ImageNet weights expect (Keras' own function) ...
+    mean: tuple[float, float, float]  # ... as data: (x - mean) / std per channel (the conversion checks they agree)
+    std: tuple[float, float, float]
     size: int  # the input size the weights were trained at
     min_size: int  # the smallest input the architecture accepts
     # name -> first trainable layer: fine-tuning unfreezes that layer and every one after it
@@ -35,6 +37,11 @@ class Backbone:
     roles: dict[str, str]
     shared_weights: Path  # ImageNet weights (include_top=False) beside the project
     gflop: float  # the base's forward pass at `size`, multiply-adds counted as 2 (bench/inference.py)
+    channels: str = "RGB"  # the channel order the weights expect
+
+    def input_spec(self, size: int, interpolation: str) -> InputSpec:
+        """What a model on this backbone takes at this size: model.json's "input"."""
+        return InputSpec(size, interpolation, self.mean, self.std, self.channels)
 
 
 XCEPTION = Backbone(
@@ -43,7 +50,8 @@ XCEPTION = Backbone(
     # Xception's ImageNet weights were trained on pixels scaled to [-1, 1]:
     # x / 127.5 - 1. Feed it [0, 1] or [0, 255] and the features are garbage.
     preprocess=xception.preprocess_input,
-    preprocessing="xception",
+    mean=(127.5, 127.5, 127.5),
+    std=(127.5, 127.5, 127.5),
     size=299,
     min_size=71,
     cuts={
@@ -67,7 +75,8 @@ EFFICIENTNETV2B0 = Backbone(
     # Its rescaling is a layer inside the model (include_preprocessing=True): it takes pixels 0..255 as they
     # are, and preprocess_input is a pass-through.
     preprocess=efficientnet_v2.preprocess_input,
-    preprocessing="none",
+    mean=(0.0, 0.0, 0.0),
+    std=(1.0, 1.0, 1.0),
     size=224,
     min_size=32,
     cuts={

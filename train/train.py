@@ -299,7 +299,6 @@ def run_metadata(config: TrainConfig, classes, weights_id) -> dict:
         "backbone": backbone.name,
         "input_size": config.size,
         "interpolation": config.interpolation,
-        "preprocessing": backbone.preprocessing,
         "image_loader": f"lambda_fn/preprocess.py decode_image and pixels, version {PIXELS_VERSION}",
         "weights": str(config.weights),
         "weights_identity": weights_id,

@@ -7,6 +7,7 @@ import pytest
 
 from convert import convert as conv
 from harness.dataset import TINY_CLASSES
+from lambda_fn.preprocess import PIXELS_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,15 @@ def test_bundle_json_holds_what_the_lambda_needs(converted, tiny_run):
     out, _ = converted
     meta = json.loads((out / "float32" / "model.json").read_text())
     run = json.loads((tiny_run / "run.json").read_text())
-    assert meta["labels"] == sorted(TINY_CLASSES) and meta["input_size"] == 71
-    assert meta["interpolation"] == "bilinear" and meta["preprocessing"] == "xception"
+    assert meta["labels"] == sorted(TINY_CLASSES)
+    assert meta["input"] == {
+        "size": 71,
+        "interpolation": "bilinear",
+        "mean": [127.5] * 3,  # Xception's [-1, 1], as data
+        "std": [127.5] * 3,
+        "channels": "RGB",
+        "pixels_version": PIXELS_VERSION,
+    }
     assert meta["source_checkpoint"] == run["best_checkpoint"]
     assert meta["source_sha256"] == conv.file_digest(tiny_run / run["best_checkpoint"])
     assert meta["tflite_sha256"] == conv.file_digest(out / "float32" / "model.tflite")
@@ -140,10 +148,13 @@ def test_unreadable_images_are_skipped_as_in_training_and_recorded(tiny_run, tmp
     assert json.loads((tmp_path / "out" / "float32" / "model.json").read_text())["skipped_images"] == [str(bad)]
 
 
-def test_the_gate_refuses_a_serving_preprocessing_that_is_not_the_backbones(tiny_run, tmp_path, monkeypatch):
-    """The Lambda's INPUTS table must make what the backbone's own preprocessing makes, or nothing converts."""
-    from lambda_fn.preprocess import INPUTS
+def test_the_gate_refuses_an_input_spec_that_is_not_the_backbones_preprocessing(tiny_run, tmp_path, monkeypatch):
+    """The registry's mean and std must make what the backbone's own Keras preprocessing makes, or nothing
+    converts: [0, 1] pixels are what Xception's weights never saw."""
+    import dataclasses
 
-    monkeypatch.setitem(INPUTS, "xception", lambda x: x / 255.0)  # [0, 1]: what Xception's weights never saw
-    with pytest.raises(conv.ConversionError, match="'xception' .* is not backbone xception's own"):
+    from train.backbone import BACKBONES, XCEPTION
+
+    monkeypatch.setitem(BACKBONES, "xception", dataclasses.replace(XCEPTION, mean=(0.0,) * 3, std=(255.0,) * 3))
+    with pytest.raises(conv.ConversionError, match=r"mean \(0.0, 0.0, 0.0\), std .* is not backbone xception's own"):
         conv.convert(tiny_run, tmp_path / "out", variants=["float32"])

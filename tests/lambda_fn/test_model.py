@@ -14,18 +14,29 @@ def test_missing_bundle_says_how_to_make_one(tmp_path):
 
 def test_logits_for_one_image(tiny_bundle):
     model = Model(tiny_bundle, threads=1)
-    x = np.zeros((1, model.input_size, model.input_size, 3), np.float32)
+    x = np.zeros((1, model.input.size, model.input.size, 3), np.float32)
     logits = model.logits(x)
     assert logits.shape == (1, len(model.labels)) and np.isfinite(logits).all()
     np.testing.assert_array_equal(logits, model.logits(x))  # the same input, the same answer
 
 
-@pytest.mark.parametrize("field, value", [("preprocessing", "resnet50"), ("interpolation", "mitchell")])
-def test_a_bundle_whose_pixels_this_function_cannot_make_is_refused(tiny_bundle, tmp_path, field, value):
+@pytest.mark.parametrize(
+    "field, value, words",
+    [
+        ("interpolation", "mitchell", "interpolation 'mitchell' is not one of \\['bicubic'"),
+        ("std", [1, 0, 1], "std \\(1, 0, 1\\) has a zero"),
+        ("mean", [0, 0], "mean \\(0, 0\\) is not three numbers"),
+        ("channels", "GBR", "channels 'GBR' is not one of"),
+        ("pixels_version", 2, "converted and gated with pixels of version 2; this code makes version 3"),
+        ("crop", 0.875, "unknown fields \\['crop'\\]"),
+    ],
+)
+def test_a_bundle_whose_input_this_function_cannot_make_is_refused(tiny_bundle, tmp_path, field, value, words):
     shutil.copytree(tiny_bundle, tmp_path / "b")
     meta = json.loads((tmp_path / "b" / "model.json").read_text())
-    (tmp_path / "b" / "model.json").write_text(json.dumps({**meta, field: value}))
-    with pytest.raises(ValueError, match=f"asks for '{value}' {field}; this function knows \\["):
+    meta["input"][field] = value
+    (tmp_path / "b" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=words):
         Model(tmp_path / "b")
 
 
@@ -54,5 +65,5 @@ def test_each_variant_serves_or_is_refused_naming_the_runtime_it_needs(tiny_bund
             Model(bundle)
     else:
         model = Model(bundle, threads=1)
-        x = np.zeros((1, model.input_size, model.input_size, 3), np.float32)
+        x = np.zeros((1, model.input.size, model.input.size, 3), np.float32)
         assert np.isfinite(model.logits(x)).all()

@@ -1,5 +1,6 @@
-"""The backbone registry: a second backbone trained, converted and served by naming it, and nothing outside the
-registry (and the Lambda's preprocessing table) knowing any backbone by name."""
+"""The backbone registry: a backbone with a normalisation of its own trained, converted and served by
+registering it, and nothing outside the registry knowing any backbone by name (the Lambda reads the input spec
+model.json carries)."""
 
 import json
 import re
@@ -8,7 +9,7 @@ import pytest
 
 from harness.dataset import make_tiny_dataset
 from lambda_fn.model import Model
-from lambda_fn.preprocess import INPUTS, decode_image
+from lambda_fn.preprocess import decode_image
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 from tests.conftest import REPO
 from train.backbone import BACKBONES, DEFAULT_BACKBONE
@@ -18,7 +19,7 @@ from train.config import parse_args
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_every_backbone_is_complete(name):
     backbone = BACKBONES[name]
-    assert backbone.preprocessing in INPUTS  # the Lambda can make its input
+    backbone.input_spec(backbone.size, "bilinear")  # the Lambda can make its input: a valid spec
     assert set(backbone.roles) == {"cached", "images"} and set(backbone.roles.values()) <= set(backbone.cuts)
     assert backbone.min_size <= backbone.size and backbone.gflop > 0
 
@@ -32,8 +33,8 @@ def test_presets_resolve_their_cut_by_role(name):
 
 
 def test_nothing_outside_the_registry_names_a_backbone():
-    """A backbone is added in train/backbone.py (and its preprocessing in lambda_fn/preprocess.py INPUTS)."""
-    allowed = {REPO / "train" / "backbone.py", REPO / "lambda_fn" / "preprocess.py"}
+    """A backbone is added in train/backbone.py alone."""
+    allowed = {REPO / "train" / "backbone.py"}
     code = [REPO / "Makefile", *REPO.glob("infra/*.yaml")]
     code += [p for folder in ("lambda_fn", "train", "convert", "bench") for p in (REPO / folder).glob("*.py")]
     names = "|".join(re.escape(n) for n in BACKBONES)
@@ -48,21 +49,43 @@ def test_nothing_outside_the_registry_names_a_backbone():
 
 
 @pytest.mark.tensorflow
-def test_a_second_backbone_trains_converts_and_serves(tmp_path):
-    """EfficientNetV2B0 (random weights: its ImageNet ones download from the internet), tiny data, 32x32."""
+def test_a_backbone_with_a_new_normalisation_is_one_registry_entry(tmp_path, monkeypatch):
+    """A backbone registered here and nowhere else, whose weights want ImageNet's mean and std in BGR order (as
+    Caffe-trained ones do): EfficientNetV2B0's architecture with random weights (its ImageNet ones download from
+    the internet), tiny data, 32x32. It trains, converts (its spec checked against its own preprocessing) and
+    serves from the input spec model.json carries: lambda_fn/ knows nothing of it."""
+    import dataclasses
+
+    import numpy as np
+
     from convert.convert import convert
+    from train.backbone import EFFICIENTNETV2B0
     from train.train import train
 
+    mean, std = (103.939, 116.779, 123.68), (57.375, 57.12, 58.395)  # BGR
+    caffe = dataclasses.replace(
+        EFFICIENTNETV2B0,
+        name="caffenet",
+        preprocess=lambda x: (x[..., ::-1] - np.asarray(mean, np.float32)) / np.asarray(std, np.float32),
+        mean=mean,
+        std=std,
+        channels="BGR",
+    )
+    monkeypatch.setitem(BACKBONES, "caffenet", caffe)
     data = make_tiny_dataset(tmp_path / "data", per_split=(4, 2, 2))
-    flags = ["--preset", "frozen", "--backbone", "efficientnetv2b0", "--weights", "none", "--size", "32"]
+    flags = ["--preset", "frozen", "--backbone", "caffenet", "--weights", "none", "--size", "32"]
     flags += ["--head-epochs", "1", "--views", "1", "--batch-size", "4", "--data", str(data)]
     report = train(parse_args([*flags, "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")]))
-    assert report["backbone"] == "efficientnetv2b0" and report["preprocessing"] == "none"
+    assert report["backbone"] == "caffenet"
     assert (tmp_path / "latest").resolve() == (tmp_path / "run").resolve()  # what make convert converts
     summary = convert(tmp_path / "latest", tmp_path / "bundle", variants=["float32"])
     assert summary["float32"]["passed"], summary
     model = Model(tmp_path / "bundle" / "float32", threads=1)
-    assert json.loads((tmp_path / "bundle" / "float32" / "model.json").read_text())["preprocessing"] == "none"
+    spec = json.loads((tmp_path / "bundle" / "float32" / "model.json").read_text())["input"]
+    assert (spec["mean"], spec["std"], spec["channels"], spec["size"]) == (list(mean), list(std), "BGR", 32)
     photo = next((data / "test" / "hat").iterdir())
-    logits = model.logits(model.input_of(decode_image(photo.read_bytes(), DEFAULT_MAX_DECODED_BYTES)))
-    assert logits.shape == (1, 3)
+    x = model.input_of(decode_image(photo.read_bytes(), DEFAULT_MAX_DECODED_BYTES))
+    from train.data import load_image
+
+    np.testing.assert_allclose(x[0], caffe.preprocess(load_image(photo, 32, "bilinear").astype(np.float32)), atol=1e-5)
+    assert model.logits(x).shape == (1, 3)
