@@ -5,10 +5,12 @@
 Each validation and test image goes through the Lambda's own preprocessing and interpreter
 (lambda_fn.model.Model); its logits become probabilities by the temperature the variant's model.json holds
 (lambda_fn.confidence), raw (T = 1) beside them. Expected calibration error: 15 equal-width bins of the top
-probability. "Confident" is the answer the service publishes as such: a calibrated top probability at or over
-model.json's min_confidence, chosen at conversion on validation for 98% precision. Accuracy at 80% and 90%
-coverage: of the most confident 80% and 90% of the answers. Validation is where the temperature and the
-threshold were fitted, so test is the honest figure.
+probability; beside it, its noise floor: the ECE a perfectly calibrated model would score on the same
+confidences and as few images (convert/calibrate.py ece_noise_floor). "Confident" is the answer the service
+publishes as such: a calibrated top probability at or over model.json's min_confidence, chosen at
+conversion on validation for 98% precision. Accuracy at 80% and 90% coverage: of the most confident 80% and
+90% of the answers. Validation is where the temperature and the threshold were fitted, so test is the honest
+figure.
 
 Test-time augmentation, measured beside it: float32 on each image and its mirror image, the two calibrated
 probabilities averaged (same temperature and threshold): twice the inference, served only if it pays.
@@ -49,6 +51,7 @@ def row(name: str, split: str, raw: dict, fitted: dict) -> list:
         round(fitted["accuracy"], 4),
         round(raw["ece"], 4),
         round(fitted["ece"], 4),
+        round(fitted["ece_noise_floor"], 4),
         f"{fitted['confident_coverage']:.1%}",
         "-" if confident_accuracy is None else f"{confident_accuracy:.1%}",
         f"{fitted['accuracy_at_80']:.1%}",
@@ -75,7 +78,8 @@ def main(argv=None):
     variants = sorted(
         (d for d in args.bundle.iterdir() if (d / "model.tflite").is_file()), key=lambda d: d.name != "float32"
     )
-    columns = ["variant", "split", "images", "accuracy", "ECE raw", "ECE calibrated", "confident: share"]
+    columns = ["variant", "split", "images", "accuracy", "ECE raw", "ECE calibrated", "ECE noise floor"]
+    columns += ["confident: share"]
     columns += ["confident: accuracy", "accuracy at 80% coverage", "accuracy at 90% coverage"]
     measured = [rows_of(variant) for variant in variants]
     table = Table(columns, [row for rows, _ in measured for row in rows])

@@ -9,6 +9,10 @@ made by the Lambda's own preprocessing) and the true labels, in numpy alone:
   `precision` of the time, i.e. the widest coverage that keeps the promise on validation.
 - report: expected calibration error (15 equal-width bins of the top probability, as Guo et al.), accuracy
   over every image, the confident share's accuracy and coverage, and accuracy at fixed coverages.
+
+ECE measured on a few hundred images is biased upwards: even a perfectly calibrated model scores well above
+zero, its bins holding few images. report() says how far, by simulation (ece_noise_floor): the ECE a model
+whose every answer is right with exactly its stated probability would score on the same confidences.
 """
 
 import math
@@ -20,6 +24,7 @@ from lambda_fn.confidence import calibrated
 TARGET_PRECISION = 0.98  # the share of accepted ("confident") answers that must be right, on validation
 ECE_BINS = 15
 COVERAGES = (0.8, 0.9)  # accuracy of the most confident 80% and 90% of the answers
+NOISE_DRAWS = 1000  # simulated label sets behind the noise floor
 LOG_T_RANGE = (math.log(0.05), math.log(20.0))  # far beyond any temperature a trained network needs
 GOLDEN = (math.sqrt(5) - 1) / 2
 
@@ -59,6 +64,20 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return float(error)
 
 
+def ece_noise_floor(probabilities: np.ndarray, draws: int = NOISE_DRAWS, seed: int = 0) -> float:
+    """The mean ECE of a perfectly calibrated model with these top probabilities: each answer drawn right with
+    exactly its confidence, binned as expected_calibration_error bins it."""
+    confidence = probabilities.max(1)
+    which = np.minimum((confidence * ECE_BINS).astype(int), ECE_BINS - 1)
+    correct = np.random.default_rng(seed).random((draws, len(confidence))) < confidence
+    floor = np.zeros(draws)
+    for b in range(ECE_BINS):
+        inside = which == b
+        if inside.any():
+            floor += inside.mean() * np.abs(correct[:, inside].mean(1) - confidence[inside].mean())
+    return float(floor.mean())
+
+
 def min_confidence_for(probabilities: np.ndarray, labels: np.ndarray, precision: float = TARGET_PRECISION) -> float:
     """The lowest top probability whose accepted answers (top probability >= it) are right >= precision of
     the time; above every answer (nothing accepted) when no threshold keeps the promise."""
@@ -87,6 +106,7 @@ def report(probabilities: np.ndarray, labels: np.ndarray, min_confidence: float 
         "images": int(len(labels)),
         "accuracy": float(correct.mean()),
         "ece": expected_calibration_error(probabilities, labels),
+        "ece_noise_floor": ece_noise_floor(probabilities),
         **{f"accuracy_at_{round(c * 100)}": accuracy_at_coverage(probabilities, labels, c) for c in COVERAGES},
     }
     if min_confidence is not None:

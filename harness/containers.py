@@ -5,11 +5,11 @@ import json
 import shutil
 import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 from harness import REPO
+from harness.servers import wait_for
 
 AWS_BASE = "public.ecr.aws/lambda/python:3.12"  # Dockerfile.lambda's FROM
 STANDIN = REPO / "tests" / "container" / "build-standin.sh"
@@ -84,13 +84,7 @@ def run_under_rie(engine: str, tag: str, handler: str, *env: str, arch: str = "x
     command += ["--runtime-interface-emulator-address", f"127.0.0.1:{port}"]
     command += ["--runtime-api-address", f"127.0.0.1:{api_port}", "/lambda-entrypoint.sh", handler]
     container = subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
-    deadline = time.monotonic() + 120  # under qemu the RIE itself starts slowly
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
+    wait_for(port, 120)  # under qemu the RIE itself starts slowly
     return container, f"http://127.0.0.1:{port}{INVOCATIONS}"
 
 

@@ -9,7 +9,6 @@ as done in a config folder of our own, no instance-metadata credential look-up, 
 import json
 import os
 import platform
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from harness import REPO
+from harness.servers import wait_for
 
 SAM = REPO / ".venv-sam" / "bin" / "sam"
 
@@ -30,23 +30,6 @@ def rie_on_host() -> Path | None:
 
 
 REGION = "eu-west-1"  # any: nothing is deployed, but SAM CLI and boto3 want one
-
-
-def wait_for(path_or_port: Path | int, seconds: float = 60) -> None:
-    """Until a unix socket exists, or something listens on this port of 127.0.0.1."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if isinstance(path_or_port, Path):
-            if path_or_port.exists():
-                return
-        else:
-            try:
-                socket.create_connection(("127.0.0.1", path_or_port), timeout=1).close()
-                return
-            except OSError:
-                pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{path_or_port} did not come up within {seconds} s")
 
 
 @contextmanager

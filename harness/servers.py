@@ -231,3 +231,20 @@ def post(url: str, data: bytes, content_type: str) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+def wait_for(path_or_port: Path | int, seconds: float = 60) -> None:
+    """Until a unix socket exists, or something listens on this port of 127.0.0.1."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if isinstance(path_or_port, Path):
+            if path_or_port.exists():
+                return
+        else:
+            try:
+                socket.create_connection(("127.0.0.1", path_or_port), timeout=1).close()
+                return
+            except OSError:
+                pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{path_or_port} did not come up within {seconds} s")

@@ -25,6 +25,7 @@ from typing import Any
 from lambda_fn import events, metrics, settings
 from lambda_fn.confidence import answer, calibrated
 from lambda_fn.errors import RequestError, error_body
+from lambda_fn.events import Kind
 from lambda_fn.fetch import fetch
 from lambda_fn.model import Model
 from lambda_fn.preprocess import decode_image
@@ -171,14 +172,16 @@ def answer_image(image: bytes, timings: dict, deadline: float) -> dict:
     return predict(image, timings, deadline)
 
 
-# What each kind of request gets (events.Request.kind): a new kind is one row here and its parser in events.py.
+# What each kind of request gets (events.Kind): a new kind is one row here and its parser in events.py.
 # Each row: (the request's value, timings, request id, deadline) -> the answer (the page: its HTML).
-ANSWERS: dict[str, Callable[[Any, dict, str, float], dict | str]] = {
-    "url": lambda url, timings, _, deadline: predict_url(url, timings, deadline),
-    "urls": lambda urls, timings, request_id, deadline: {"results": predict_urls(urls, timings, request_id, deadline)},
-    "image": lambda image, timings, _, deadline: answer_image(image, timings, deadline),
-    "upload": lambda image, timings, _, deadline: answer_image(image, timings, deadline),
-    "page": lambda *_: events.PAGE,
+ANSWERS: dict[Kind, Callable[[Any, dict, str, float], dict | str]] = {
+    Kind.URL: lambda url, timings, _, deadline: predict_url(url, timings, deadline),
+    Kind.URLS: lambda urls, timings, request_id, deadline: {
+        "results": predict_urls(urls, timings, request_id, deadline)
+    },
+    Kind.IMAGE: lambda image, timings, _, deadline: answer_image(image, timings, deadline),
+    Kind.UPLOAD: lambda image, timings, _, deadline: answer_image(image, timings, deadline),
+    Kind.PAGE: lambda *_: events.PAGE,
 }
 
 

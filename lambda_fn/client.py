@@ -25,6 +25,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from lambda_fn.errors import error_body
+
 RETRIED_STATUSES = {429, 502, 503, 504}  # throttled, or the gateway's own trouble: the same request may pass later
 # An answer is a few KB (a urls batch of 10: ~10 KB): a larger one is not the function's, and is not read whole
 MAX_ANSWER_BYTES = 1024 * 1024
@@ -45,16 +47,12 @@ def is_url(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 
 
-def error(status: int, code: str, message: str) -> dict:
-    return {"error": {"status": status, "code": code, "message": message}}
-
-
 class Refused(Exception):
     """A local file that is not sent: its answer (an error body) says why."""
 
     def __init__(self, status: int, code: str, message: str):
         super().__init__(message)
-        self.answer = error(status, code, message)
+        self.answer = error_body(status, code, message)
 
 
 def read_photo(path: Path) -> bytes:
@@ -137,16 +135,16 @@ class Target:
             )
             body = json.loads(read_bounded(response["Payload"], time.monotonic() + self.timeout))
         except TooLarge as err:
-            return error(502, "bad_answer", str(err))
+            return error_body(502, "bad_answer", str(err))
         except ClientError as err:
             status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if status in RETRIED_STATUSES or err.response.get("Error", {}).get("Code") == "TooManyRequestsException":
                 raise Transient(f"Lambda answered {status}: {err}") from err
-            return error(status or 500, "invoke_failed", str(err))
+            return error_body(status or 500, "invoke_failed", str(err))
         except (BotoCoreError, OSError, ValueError) as err:  # connection, timeout, a cut-off answer
             raise Transient(f"{type(err).__name__}: {err}") from err
         if "FunctionError" in response:  # the function itself failed (Lambda's errorMessage shape)
-            return error(500, "function_error", str(body.get("errorMessage", body)))
+            return error_body(500, "function_error", str(body.get("errorMessage", body)))
         return body
 
     def post(self, body: bytes, content_type: str) -> dict:
@@ -163,7 +161,7 @@ class Target:
             except urllib.error.HTTPError as err:  # an answer too: its body is read under the same bounds
                 return self.error_answer(err, read_bounded(err, deadline))
         except TooLarge as err:
-            return error(502, "bad_answer", str(err))
+            return error_body(502, "bad_answer", str(err))
         except (OSError, ValueError, http.client.HTTPException) as err:  # timeouts, URLError; a body cut short
             raise Transient(f"{type(err).__name__}: {err}") from err
 
@@ -180,7 +178,7 @@ class Target:
             raise Transient(f"the API answered {err.code}", retry_after(err.headers.get("Retry-After")))
         if functions:
             return answer
-        return error(err.code, f"http_{err.code}", text.decode(errors="replace")[:500])
+        return error_body(err.code, f"http_{err.code}", text.decode(errors="replace")[:500])
 
 
 def retry_after(value: str | None) -> float | None:
@@ -235,7 +233,7 @@ def main(argv=None) -> int:
         try:
             result = target.urls([source]) if is_url(source) else target.file(Path(source))
         except Transient as err:
-            result = error(503, "unavailable", str(err))
+            result = error_body(503, "unavailable", str(err))
         except Refused as err:
             result = err.answer
         print(json.dumps({"source": source, **result}, indent=2))

@@ -4,8 +4,12 @@ Every way in becomes a Request: one image URL, a list of URLs, image
 bytes, or (GET / over HTTP) the page to try the model in a browser.
 Validation happens here, at the boundary, with errors that say what was
 wrong and what is accepted. Each event source is one row of SOURCES: how
-to recognise its events, parse them, and shape the answer it expects.
-Adding one (an S3 notification, an SQS batch) is a parser and a row.
+to recognise its events, parse them into a Request, and shape the answer it
+expects; an event no row recognises is a direct invocation (DIRECT).
+Adding a source (an S3 notification, an SQS batch) is a parser and a row
+here; if it asks for something no Kind is yet, a Kind here and its answer
+in app.ANSWERS (a test checks every Kind has one); its trigger and
+permissions go in infra/template.yaml.
 """
 
 import base64
@@ -15,11 +19,11 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from lambda_fn.errors import RequestError, echo, echo_all, has_lone_surrogate
 
-FIELDS = ("url", "urls", "image")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 ROUTE = "/predict"
 PAGE_ROUTE = "/"
@@ -56,9 +60,22 @@ SECURITY_HEADERS = {  # on every response
 MAX_URL_CHARS = 2048  # what browsers and CDNs reliably pass on; also bounds what an error can echo
 
 
+class Kind(StrEnum):
+    """What a request asks for; app.ANSWERS answers each. A str: the log record's `input` is its value."""
+
+    URL = "url"  # one image URL (a JSON field)
+    URLS = "urls"  # a list of them (a JSON field)
+    IMAGE = "image"  # the image's bytes, base64 (a JSON field)
+    UPLOAD = "upload"  # the image's bytes as a raw HTTP body
+    PAGE = "page"  # GET /: the page to try the model in a browser
+
+
+FIELDS = (Kind.URL, Kind.URLS, Kind.IMAGE)  # a JSON request holds exactly one of these
+
+
 @dataclass(frozen=True)
 class Request:
-    kind: str  # "url", "urls", "image" (base64 in JSON), "upload" (raw HTTP body) or "page" (GET /)
+    kind: Kind
     value: str | list[str] | bytes
 
 
@@ -76,8 +93,8 @@ class EventSource:
 
 
 def source_of(event) -> EventSource:
-    """The first source whose events look like this one (the last row takes anything)."""
-    return next(source for source in SOURCES if source.matches(event))
+    """The first source whose events look like this one; DIRECT for any other."""
+    return next((source for source in SOURCES if source.matches(event)), DIRECT)
 
 
 def parse(event, max_urls: int, max_bytes: int) -> Request:
@@ -112,7 +129,7 @@ def parse_http(event: dict, max_urls: int, max_bytes: int) -> Request:
     if path == PAGE_ROUTE:
         if method not in ("GET", "HEAD"):
             raise RequestError("method_not_allowed", f"{echo(method)} {PAGE_ROUTE} is not supported; GET it")
-        return Request("page", b"")
+        return Request(Kind.PAGE, b"")
     if path.rstrip("/") != ROUTE:
         raise RequestError("not_found", f"no route {echo(path)}; send POST {ROUTE} (or GET {PAGE_ROUTE}: the page)")
     if method != "POST":
@@ -138,7 +155,7 @@ def parse_http(event: dict, max_urls: int, max_bytes: int) -> Request:
     lowered = {str(k).lower(): v for k, v in headers.items()}
     content_type = string_field(lowered, "content-type", "application/json").split(";")[0].strip().lower()
     if content_type in IMAGE_TYPES:
-        return Request("upload", raw)
+        return Request(Kind.UPLOAD, raw)
     if content_type != "application/json":
         raise RequestError(
             "unsupported_media_type",
@@ -169,11 +186,11 @@ def parse_fields(payload, max_urls: int, max_bytes: int) -> Request:
     if len(present) != 1:
         raise RequestError("invalid_request", accepted)
     field, value = present[0], payload[present[0]]
-    if field == "url":
+    if field == Kind.URL:
         if not isinstance(value, str) or not value:
             raise RequestError("invalid_request", "url must be a non-empty string")
         check_url_text(value)
-    elif field == "urls":
+    elif field == Kind.URLS:
         if not isinstance(value, list) or not value or not all(isinstance(u, str) and u for u in value):
             raise RequestError("invalid_request", "urls must be a non-empty list of URL strings")
         if len(value) > max_urls:
@@ -228,7 +245,7 @@ def direct_answer(status: int, body: dict | str, cors_origin: str) -> dict | str
     return body
 
 
-SOURCES = [
-    EventSource("api-gateway", is_http, parse_http, http_response),
-    EventSource("direct", lambda event: True, parse_fields, direct_answer),
-]
+SOURCES = [EventSource("api-gateway", is_http, parse_http, http_response)]
+# Whatever no source recognises is a direct invocation (boto3, the RIE, the console): its JSON fields, answered
+# with the body itself; a malformed one is refused there, by name.
+DIRECT = EventSource("direct", lambda event: True, parse_fields, direct_answer)

@@ -41,8 +41,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambda_fn.client import Refused, Target, Transient, add_target_arguments, error, is_url, target_of
-from lambda_fn.errors import echo
+from lambda_fn.client import Refused, Target, Transient, add_target_arguments, is_url, target_of
+from lambda_fn.errors import echo, error_body
 from lambda_fn.events import IMAGE_TYPES, MAX_URL_CHARS
 
 # what a folder's photos may be: the types the API takes as a raw body (events.IMAGE_TYPES), by file suffix
@@ -93,7 +93,7 @@ class Source:
 
 
 def invalid(where: str, message: str) -> Source:
-    return Source(where, error(400, "invalid_input", message))
+    return Source(where, error_body(400, "invalid_input", message))
 
 
 def read_sources(inputs: list[str], column: str) -> Iterator[Source]:
@@ -120,7 +120,7 @@ def expand(inputs: list[str], column: str) -> Iterator[Source]:
         elif path.is_file():
             yield Source(given)
         else:
-            yield Source(given, error(404, "not_found", "neither an http(s) URL nor a file or folder that exists"))
+            yield Source(given, error_body(404, "not_found", "neither an http(s) URL nor a file or folder that exists"))
 
 
 def url_list(path: Path) -> Iterator[Source]:
@@ -217,7 +217,7 @@ def with_retries(call, attempts: int, rate: RateLimit, backoff: float) -> tuple[
             return call(), attempt
         except Transient as err:
             if attempt == attempts:
-                return error(503, "unavailable", f"gave up after {attempts} attempts: {err}"), attempt
+                return error_body(503, "unavailable", f"gave up after {attempts} attempts: {err}"), attempt
             delay = backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)  # jitter: clients do not move in step
             time.sleep(max(delay, err.retry_after or 0.0))  # retry_after is at most client.MAX_RETRY_AFTER
     raise AssertionError("unreachable")
@@ -252,7 +252,7 @@ def shape_problem(answer) -> str | None:
 
 
 def bad_answer(problem: str) -> dict:
-    return error(502, "bad_answer", f"the function's answer is not of the shape it must have: {problem}")
+    return error_body(502, "bad_answer", f"the function's answer is not of the shape it must have: {problem}")
 
 
 def checked(answer) -> dict:
@@ -291,7 +291,7 @@ def classify(target: Target, batch: list[Source], attempts: int, rate: RateLimit
         except Refused as err:  # not a regular file, or too large: not sent
             answer, tries = err.answer, 0
         except OSError as err:  # gone or unreadable since it was listed: its row says so, the run goes on
-            answer, tries = error(404, "not_found", f"the file could not be read ({err.strerror or err})"), 0
+            answer, tries = error_body(404, "not_found", f"the file could not be read ({err.strerror or err})"), 0
         return [row(batch[0].name, checked(answer), tries)]
     answer, tries = with_retries(lambda: target.urls([s.name for s in batch]), attempts, rate, backoff)
     if len(batch) == 1 or (isinstance(answer, dict) and "error" in answer):  # one URL, or the whole batch refused

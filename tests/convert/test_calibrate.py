@@ -72,3 +72,12 @@ def test_report_and_calibrate_hold_the_figures_model_json_needs():
     validation = fitted["validation"]["calibrated"]
     if validation["confident_coverage"]:
         assert validation["confident_accuracy"] >= 0.98  # the promise holds where it was made
+
+
+def test_the_noise_floor_is_what_a_perfectly_calibrated_model_scores():
+    """On 400 images drawn from the model's own probabilities, the measured ECE sits near its floor, not near 0."""
+    logits, labels = sampled(1.0, 400, seed=5)
+    p = calibrated(logits, 1.0)
+    floor = cal.ece_noise_floor(p)
+    assert 0.01 < floor < 0.08 and abs(cal.expected_calibration_error(p, labels) - floor) < 0.03
+    assert cal.ece_noise_floor(np.repeat(p, 50, axis=0)) < floor / 3  # more images, a lower floor

@@ -14,7 +14,8 @@ import pytest
 
 from harness.containers import ensure_base, find_engine, free_port, make_context
 from harness.emf import emf_problems
-from harness.sam import SAM, invoked, sam, sam_environment, wait_for
+from harness.sam import SAM, invoked, sam, sam_environment
+from harness.servers import wait_for
 from tests.conftest import REPO, missing
 
 pytestmark = pytest.mark.container

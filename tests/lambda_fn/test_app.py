@@ -185,8 +185,14 @@ def test_each_event_source_is_recognised_once():
     assert events.source_of({"version": "2.0", "rawPath": "/"}).name == "api-gateway"
     assert events.source_of({"httpMethod": "GET", "path": "/"}).name == "api-gateway"
     assert events.source_of({"url": "https://example.com/a.jpg"}).name == "direct"
-    assert events.source_of(["not", "an", "object"]).name == "direct"  # and refused there, by name
-    assert events.SOURCES[-1].matches(object())  # the last row takes anything
+    assert events.source_of(["not", "an", "object"]) is events.DIRECT  # and refused there, by name
+    assert events.source_of(object()) is events.DIRECT and events.DIRECT not in events.SOURCES
+
+
+def test_every_kind_of_request_has_an_answer(app):
+    from lambda_fn import events
+
+    assert set(app.ANSWERS) == set(events.Kind)
 
 
 def test_line_wrapped_base64_is_accepted(app, load_event):

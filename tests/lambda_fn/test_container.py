@@ -22,7 +22,7 @@ from harness.containers import (
 )
 from harness.dockerfile import handler
 from harness.emf import emf_problems
-from harness.sam import wait_for
+from harness.servers import wait_for
 from tests.conftest import REPO, missing
 
 

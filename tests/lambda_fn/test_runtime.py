@@ -8,7 +8,8 @@ import sys
 
 from harness.containers import INVOCATIONS, free_port, invoke_rie
 from harness.dockerfile import handler
-from harness.sam import rie_on_host, wait_for
+from harness.sam import rie_on_host
+from harness.servers import wait_for
 from tests.conftest import REPO, missing
 
 
