@@ -7,8 +7,9 @@ in docs/benchmarks-history.md.
 """
 
 import argparse
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from lambda_fn.preprocess import RESIZES
 from train.backbone import BACKBONES, DEFAULT_BACKBONE, Backbone, default_weights
@@ -17,39 +18,61 @@ from train.data import CACHE, REPO_ROOT, default_data_dir
 OUT = REPO_ROOT / "artifacts" / "runs"
 
 
+def setting(default, help: str, **flag):
+    """A TrainConfig field with its command-line help (and argparse options: choices, a metavar ...)."""
+    if callable(default):
+        return field(default_factory=default, metadata={"help": help, **flag})
+    return field(default=default, metadata={"help": help, **flag})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    data: Path = field(default_factory=default_data_dir)  # dataset folder (env FASHION_DATA)
-    # base weights: a .weights.h5 file, 'imagenet' (Keras downloads them), None (random), or 'default':
-    # $FASHION_WEIGHTS, else the copy beside the project, else 'imagenet'
-    weights: str | None = "default"
-    backbone: str = DEFAULT_BACKBONE  # a name in train/backbone.py
-    size: int = 0  # input size (0: the backbone's own)
-    interpolation: str = "bilinear"  # Pillow resize filter; recorded so serving resizes the same way
-    # where training reads its inputs: "cache" (activations of the frozen part,
-    # computed once; fast on a CPU) or "images" (the whole model every step; a GPU's way)
-    input: str = "cache"
-    augment: bool = True  # the course's shear/zoom/flip augmentation
-    views: int = 4  # input=cache: augmented views cached per image; epoch e shows image i view (e+i) mod K
-    inner: int = 100  # units in the head's hidden Dense layer
-    dropout: float = 0.2  # dropout rate after it
-    batch_size: int = 32
-    head_epochs: int = 3  # epochs of the head alone, base frozen
-    head_lr: float = 1e-3  # Adam, for the head
-    # a cut in the backbone's `cuts`, or a role ("cached", "images") naming one: unfreeze from there up; or None
-    fine_tune_from: str | None = "cached"
-    fine_tune_epochs: int = 10  # epochs of head + top of the base together
-    # stop fine-tuning after this many epochs without a better validation accuracy (0: never); the best
-    # checkpoint is the one kept either way
-    fine_tune_patience: int = 0
-    fine_tune_lr: float = 2e-4  # Adam, cosine-decayed over the fine-tuning epochs ...
-    fine_tune_lr_floor: float = 0.05  # ... to this fraction of it
-    seed: int = 1  # weights' initialisation, shuffling, dropout
-    augmentation_seed: int = 1  # the cached views (kept apart from seed so that seeds share a cache)
-    version: int = 1  # the N in <backbone>_vN_<epoch>_<val_accuracy>.h5
-    out: Path | None = None  # run folder (default: artifacts/runs/<backbone>_vN)
-    cache: Path = CACHE  # feature cache folder
-    preset: str = "custom"  # the preset these defaults came from (recorded in run.json)
+    """Every setting, its default and its help: the command line is made from these fields (parse_args)."""
+
+    data: Path = setting(default_data_dir, "dataset folder (env FASHION_DATA; else ../shared's, else ./)")
+    weights: str | None = setting(
+        "default",
+        "base weights: a .weights.h5 file, 'imagenet' (Keras downloads them) or 'none' (random); 'default': "
+        "$FASHION_WEIGHTS, else the copy beside the project, else imagenet",
+    )
+    backbone: str = setting(DEFAULT_BACKBONE, "a backbone of train/backbone.py", choices=sorted(BACKBONES))
+    size: int = setting(0, "input size in pixels (0: the backbone's own)")
+    interpolation: str = setting(
+        "bilinear", "Pillow resize filter, recorded so that serving resizes the same way", choices=sorted(RESIZES)
+    )
+    input: str = setting(
+        "cache",
+        "what training reads: cache (the frozen part's activations, computed once: fast on a CPU) or images "
+        "(the whole model every step: a GPU's way)",
+        choices=["cache", "images"],
+    )
+    augment: bool = setting(True, "the course's shear/zoom/flip augmentation")
+    views: int = setting(4, "input=cache: augmented views cached per image; epoch e shows image i view (e+i) mod K")
+    inner: int = setting(100, "units in the head's hidden Dense layer")
+    dropout: float = setting(0.2, "dropout rate after it")
+    batch_size: int = setting(32, "images a step")
+    head_epochs: int = setting(3, "epochs of the head alone, base frozen")
+    head_lr: float = setting(1e-3, "Adam's rate for the head")
+    fine_tune_from: str | None = setting(
+        "cached",
+        "where fine-tuning unfreezes from: a role (cached, images) or a cut of the backbone ("
+        + "; ".join(f"{b.name}: {', '.join(b.cuts)}" for b in BACKBONES.values())
+        + ") or 'none'",
+    )
+    fine_tune_epochs: int = setting(10, "epochs of head + top of the base together")
+    fine_tune_patience: int = setting(
+        0,
+        "stop fine-tuning after this many epochs without a better validation accuracy (0: never); the best "
+        "checkpoint is kept either way",
+    )
+    fine_tune_lr: float = setting(2e-4, "Adam's rate for fine-tuning, cosine-decayed over its epochs ...")
+    fine_tune_lr_floor: float = setting(0.05, "... to this fraction of it")
+    seed: int = setting(1, "weights' initialisation, shuffling, dropout")
+    augmentation_seed: int = setting(1, "the cached views (apart from seed, so that seeds share a cache)")
+    version: int = setting(1, "the N in <backbone>_vN_<epoch>_<val_accuracy>.h5")
+    out: Path | None = setting(None, "run folder (default: artifacts/runs/<backbone>_vN)")
+    cache: Path = setting(CACHE, "feature cache folder")
+    preset: str = field(default="custom", metadata={"flag": False})  # the preset these came from (run.json)
 
     @property
     def run_dir(self) -> Path:
@@ -66,34 +89,18 @@ class TrainConfig:
         return self.backbone_entry.cuts[self.fine_tune_from] if self.fine_tune_from else None
 
 
-PRESETS = {
+# Each preset lists only what it changes from TrainConfig's defaults (a test keeps it so); a flag wins over it.
+PRESETS: dict[str, dict[str, Any]] = {
     # The CPU reference: the top blocks fine-tuned on cached activations (Xception: blocks 13-14).
-    "cpu": dict(
-        input="cache",
-        views=4,
-        head_epochs=3,
-        head_lr=1e-3,
-        fine_tune_from="cached",
-        fine_tune_epochs=8,
-        fine_tune_patience=2,  # the best epochs of two seeds were the 5th and 6th of 8 (docs/benchmarks-history.md)
-        fine_tune_lr=2e-4,
-    ),
+    # The best epochs of two seeds were the 5th and 6th of 8 (docs/benchmarks-history.md).
+    "cpu": dict(fine_tune_epochs=8, fine_tune_patience=2),
     # The GPU recipe (measured on an H100): a deeper top fine-tuned on images (Xception: the last 40
     # layers), a fresh augmented view of every image every epoch, on the device.
-    "gpu": dict(
-        input="images",
-        head_epochs=3,
-        head_lr=1e-3,
-        fine_tune_from="images",
-        fine_tune_epochs=12,
-        fine_tune_lr=2e-4,
-    ),
+    "gpu": dict(input="images", fine_tune_from="images", fine_tune_epochs=12),
     # The earlier reference: frozen base, the head alone on cached pooled features.
-    "frozen": dict(input="cache", views=4, head_epochs=30, head_lr=5e-4, fine_tune_from=None, fine_tune_epochs=0),
+    "frozen": dict(head_epochs=30, head_lr=5e-4, fine_tune_from=None, fine_tune_epochs=0),
     # The course's quick model: 150x150, no augmentation, 10 epochs of the head.
-    "quick": dict(
-        input="cache", size=150, augment=False, head_epochs=10, head_lr=1e-3, fine_tune_from=None, fine_tune_epochs=0
-    ),
+    "quick": dict(size=150, augment=False, head_epochs=10, fine_tune_from=None, fine_tune_epochs=0),
 }
 PRESET_NAMES = ["auto", *PRESETS]
 
@@ -109,6 +116,21 @@ def sees_gpu() -> bool:
     return bool(keras.distribution.list_devices("gpu"))
 
 
+def flag_type(annotation):
+    """The argparse type of a field's annotation: its one non-None type (str | None -> str)."""
+    kinds = [t for t in getattr(annotation, "__args__", (annotation,)) if t is not type(None)]
+    return kinds[0]
+
+
+def default_text(config_field) -> str:
+    """The default --help shows: the field's own, and what each preset makes it."""
+    default = config_field.default_factory() if config_field.default is MISSING else config_field.default
+    by_preset = [
+        f"{name} {values[config_field.name]}" for name, values in PRESETS.items() if config_field.name in values
+    ]
+    return f" (default: {default}" + (f"; presets: {', '.join(by_preset)}" if by_preset else "") + ")"
+
+
 def parse_args(argv=None) -> TrainConfig:
     p = argparse.ArgumentParser(
         prog="python -m train.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -117,40 +139,19 @@ def parse_args(argv=None) -> TrainConfig:
         "--preset",
         choices=PRESET_NAMES,
         default="auto",
-        help="named defaults: gpu, cpu, frozen, quick; auto = gpu if the backend sees one, else cpu",
+        help="named defaults: gpu, cpu, frozen, quick; auto = gpu if the backend sees one, else cpu (default: auto)",
     )
-    p.add_argument("--data", type=Path, help="dataset folder (env FASHION_DATA)")
-    p.add_argument(
-        "--weights",
-        help="base weights: a .weights.h5 file, 'imagenet' (downloads) or 'none' "
-        "(env FASHION_WEIGHTS; default: the copy beside the project, else imagenet)",
-    )
-    p.add_argument("--backbone", choices=sorted(BACKBONES))
-    p.add_argument("--size", type=int)
-    p.add_argument("--interpolation", choices=sorted(RESIZES))
-    p.add_argument("--input", choices=["cache", "images"])
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction)
-    p.add_argument("--views", type=int)
-    p.add_argument("--inner", type=int)
-    p.add_argument("--dropout", type=float)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--head-epochs", type=int)
-    p.add_argument("--head-lr", type=float)
-    p.add_argument(
-        "--fine-tune-from",
-        help="where fine-tuning starts: a role (cached, images) or a cut of the backbone ("
-        + "; ".join(f"{b.name}: {', '.join(b.cuts)}" for b in BACKBONES.values())
-        + ") or 'none'",
-    )
-    p.add_argument("--fine-tune-epochs", type=int)
-    p.add_argument("--fine-tune-patience", type=int)
-    p.add_argument("--fine-tune-lr", type=float)
-    p.add_argument("--fine-tune-lr-floor", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--augmentation-seed", type=int)
-    p.add_argument("--version", type=int)
-    p.add_argument("--out", type=Path, help="run folder (default: artifacts/runs/<backbone>_vN)")
-    p.add_argument("--cache", type=Path, help="feature cache folder")
+    for config_field in fields(TrainConfig):
+        options = dict(config_field.metadata)
+        if not options.pop("flag", True):
+            continue
+        help_text = options.pop("help").replace("%", "%%") + default_text(config_field).replace("%", "%%")
+        kind = flag_type(config_field.type)
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = kind
+        p.add_argument("--" + config_field.name.replace("_", "-"), help=help_text, **options)
     args = vars(p.parse_args(argv))
     preset = args.pop("preset")
     if preset == "auto":

@@ -3,6 +3,7 @@ import logging
 import os
 import subprocess
 import sys
+from dataclasses import fields
 
 import keras
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from tests.conftest import REPO, tiny_training_flags
 from train import model as models
 from train.backbone import XCEPTION
-from train.config import PRESETS, parse_args
+from train.config import PRESETS, TrainConfig, parse_args
 from train.data import load_image, scan_dataset
 from train.train import BestCheckpoint, fit_phases, prepare, train
 
@@ -83,6 +84,23 @@ def test_presets_and_flags():
     frozen = parse_args(["--preset", "frozen", "--weights", "none"])
     assert frozen.fine_tune_from is None and frozen.fine_tune_epochs == 0
     assert set(PRESETS) == {"cpu", "gpu", "frozen", "quick"}
+
+
+def test_presets_list_only_what_they_change():
+    defaults = TrainConfig()
+    for name, values in PRESETS.items():
+        assert values and all(getattr(defaults, k) != v for k, v in values.items()), name
+
+
+def test_help_shows_every_setting_with_its_default(capsys):
+    """The command line is made from TrainConfig's fields: each has a flag, its help and its default."""
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    shown = capsys.readouterr().out
+    flags = [f for f in fields(TrainConfig) if f.metadata.get("flag", True)]
+    assert len(flags) == 23 and all(f"--{f.name.replace('_', '-')}" in shown for f in flags)
+    assert shown.count("(default:") == len(flags) + 1  # and --preset
+    assert "--fine-tune-epochs" in shown and "presets: cpu 8, gpu 12, frozen 0, quick 0" in " ".join(shown.split())
 
 
 @pytest.mark.parametrize(
