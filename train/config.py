@@ -70,7 +70,7 @@ class TrainConfig:
     seed: int = setting(1, "weights' initialisation, shuffling, dropout")
     augmentation_seed: int = setting(1, "the cached views (apart from seed, so that seeds share a cache)")
     version: int = setting(1, "the N in <backbone>_vN_<epoch>_<val_accuracy>.h5")
-    out: Path | None = setting(None, "run folder (default: artifacts/runs/<backbone>_vN)")
+    out: Path | None = setting(None, "run folder; None: artifacts/runs/<backbone>_vN")
     cache: Path = setting(CACHE, "feature cache folder")
     preset: str = field(default="custom", metadata={"flag": False})  # the preset these came from (run.json)
 
