@@ -8,3 +8,4 @@ also run in the Lambda's TensorFlow-free environments.
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+TEMPLATE = REPO / "infra" / "template.yaml"  # the SAM template

@@ -24,3 +24,12 @@ def make_tiny_dataset(root: Path, per_split=(6, 3, 3), seed=0) -> Path:
             for k in range(count):
                 write_image(root / split / name / f"{name}-{k}.jpg", TINY_COLOURS[name], rng)
     return root
+
+
+def tiny_training_flags(root: Path, *flags: str, per_split=(3, 2, 2)) -> list[str]:
+    """Training flags for a small run on a fresh tiny dataset under root: random base weights, 71x71, one epoch
+    of each phase, the run in root/run and its cache in root/cache. Later flags win (argparse keeps the last)."""
+    data = make_tiny_dataset(root / "data", per_split=per_split)
+    settings = {"data": data, "weights": "none", "size": 71, "batch-size": 4, "head-epochs": 1}
+    settings |= {"fine-tune-epochs": 1, "views": 2, "out": root / "run", "cache": root / "cache"}
+    return [*(part for name, value in settings.items() for part in (f"--{name}", str(value))), *flags]

@@ -4,42 +4,19 @@ Fixtures that need TensorFlow import it lazily, so that the serving tests
 also run in the Lambda's TensorFlow-free environment.
 """
 
-import os
 import shutil
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from harness import REPO
-from harness.dataset import make_tiny_dataset
+from harness.dataset import make_tiny_dataset, tiny_training_flags
+from harness.needs import need_shared
 from train.data import SHARED_DATA
 
 # Built once by the TensorFlow environment's run of the suite, reused by the
 # TensorFlow-free one (make test runs them in that order).
 TINY_BUNDLES = REPO / "artifacts" / "test" / "tiny-bundles"  # float32/ and int8-dynamic/
-
-
-def missing(message: str) -> NoReturn:
-    """Something a test needs is not here: skip for an outside user, but fail in CI (make test installs it)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def need_shared(path: Path) -> Path:
-    """The real data or weights."""
-    if not path.exists():
-        missing(f"{path} is missing (the dataset and weights beside the project; see ../shared/README.md)")
-    return path
-
-
-def need_program(name: str, package: str) -> str:
-    """A program from the system's packages (make test installs them: tests/system-packages.sh)."""
-    found = shutil.which(name)
-    if found is None:
-        missing(f"{name} is not installed: apt-get install {package} (or run make test as root)")
-    return str(found)
 
 
 @pytest.fixture
@@ -67,15 +44,6 @@ def real_images(shared_data) -> list[Path]:
         sorted((shared_data / "validation" / c.name).glob("*.jpg"))[0]
         for c in sorted((shared_data / "validation").iterdir())
     ]
-
-
-def tiny_training_flags(root: Path, *flags: str, per_split=(3, 2, 2)) -> list[str]:
-    """Training flags for a small run on a fresh tiny dataset under root: random base weights, 71x71, one epoch
-    of each phase, the run in root/run and its cache in root/cache. Later flags win (argparse keeps the last)."""
-    data = make_tiny_dataset(root / "data", per_split=per_split)
-    settings = {"data": data, "weights": "none", "size": 71, "batch-size": 4, "head-epochs": 1}
-    settings |= {"fine-tune-epochs": 1, "views": 2, "out": root / "run", "cache": root / "cache"}
-    return [*(part for name, value in settings.items() for part in (f"--{name}", str(value))), *flags]
 
 
 @pytest.fixture(scope="session")

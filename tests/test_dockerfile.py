@@ -7,8 +7,8 @@ import zipfile
 import pytest
 
 from convert.convert import OUT as BUNDLE_OUT
+from harness import REPO
 from harness.dockerfile import base_image, instructions, pip_download_lambda_wheels
-from tests.conftest import REPO
 
 
 def test_base_image_is_the_pinned_lambda_python_image():

@@ -14,8 +14,8 @@ import sys
 import pytest
 
 from harness import REPO
+from harness.needs import missing
 from harness.sam import SAM, sam_offline
-from tests.conftest import missing
 
 DOCS = ("README.md", "BENCHMARKS.md")
 CHECKED = re.compile(r"^(?:time\s+)?(?:[A-Z_0-9]+=\S+\s+)*(make|\S*python3?|sam)\s")

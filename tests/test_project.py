@@ -1,7 +1,7 @@
 import ast
 import tomllib
 
-from tests.conftest import REPO
+from harness import REPO
 
 
 def test_lambda_requirements_match_the_serve_group():
@@ -27,7 +27,7 @@ def test_the_sam_transform_is_the_one_sam_cli_runs():
     aws-sam-cli requires (its wheel's metadata, in .venv-sam that make test builds)."""
     from email.parser import Parser
 
-    from tests.conftest import missing
+    from harness.needs import missing
 
     groups = tomllib.loads((REPO / "pyproject.toml").read_text())["dependency-groups"]
     (translator,) = [pin for pin in groups["dev"] if isinstance(pin, str) and pin.startswith("aws-sam-translator")]
@@ -55,3 +55,11 @@ def test_tests_and_bench_share_helpers_through_harness_only():
                 else:
                     continue
                 assert not roots & banned, f"{path.relative_to(REPO)} imports {sorted(roots & banned)}"
+
+
+def test_conftest_files_hold_fixtures_and_no_test_imports_them():
+    """Helpers live in harness/; a conftest.py holds fixtures (and what they alone use)."""
+    for path in (REPO / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                assert not node.module.endswith("conftest"), f"{path.relative_to(REPO)} imports {node.module}"

@@ -2,9 +2,7 @@
 
 import pytest
 
-from tests.conftest import REPO
-
-TEMPLATE = REPO / "infra" / "template.yaml"
+from harness import TEMPLATE
 
 
 def load_template() -> dict:

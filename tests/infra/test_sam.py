@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from harness import REPO
 from harness.containers import ensure_base, find_engine, free_port, make_context
 from harness.emf import emf_problems
+from harness.needs import missing
 from harness.sam import SAM, invoked, sam, sam_environment
 from harness.servers import wait_for
-from tests.conftest import REPO, missing
 
 pytestmark = pytest.mark.container
 SAMPLES = REPO / "infra" / "events"

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.infra.conftest import TEMPLATE
+from harness import REPO, TEMPLATE
 
 SAMPLE_EVENTS = sorted((REPO / "infra" / "events").glob("*.json"))
 

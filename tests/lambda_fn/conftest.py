@@ -4,7 +4,6 @@ Nothing here imports TensorFlow: these tests also run in the Lambda's
 TensorFlow-free environment.
 """
 
-import dataclasses
 import json
 import socket
 from collections import Counter
@@ -21,19 +20,6 @@ from harness.inputs import encode, png_bomb
 
 # the users' sample events (they run as they are) and the tests' templates (the image server's URL filled in)
 EVENT_FOLDERS = (REPO / "infra" / "events", REPO / "tests" / "events")
-
-
-def with_limits(app, monkeypatch, **limits):
-    """The app's fetch limits changed for one test."""
-    fetch = dataclasses.replace(app.SETTINGS.fetch, **limits)
-    monkeypatch.setattr(app, "SETTINGS", dataclasses.replace(app.SETTINGS, fetch=fetch))
-
-
-def error_of(app, url) -> tuple[int, str, str]:
-    """(status, code, message) of the error the handler answers a URL with."""
-    body = app.lambda_handler({"url": url}, None)
-    assert "error" in body, body
-    return body["error"]["status"], body["error"]["code"], body["error"]["message"]
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import REPO
+from harness.needs import missing
 from lambda_fn.addresses import classify
-from tests.conftest import REPO, missing
 
 # (address, verdict): refused is never fetched; private only with ALLOW_PRIVATE_URLS=true
 TABLE = [

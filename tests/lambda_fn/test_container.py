@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import REPO
 from harness.containers import (
     INVOCATIONS,
     build_image,
@@ -22,8 +23,8 @@ from harness.containers import (
 )
 from harness.dockerfile import handler
 from harness.emf import emf_problems
+from harness.needs import missing
 from harness.servers import wait_for
-from tests.conftest import REPO, missing
 
 
 def test_cmd_handler_imports_and_answers(app, load_event):

@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
+from harness.handler import error_of, with_limits
 from harness.servers import image_server
 from lambda_fn import fetch as fetch_module
 from lambda_fn.addresses import Verdict
-from tests.lambda_fn.conftest import error_of, with_limits
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.handler import error_of, with_limits
 from harness.servers import ip_literals_only
 from lambda_fn import events
 from lambda_fn.errors import ECHO_CHARS, STATUS
 from lambda_fn.fetch import parse_url
-from tests.lambda_fn.conftest import error_of, with_limits
 
 DEADLINE = 1.0
 

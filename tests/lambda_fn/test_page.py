@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import servers
+from harness import REPO, servers
+from harness.needs import need_program
 from harness.servers import post
-from tests.conftest import REPO, need_program
 
 SCREENSHOTS = REPO / "artifacts" / "page"
 # Chromium as root in a closed network: no sandbox (root), no GPU, none of its own calls home

@@ -6,11 +6,12 @@ import os
 import subprocess
 import sys
 
+from harness import REPO
 from harness.containers import INVOCATIONS, free_port, invoke_rie
 from harness.dockerfile import handler
+from harness.needs import missing
 from harness.sam import rie_on_host
 from harness.servers import wait_for
-from tests.conftest import REPO, missing
 
 
 def test_awslambdaric_under_the_rie_runs_the_handler_and_goes_on(tiny_bundle, image_server):

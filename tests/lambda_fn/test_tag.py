@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import REPO
 from harness.servers import Quiet, reply, serving
 from lambda_fn import tag
-from tests.conftest import REPO
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import re
 
 import pytest
 
+from harness import REPO
 from harness.dataset import make_tiny_dataset
 from lambda_fn.model import Model
 from lambda_fn.preprocess import decode_image
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
-from tests.conftest import REPO
 from train.backbone import BACKBONES, DEFAULT_BACKBONE
 from train.config import parse_args
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO
+from harness import REPO
 from train import model as models
 from train.backbone import XCEPTION
 from train.config import parse_args

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tests.conftest import REPO
+from harness import REPO
 
 SCRIPT = """
 import os, sys, warnings

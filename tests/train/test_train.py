@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, tiny_training_flags
+from harness import REPO
+from harness.dataset import tiny_training_flags
 from train import model as models
 from train.backbone import XCEPTION
 from train.config import PRESETS, TrainConfig, parse_args
