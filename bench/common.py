@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from harness import REPO
+from lambda_fn.settings import BUNDLE
 from train.data import default_data_dir
 
-BUNDLE = REPO / "artifacts" / "bundle"
 DATA = default_data_dir()  # the training stage's setting: $FASHION_DATA, ../shared, or ./clothing-dataset-small
 LAMBDA_PYTHON = REPO / ".venv-lambda" / "bin" / "python"
 

@@ -41,14 +41,15 @@ from convert.calibrate import calibrate  # noqa: E402
 from lambda_fn.confidence import calibrated  # noqa: E402
 from lambda_fn.model import Model  # noqa: E402
 from lambda_fn.preprocess import InputSpec  # noqa: E402
+from lambda_fn.settings import BUNDLE  # noqa: E402
 from train import budget as budgets  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
-from train.data import REPO_ROOT, file_digest, read_images, scan_dataset  # noqa: E402
+from train.data import file_digest, read_images, scan_dataset  # noqa: E402
 from train.export import export_saved_model, tflite_bytes  # noqa: E402
 from train.progress import Progress  # noqa: E402
 
 # -- defaults -----------------------------------------------------------------
-OUT = REPO_ROOT / "artifacts" / "bundle"
+OUT = BUNDLE
 VARIANTS = ["float32", "float16", "int8-dynamic", "int8-full"]
 # What a plain run converts: int8-full has failed its gate on every model so far (97.6-98.8% agreement against
 # 99%: docs/benchmarks-history.md) and costs minutes of calibration and passes; ask for it with --variants.

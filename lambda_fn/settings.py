@@ -13,7 +13,10 @@ from pathlib import Path
 from lambda_fn.fetch import FetchLimits
 from lambda_fn.logs import LEVELS
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "artifacts" / "bundle" / "float32"
+# Everything the pipeline makes (runs, the activation cache, bundles) lives under one git-ignored folder
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+BUNDLE = ARTIFACTS / "bundle"  # what make convert writes: a folder per variant
+DEFAULT_MODEL_DIR = BUNDLE / "float32"
 BATCH_WORKERS = 8  # URLs of a urls request fetched at once
 DECODERS = 2  # images decoded at once: bounds a request's peak memory to this many decoded images
 # Seconds to decode and infer the costliest image the limits admit (bench/hostile.py measures it; 2 cores).

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from lambda_fn.preprocess import RESIZES
+from lambda_fn.settings import ARTIFACTS
 from train.backbone import BACKBONES, DEFAULT_BACKBONE, Backbone, default_weights
-from train.data import CACHE, REPO_ROOT, default_data_dir
+from train.data import CACHE, default_data_dir
 
-OUT = REPO_ROOT / "artifacts" / "runs"
+OUT = ARTIFACTS / "runs"
 
 
 def setting(default, help: str, **flag):

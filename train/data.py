@@ -16,13 +16,13 @@ from PIL import Image
 
 from lambda_fn.errors import RequestError
 from lambda_fn.preprocess import ACCEPTED_FORMATS, decode_image, pixels
-from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
+from lambda_fn.settings import ARTIFACTS, DEFAULT_MAX_DECODED_BYTES
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"  # the dataset and weights a real user downloads
-CACHE = REPO_ROOT / "artifacts" / "cache"  # the activation cache (train/features.py)
+CACHE = ARTIFACTS / "cache"  # the activation cache (train/features.py)
 SHARED_DATA = SHARED / "data" / "clothing-dataset-small"
 DATASET_URL = "https://github.com/alexeygrigorev/clothing-dataset-small"
 SPLITS = ("train", "validation", "test")

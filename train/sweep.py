@@ -19,9 +19,9 @@ from typing import Any
 
 import keras
 
+from lambda_fn.settings import ARTIFACTS
 from train import model as models
 from train.config import TrainConfig, parse_args
-from train.data import REPO_ROOT
 from train.report import plot_sweep
 from train.train import fit_phases, prepare
 
@@ -30,7 +30,7 @@ SWEEPS: dict[str, list[float]] = {  # the course's grids
     "inner": [10, 100, 1000],
     "dropout": [0.0, 0.2, 0.5, 0.8],
 }
-OUT = REPO_ROOT / "artifacts" / "sweeps"
+OUT = ARTIFACTS / "sweeps"
 
 log = logging.getLogger("sweep")
 
