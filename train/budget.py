@@ -114,3 +114,10 @@ def as_json(stages: list[Stage]) -> list[dict]:
 
 def from_json(rows: list[dict]) -> list[Stage]:
     return [Stage(**row) for row in rows]
+
+
+def settle(stages: list[Stage], actual_s: dict[str, float], rate_gflops: float) -> dict:
+    """Each stage's actual seconds (by its kind) beside its estimate: the budget as run.json keeps it."""
+    for s in stages:
+        s.actual_s = round(actual_s[s.kind], 1)
+    return {"rate_gflops": round(rate_gflops, 1), "stages": as_json(stages)}

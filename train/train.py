@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 from lambda_fn.preprocess import PIXELS_VERSION  # noqa: E402
 from train import model as models  # noqa: E402
 from train.backbone import weights_identity  # noqa: E402
-from train.budget import Stage, as_json, forward_gflop, machine_gflops, stage, table  # noqa: E402
+from train.budget import Stage, forward_gflop, machine_gflops, settle, stage, table  # noqa: E402
 from train.config import TrainConfig, as_dict, parse_args  # noqa: E402
 from train.data import check_classes_present, file_digest, read_images, scan_dataset  # noqa: E402
 from train.features import (  # noqa: E402
@@ -401,17 +401,11 @@ def train(config: TrainConfig) -> dict:
     started = time.perf_counter()
     report = {**meta, "history": history, "test": evaluate_on_test(best.best_path, items, classes, config)}
     if prepared.budget:
-        actual = {  # by EFFICIENCY's kinds (budget.py)
-            "fill": prepared.stats["seconds"],
-            "head": sum(timer.seconds[: config.head_epochs]),
-            "fine-tuning": sum(timer.seconds[config.head_epochs :]),
-            "test": time.perf_counter() - started,
-        }
-        for s in prepared.budget:
-            s.actual_s = round(actual[s.kind], 1)
+        head, tuning = timer.seconds[: config.head_epochs], timer.seconds[config.head_epochs :]
+        actual = {"fill": prepared.stats["seconds"], "head": sum(head), "fine-tuning": sum(tuning)}
+        actual["test"] = time.perf_counter() - started  # by EFFICIENCY's kinds (budget.py)
+        meta["budget"] = report["budget"] = settle(prepared.budget, actual, prepared.rate_gflops)
         log.info("%s", table(prepared.budget, prepared.rate_gflops, "make train, estimated and actual"))
-        meta["budget"] = {"rate_gflops": round(prepared.rate_gflops, 1), "stages": as_json(prepared.budget)}
-        report["budget"] = meta["budget"]
     write_json(out / "run.json", meta)
     plot_confusion(report["test"]["confusion_matrix"], classes, out / "confusion.png")
     write_json(out / "report.json", report)
