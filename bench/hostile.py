@@ -26,6 +26,7 @@ from harness.inputs import (
     chunk_flood,
     encode,
     exif_block,
+    gif_extension_flood,
     marker_flood,
     noise,
     non_interleaved_jpeg,
@@ -104,14 +105,6 @@ def one_scan_of_three() -> bytes:
     """A baseline JPEG whose only scan holds one of the frame's three components: libjpeg buffers them all."""
     data = non_interleaved_jpeg(8000, 8000, 3)
     return data[: data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)] + b"\xff\xd9"
-
-
-def gif_extension_flood(blocks: int) -> bytes:
-    """A 64x64 GIF (no global colour table) behind this many empty comment extensions."""
-    gif = encode(noise((64, 64)).convert("L"), "GIF")
-    flags = gif[10]
-    first = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
-    return gif[:first] + b"\x21\xfe\x00" * blocks + gif[first:]
 
 
 def cpu_seconds(pid: int) -> float:

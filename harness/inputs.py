@@ -134,3 +134,11 @@ def png_with_raw_profile(image: Image.Image, exif: bytes) -> bytes:
     info = PngImagePlugin.PngInfo()
     info.add_text("Raw profile type exif", f"\nexif\n{len(exif):8d}\n{lines}\n", zip=True)
     return encode(image, "PNG", pnginfo=info)
+
+
+def gif_extension_flood(blocks: int) -> bytes:
+    """A 64x64 GIF (no global colour table) behind this many empty comment extensions."""
+    gif = encode(noise((64, 64)).convert("L"), "GIF")
+    flags = gif[10]
+    first = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    return gif[:first] + b"\x21\xfe\x00" * blocks + gif[first:]

@@ -65,6 +65,19 @@ def test_millions_of_rationals_are_not_parsed(app):
         assert "label" in body, body
 
 
+def test_pillow_never_parses_the_exif_on_the_way_in(app, monkeypatch):
+    """Pillow's getexif() parses every tag (20 s for the review's PNG): the decode path must not call it."""
+
+    def refused(self):
+        raise AssertionError("getexif() called")
+
+    photos = [with_exif(PHOTO, fmt, exif_block(6, rationals=1000)) for fmt in ("JPEG", "PNG", "WEBP")]
+    monkeypatch.setattr(Image.Image, "getexif", refused)  # (saving them above may use it)
+    for data in photos:
+        body = app.lambda_handler({"image": base64.b64encode(data).decode()}, None)
+        assert "label" in body, body
+
+
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
 def test_a_photo_with_broken_exif_is_classified_and_trained_on(app, fmt, tmp_path):
     from train.data import Item, read_images

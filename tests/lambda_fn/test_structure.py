@@ -5,6 +5,7 @@ import pytest
 from harness.inputs import (
     chunk_flood,
     encode,
+    gif_extension_flood,
     marker_flood,
     noise,
     non_interleaved_jpeg,
@@ -44,6 +45,13 @@ def test_a_baseline_jpeg_with_a_scan_per_component_counts_its_coefficients_too(c
     err = refusal(data)
     assert (err.status, err.code) == (413, "image_too_large") and "multi-scan" in err.message
     assert str(13376 * 13376 * components * 2) in err.message
+
+
+def test_a_gif_behind_millions_of_empty_extensions_is_refused_an_ordinary_one_decodes():
+    """Round 2's GIF of 3.3 M empty extension blocks (1.6 s of Pillow's Python parser): refused by counting."""
+    err = refusal(gif_extension_flood(3_300_000))
+    assert (err.status, err.code) == (413, "image_too_large") and "extension blocks" in err.message
+    assert decode_image(gif_extension_flood(50), BUDGET).size == (64, 64)
 
 
 def test_a_small_baseline_jpeg_with_a_scan_per_component_decodes():
