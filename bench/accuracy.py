@@ -41,7 +41,7 @@ def main(argv=None):
         rows.append([variant.name, round(accuracy, 4), f"{agreement:.2%}"])
     table = Table(["variant", "test accuracy", "agreement with float32"], rows)
     notes = [f"{len(images)} test images from {DATA}"]
-    record("accuracy", argv, "Accuracy of the served variants", [table], notes, model_of(args.bundle / "float32"))
+    record(__spec__.name, argv, "Accuracy of the served variants", [table], notes, model_of(args.bundle / "float32"))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def main(argv=None):
         rows.append([backend, probe["version"], round(probe["images_per_s"], 1)])
     columns = ["Keras backend", "version", "images/s (the default backbone at its own size, random weights)"]
     notes = [f"{args.images} images in batches of {args.batch}, after one warm-up batch"]
-    record("backends", argv, "The Keras backends on this CPU", [Table(columns, rows)], notes)
+    record(__spec__.name, argv, "The Keras backends on this CPU", [Table(columns, rows)], notes)
 
 
 if __name__ == "__main__":

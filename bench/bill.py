@@ -78,7 +78,7 @@ def main(argv=None):
     title = "The bill: a million images on Lambda (projected)"
     tables = [Table(columns, rows)]
     # the figures are the inference result's: its machine, not the one this arithmetic ran on
-    record("bill", argv, title, tables, notes, inference["model"], inference["machine"])
+    record(__spec__.name, argv, title, tables, notes, inference["model"], inference["machine"])
 
 
 if __name__ == "__main__":

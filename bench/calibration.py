@@ -85,7 +85,7 @@ def main(argv=None):
     table = Table(columns, [row for rows, _ in measured for row in rows])
     notes = [note for _, note in measured]
     title = "Answers a catalog can trust: calibration and selective accuracy"
-    record("calibration", argv, title, [table], notes, model_of(args.bundle / "float32"))
+    record(__spec__.name, argv, title, [table], notes, model_of(args.bundle / "float32"))
 
 
 if __name__ == "__main__":

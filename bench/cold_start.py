@@ -52,7 +52,7 @@ def main(argv=None):
     notes = [f"median of {args.runs} fresh processes of {where}"]
     title = "Cold start: a fresh process to its first prediction"
     model = model_of(args.bundle / "float32")
-    record("cold_start", argv, title, [Table(columns, rows)], notes, model)
+    record(__spec__.name, argv, title, [Table(columns, rows)], notes, model)
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ def main(argv=None):
             build_image(f"{TAG}-arm64", bundle, Path(context), arch="arm64", base=arm_base)
         tables.append(image_table(engine, f"{TAG}-arm64", arm_base, "arm64"))
     title = "The container image under AWS's own tools"
-    record("container", argv, title, tables, notes, model_of(bundle))
+    record(__spec__.name, argv, title, tables, notes, model_of(bundle))
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def main(argv=None):
         f"the one-off export of the frozen layers for LiteRT: {export_s:.0f} s",
     ]
     table = Table(["engine", "image-views/s", "vs Keras"], rows)
-    record("fill", argv, "The activation cache's fill: Keras against LiteRT", [table], notes)
+    record(__spec__.name, argv, "The activation cache's fill: Keras against LiteRT", [table], notes)
 
 
 if __name__ == "__main__":

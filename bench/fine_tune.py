@@ -114,7 +114,7 @@ def main(argv=None):
         "per full epoch",
         "speed-up",
     ]
-    record("fine_tune", argv, "What pays in fine-tuning on a CPU", [Table(columns, rows)], notes)
+    record(__spec__.name, argv, "What pays in fine-tuning on a CPU", [Table(columns, rows)], notes)
 
 
 if __name__ == "__main__":

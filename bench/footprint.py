@@ -51,7 +51,7 @@ def main(argv=None):
         )
     title = "Footprint: environments, model files, the image's layers"
     model = model_of(args.bundle / "float32")
-    record("footprint", argv, title, [Table(["what", "MB"], rows)], [], model)
+    record(__spec__.name, argv, title, [Table(["what", "MB"], rows)], [], model)
 
 
 if __name__ == "__main__":

@@ -177,7 +177,7 @@ def main(argv=None):
         "200): what the decoding bounds add to a normal request",
     ]
     title = "Hostile input: decoder bombs within the limits, servers that never finish"
-    record("hostile", argv, title, [memory, slow], notes, model_of(bundle))
+    record(__spec__.name, argv, title, [memory, slow], notes, model_of(bundle))
 
 
 if __name__ == "__main__":

@@ -179,7 +179,7 @@ def main(argv=None):
     ]
     title = "Inference: LiteRT beside the engines a user would pick instead"
     tables = [Table(COLUMNS, rows)]
-    record("inference", argv, title, tables, notes, model_of(args.bundle / "float32"))
+    record(__spec__.name, argv, title, tables, notes, model_of(args.bundle / "float32"))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def main(argv=None):
             for s in budget["stages"]
         ]
         tables.insert(1, Table(columns, estimates, f"make train's budget at {budget['rate_gflops']:.0f} GFLOP/s"))
-    record("make_run", argv, "make run from a fresh clone, against its floor", tables, notes)
+    record(__spec__.name, argv, "make run from a fresh clone, against its floor", tables, notes)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ def command_line(bench: str, argv: list[str] | None) -> str:
 
 
 def record(
-    bench: str,
+    module: str,
     argv: list[str] | None,
     title: str,
     tables: list[Table],
@@ -108,7 +108,9 @@ def record(
     folder: Path = RESULTS,
 ) -> Result:
     """Writes bench/results/<bench>.json (this machine, unless the figures were measured on another: measured_on)
-    and prints the section as BENCHMARKS.md will show it. argv: as the bench's main() got it (None: sys.argv)."""
+    and prints the section as BENCHMARKS.md will show it. module: the bench's own (`__spec__.name`, also when run
+    with -m), so that a bench is named once, by its file; argv: as its main() got it (None: sys.argv)."""
+    bench = module.rsplit(".", 1)[-1]
     result = Result(bench, command_line(bench, argv), title, tables, notes or [], model, measured_on or machine())
     result.when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     folder.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,7 @@ def main(argv=None):
     notes = [f"float32 test accuracy: mean {statistics.mean(served):.4f} over seeds {args.seeds}"] if served else []
     columns = ["seed", "epoch kept", "validation accuracy", "test (Keras)", *[f"test ({v})" for v in variants]]
     table = Table([*columns, "training minutes without the fill"], rows, "Accuracy by seed")
-    record("seeds", argv, "The recipe's accuracy over seeds", [table], notes)
+    record(__spec__.name, argv, "The recipe's accuracy over seeds", [table], notes)
 
 
 if __name__ == "__main__":

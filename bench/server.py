@@ -84,7 +84,7 @@ def main(argv=None):
         "the server: lambda_fn.local_server in the TensorFlow-free environment, photos from a file server on 127.0.0.1",
     ]
     title = "End to end through the local server, and under load"
-    record("server", argv, title, [warm_table, load_table], notes, model_of(args.bundle / args.variant))
+    record(__spec__.name, argv, title, [warm_table, load_table], notes, model_of(args.bundle / args.variant))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def main(argv=None):
     ]
     title = "Tagging a catalog"
     model = model_of(args.bundle / args.variant)
-    record("tagging", argv, title, [rates, projection], notes, model)
+    record(__spec__.name, argv, title, [rates, projection], notes, model)
 
 
 def million_images(rate: float, per_image: float, memory_gb: float = 2.0) -> list:

@@ -89,7 +89,7 @@ def main(argv=None):
         f"path took {images_total:.0f} s in all)",
     ]
     title = "Fine-tuning on cached activations against on images"
-    record("training", argv, title, [Table(columns, rows)], notes)
+    record(__spec__.name, argv, title, [Table(columns, rows)], notes)
 
 
 if __name__ == "__main__":
