@@ -50,10 +50,10 @@ logging.captureWarnings(True)
 SETTINGS = settings.load()
 log = logging.getLogger("fashion")
 log.setLevel(SETTINGS.log_level)
-if settings.full_batch_seconds(SETTINGS) > SETTINGS.function_timeout:
+if (full_batch := settings.full_batch_seconds(SETTINGS)) > SETTINGS.function_timeout:
     log.warning(
         "a full urls batch can take %g s, over FUNCTION_TIMEOUT=%d s: its last entries may answer out_of_time",
-        settings.full_batch_seconds(SETTINGS),
+        full_batch,
         SETTINGS.function_timeout,
     )
 MODEL = Model(SETTINGS.model_dir, SETTINGS.threads)
@@ -85,11 +85,15 @@ def rounded(timings: dict) -> dict:
     return {k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()}
 
 
+def out_of_time() -> RequestError:
+    return RequestError("out_of_time", "not answered before the function's time ran out; send it again")
+
+
 def in_time(deadline: float) -> None:
     """Between steps: past the request's deadline no step starts, so no work outlives its request to slow the
     next invocation (a frozen Lambda instance resumes with whatever threads it had)."""
     if time.monotonic() > deadline:
-        raise RequestError("out_of_time", "not answered before the function's time ran out; send it again")
+        raise out_of_time()
 
 
 def predict(image: bytes, timings: dict, deadline: float) -> dict:
@@ -135,7 +139,7 @@ def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: floa
     futures = {url: pool.submit(one, url) for url in unique}
     finished, _ = wait(futures.values(), timeout=max(deadline - time.monotonic(), 0))
     pool.shutdown(wait=False, cancel_futures=True)  # what is still running stops at its next step (in_time)
-    late = RequestError("out_of_time", "not answered before the function's time ran out; send this URL again")
+    late = out_of_time()
     results = {
         url: future.result() if future in finished else ({"url": url, **late.body()}, {})
         for url, future in futures.items()
