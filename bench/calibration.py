@@ -90,7 +90,7 @@ def vector_scaling_rows(plain: dict[str, tuple[np.ndarray, np.ndarray]]) -> list
 
 
 def rows_of(variant: Path) -> tuple[list[list], str]:
-    """The variant's rows (validation, test; float32 also mirrored, and vector-scaled) and its temperature and threshold."""
+    """The variant's rows (validation, test; float32 mirrored and vector-scaled too), its temperature, threshold."""
     model = Model(variant)
     rows, plain = [], {}
     for split in ("validation", "test"):
