@@ -36,7 +36,8 @@ class TrainConfig:
         "base weights: a .weights.h5 file, 'imagenet' (Keras downloads them) or 'none' (random); 'default': "
         "$FASHION_WEIGHTS, else the copy beside the project, else imagenet",
     )
-    backbone: str = setting(DEFAULT_BACKBONE, "a backbone of train/backbone.py", choices=sorted(BACKBONES))
+    # choices: the registry's names when the command line is parsed (a test registers one of its own)
+    backbone: str = setting(DEFAULT_BACKBONE, "a backbone of train/backbone.py", choices=lambda: sorted(BACKBONES))
     size: int = setting(0, "input size in pixels (0: the backbone's own)")
     interpolation: str = setting(
         "bilinear", "Pillow resize filter, recorded so that serving resizes the same way", choices=sorted(RESIZES)
@@ -147,6 +148,8 @@ def parse_args(argv=None) -> TrainConfig:
         if not options.pop("flag", True):
             continue
         help_text = options.pop("help").replace("%", "%%") + default_text(config_field).replace("%", "%%")
+        if callable(options.get("choices")):
+            options["choices"] = options["choices"]()
         kind = flag_type(config_field.type)
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction

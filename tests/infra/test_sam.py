@@ -63,7 +63,8 @@ def test_sam_local_invoke_answers_the_sample_events_as_the_handler_does(built, a
     result = sam(env, project, "local", "invoke", "Function", "-e", str(SAMPLES / event), "--skip-pull-image")
     assert invoked(result) == app.lambda_handler(json.loads((SAMPLES / event).read_text()), None)
     # the function's log, as SAM CLI shows it: the request's one record, valid EMF (lambda_fn/metrics.py)
-    records = [json.loads(line) for line in (result.stdout + result.stderr).splitlines() if line.startswith('{"')]
+    lines = [*result.stdout.splitlines(), *result.stderr.splitlines()]
+    records = [json.loads(line) for line in lines if line.startswith('{"')]
     requests = [r for r in records if r.get("message") == "request"]
     assert len(requests) == 1 and emf_problems(requests[0]) == [], result.stderr[-3000:]
 

@@ -66,12 +66,14 @@ def test_millions_of_rationals_are_not_parsed(app):
 
 
 def test_pillow_never_parses_the_exif_on_the_way_in(app, monkeypatch):
-    """Pillow's getexif() parses every tag (20 s for the review's PNG): the decode path must not call it."""
+    """Pillow's getexif() parses every tag (20 s for the review's PNG): the decode path must not call it on a
+    PNG or a WebP, whose EXIF has no size limit. (A JPEG's is one APP1 segment, at most 64 KB: Pillow reads its
+    DPI from it when it opens the file, a bounded cost.)"""
 
     def refused(self):
         raise AssertionError("getexif() called")
 
-    photos = [with_exif(PHOTO, fmt, exif_block(6, rationals=1000)) for fmt in ("JPEG", "PNG", "WEBP")]
+    photos = [with_exif(PHOTO, fmt, exif_block(6, rationals=1000)) for fmt in ("PNG", "WEBP")]
     monkeypatch.setattr(Image.Image, "getexif", refused)  # (saving them above may use it)
     for data in photos:
         body = app.lambda_handler({"image": base64.b64encode(data).decode()}, None)
