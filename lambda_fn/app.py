@@ -114,7 +114,12 @@ def predict_url(url: str, timings: dict, deadline: float) -> dict:
     left = max(deadline - time.monotonic(), 0.001)
     limits = dataclasses.replace(SETTINGS.fetch, total_timeout=min(SETTINGS.fetch.total_timeout, left))
     with timed(timings, "fetch_ms"):
-        image = fetch(url, limits)
+        try:
+            image = fetch(url, limits)
+        except RequestError as err:
+            if err.code == "upstream_timeout" and time.monotonic() >= deadline:
+                raise out_of_time() from None  # cut short by the request's time, not by the server's slowness
+            raise
     timings["bytes"] = timings.get("bytes", 0) + len(image)
     return predict(image, timings, deadline)
 
