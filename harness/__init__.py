@@ -1,4 +1,5 @@
-"""What the tests and the benchmarks share: hostile inputs, servers on 127.0.0.1, the container engine, SAM CLI.
+"""What the tests and the benchmarks share: hostile inputs, servers on 127.0.0.1, the container engine, SAM CLI,
+the EMF specification, the tiny dataset, what a test needs from outside (needs) and calls of the handler.
 
 Neither tests/ nor bench/ imports the other; both import this. Nothing in the four stages imports it, and
 the Lambda image does not hold it (.dockerignore). It imports no TensorFlow: the serving tests that use it

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO
 from harness.dataset import make_tiny_dataset, tiny_training_flags
 from harness.needs import need_shared
+from lambda_fn.settings import ARTIFACTS
 from train.data import SHARED_DATA
 
 # Built once by the TensorFlow environment's run of the suite, reused by the
 # TensorFlow-free one (make test runs them in that order).
-TINY_BUNDLES = REPO / "artifacts" / "test" / "tiny-bundles"  # float32/ and int8-dynamic/
+TINY_BUNDLES = ARTIFACTS / "test" / "tiny-bundles"  # float32/ and int8-dynamic/
 
 
 @pytest.fixture
