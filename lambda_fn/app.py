@@ -222,7 +222,7 @@ def lambda_handler(event, context):
     record.update(rounded(timings))
     answered = body if isinstance(body, dict) else {}
     batch = "results" in answered
-    record.update(label=answered.get("label"), confident=answered.get("confident"), status=status)
+    record.update(label=answered.get("label"), status=status)  # and confident, not_sure ...: counts (metrics.py)
     record.update(metrics.outcome_counts(status, answered["results"] if batch else [answered], batch))
     record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
     # fields at top level (Lambda's JSON log format, lambda_fn/logs.py), with the EMF block that makes them metrics
