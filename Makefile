@@ -13,6 +13,8 @@ DEVICE := $(if $(GPU),gpu,cpu)
 # the training recipe (train/config.py): auto = gpu if the backend sees a GPU, else cpu;
 # also frozen (the head alone) and quick (150x150, minutes); TRAIN_FLAGS adds any flag
 PRESET ?= auto
+# the backbone to train (train/backbone.py; README's table): empty is the registry's default, Xception
+BACKBONE ?=
 TRAIN_FLAGS ?=
 VENV := .venv
 LAMBDA_VENV := .venv-lambda
@@ -27,7 +29,7 @@ ENGINES_VENV := .venv-engines
 DATASET_URL := $(shell sed -n 's/^DATASET_URL = "\(.*\)"$$/\1/p' train/data.py)
 # the last run train wrote: a link to artifacts/runs/<backbone>_vN
 RUN := artifacts/runs/latest
-BUNDLE := artifacts/bundle
+BUNDLE ?= artifacts/bundle
 # make image: the Lambda container image of the bundle's MODEL_VARIANT, with docker or podman;
 # PLATFORM=linux/arm64 builds it for Graviton; BASE_IMAGE replaces AWS's base (a machine that cannot pull it)
 IMAGE ?= fashion-classifier
@@ -56,7 +58,8 @@ BACKEND_GROUPS := --group $(KERAS_BACKEND)-$(DEVICE) --group jax-cpu \
 $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -U pip
-	$(VENV)/bin/pip install -q $(BACKEND_GROUPS) --group train --group serve --group dev
+	$(VENV)/bin/pip install -q $(BACKEND_GROUPS) --group train --group lite-weights --group lite-reference \
+		--group serve --group dev
 	touch $@
 
 $(LAMBDA_VENV)/.installed: lambda_fn/requirements.txt pyproject.toml
@@ -92,7 +95,7 @@ data:
 		git clone --depth 1 $(DATASET_URL); fi
 
 train: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) data
-	$(VENV)/bin/python -m train.train --preset $(PRESET) $(TRAIN_FLAGS)
+	$(VENV)/bin/python -m train.train --preset $(PRESET) $(if $(BACKBONE),--backbone $(BACKBONE)) $(TRAIN_FLAGS)
 
 convert: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 	KERAS_BACKEND=tensorflow $(VENV)/bin/python -m convert.convert $(RUN) --out $(BUNDLE)

@@ -11,16 +11,13 @@ from pathlib import Path
 from bench.common import DATA, parser
 from bench.results import Table, model_of, record
 from lambda_fn.model import Model
-from lambda_fn.preprocess import decode_image
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 
 
 def predictions(variant: Path, images: list[Path]) -> list[str]:
     model = Model(variant)
     return [
-        model.labels[
-            int(model.logits(model.input_of(decode_image(p.read_bytes(), DEFAULT_MAX_DECODED_BYTES))).argmax())
-        ]
+        model.labels[int(model.logits(model.input_of(p.read_bytes(), DEFAULT_MAX_DECODED_BYTES)).argmax())]
         for p in images
     ]
 

@@ -30,7 +30,7 @@ def main(argv=None) -> Path:
     backbone = BACKBONES[args.backbone]
     root = args.out / backbone.name
     data = make_tiny_dataset(root / "data", per_split=(4, 2, 2))
-    weights = str(backbone.shared_weights) if backbone.shared_weights.is_file() else "none"
+    weights = str(path) if (path := backbone.weights_file()) else "none"
     flags = ["--preset", "frozen", "--backbone", backbone.name, "--data", data, "--weights", weights]
     flags += [
         "--head-epochs",

@@ -38,9 +38,9 @@ def split_logits(model: Model, split: str, mirrored: bool = False) -> tuple[np.n
     images = sorted((DATA / split).rglob("*.jpg"))
     logits = []
     for path in images:
-        decoded = decode_image(path.read_bytes(), DEFAULT_MAX_DECODED_BYTES)
+        decoded = decode_image(path.read_bytes(), DEFAULT_MAX_DECODED_BYTES, at_least=model.input.size)
         views = [decoded, decoded.transpose(Image.Transpose.FLIP_LEFT_RIGHT)] if mirrored else [decoded]
-        logits.append([model.logits(model.input_of(view))[0] for view in views])
+        logits.append([model.logits(model.input.of_image(view))[0] for view in views])
     return np.array(logits), np.array([model.labels.index(p.parent.name) for p in images])
 
 

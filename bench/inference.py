@@ -31,7 +31,7 @@ import numpy as np
 from bench.common import checkpoint_of, parser, percentile_ms, python_for_serving, sample_images
 from bench.results import Table, bfloat16, model_of, record
 from harness import REPO
-from lambda_fn.preprocess import InputSpec, decode_image
+from lambda_fn.preprocess import InputSpec
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 from train.backbone import BACKBONES
 from train.budget import sgemm_one_thread
@@ -133,9 +133,8 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=30)
     args = p.parse_args(argv)
     meta = json.loads((args.bundle / "float32" / "model.json").read_text())
-    pixels = decode_image(sample_images(1)[0].read_bytes(), DEFAULT_MAX_DECODED_BYTES)
     spec = InputSpec.from_json(meta["input"])
-    x = spec.model_input(pixels)
+    x = spec.model_input(sample_images(1)[0].read_bytes(), DEFAULT_MAX_DECODED_BYTES)
     backbone = BACKBONES[meta["backbone"]]
     gflop = backbone.gflop * (spec.size / backbone.size) ** 2  # convolutions scale with the pixels
     sgemm, cores = sgemm_one_thread(), os.cpu_count() or 1

@@ -1,6 +1,6 @@
 """`make run` from a fresh clone, timed by stage, as a multiple of the floor its work sets on this machine.
 
-    python -m bench.make_run [--clone ../make-run-clone] [--make-flags "TRAIN_FLAGS=--seed 2"]
+    python -m bench.make_run [--clone ../make-run-clone] [--make-flags "TRAIN_FLAGS=--seed 2 BACKBONE=..."]
 
 Clones this repository's HEAD beside it (so that ../shared is the clone's too), builds the clone's virtual
 environments (timed apart: a user does it once), then times `make train` and `make convert`, and splits
@@ -8,7 +8,8 @@ training's time with the run's own records (run.json: the cache's fill; history.
 is the reference recipe's work, about 430 TFLOP (the fill 12,613 image-views x 14.7 GFLOP; the head 3 epochs;
 fine-tuning 8 epochs forward and backward with validation; test; the gates), over cores x this machine's
 single-thread sgemm rate: the time a perfect engine would take. Doing less work the accuracy does not need
-counts as much as doing it faster.
+counts as much as doing it faster. Another backbone's run (BACKBONE=...) has a section of its own, its floor
+the work its own make train counted (run.json's budget, without the gates).
 """
 
 import argparse
@@ -20,6 +21,7 @@ from pathlib import Path
 from bench.common import fresh_clone, timed_make
 from bench.results import Table, record
 from harness import REPO
+from train.backbone import DEFAULT_BACKBONE
 from train.budget import sgemm_one_thread
 
 FLOOR_TFLOP = 430  # the reference recipe's work (issue "make run on a CPU close to what the machine can do")
@@ -50,7 +52,9 @@ def main(argv=None):
     total_s = train_s + convert_s
     sgemm = sgemm_one_thread()
     cores = os.cpu_count() or 1
-    floor_s = FLOOR_TFLOP * 1000 / (cores * sgemm)
+    default = meta["backbone"] == DEFAULT_BACKBONE
+    floor_tflop = FLOOR_TFLOP if default else sum(s["gflop"] for s in meta["budget"]["stages"]) / 1000
+    floor_s = floor_tflop * 1000 / (cores * sgemm)
     cache_gb = du_gb(args.clone / "artifacts" / "cache")
     rows = [
         ["the cache's fill (prepare: every view and validation through the frozen layers)", round(fill_s / 60, 1)],
@@ -74,7 +78,7 @@ def main(argv=None):
         ],
     ]
     notes = [
-        f"the floor: {FLOOR_TFLOP} TFLOP over {cores} cores x {sgemm:.1f} GFLOP/s = {floor_s / 60:.1f} min; "
+        f"the floor: {floor_tflop:.0f} TFLOP over {cores} cores x {sgemm:.1f} GFLOP/s = {floor_s / 60:.1f} min; "
         f"make run took {total_s / floor_s:.2f}x the floor",
         f"best checkpoint {meta['best_checkpoint']} (epoch {meta['best_epoch']}); seed {meta['config']['seed']}",
         f"peak memory of training {meta['peak_rss_mb']} MB; the cache on disk {cache_gb} GB",
@@ -98,7 +102,8 @@ def main(argv=None):
             for s in budget["stages"]
         ]
         tables.insert(1, Table(columns, estimates, f"make train's budget at {budget['rate_gflops']:.0f} GFLOP/s"))
-    record(__spec__.name, argv, "make run from a fresh clone, against its floor", tables, notes)
+    title = "make run from a fresh clone, against its floor" + ("" if default else f": {meta['backbone']}")
+    record(__spec__.name, argv, title, tables, notes, key=None if default else meta["backbone"])
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ BENCHMARKS = REPO / "BENCHMARKS.md"
 REFERENCE = "inference"
 # The order sections appear in: what a user asks first (how fast, how much) before how the project was built.
 ORDER = ["inference", "cold_start", "bill", "server", "footprint", "tagging", "hostile", "container", "accuracy"]
-ORDER += ["calibration"]
+ORDER += ["calibration", "backbones", "lite_port", "request_split"]
 ORDER += ["make_run", "seeds", "fill", "training", "fine_tune", "backends"]
 INTRO = """\
 # Benchmarks
@@ -58,15 +58,13 @@ def heading_note(result: Result, reference: Result | None) -> str:
 
 def render(folder: Path = RESULTS) -> str:
     results = {path.stem: load(path) for path in sorted(folder.glob("*.json"))}
-    unknown = sorted(set(results) - set(ORDER))
+    unknown = sorted(name for name in results if name.split(".")[0] not in ORDER)
     if unknown:
         raise SystemExit(f"results with no place in the report: {unknown}; add them to bench/report.py's ORDER")
     reference = results.get(REFERENCE)
-    sections = [
-        markdown(results[name], heading_note(results[name], reference), prose(results[name].bench))
-        for name in ORDER
-        if name in results
-    ]
+    # a bench's keyed results (<bench>.<key>.json) follow its own, in the order of their keys
+    placed = sorted(results, key=lambda name: (ORDER.index(name.split(".")[0]), "." in name, name))
+    sections = [markdown(results[n], heading_note(results[n], reference), prose(results[n].bench)) for n in placed]
     return "\n".join([INTRO, *sections])
 
 

@@ -106,15 +106,18 @@ def record(
     model: dict | None = None,
     measured_on: dict | None = None,
     folder: Path = RESULTS,
+    key: str | None = None,
 ) -> Result:
     """Writes bench/results/<bench>.json (this machine, unless the figures were measured on another: measured_on)
     and prints the section as BENCHMARKS.md will show it. module: the bench's own (`__spec__.name`, also when run
-    with -m), so that a bench is named once, by its file; argv: as its main() got it (None: sys.argv)."""
+    with -m), so that a bench is named once, by its file; argv: as its main() got it (None: sys.argv); key: what
+    tells apart several results of one bench (a backbone's make_run: <bench>.<key>.json, shown after <bench>)."""
     bench = module.rsplit(".", 1)[-1]
     result = Result(bench, command_line(bench, argv), title, tables, notes or [], model, measured_on or machine())
     result.when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{bench}.json").write_text(json.dumps(asdict(result), indent=1, ensure_ascii=False) + "\n")
+    name = f"{bench}.{key}" if key else bench
+    (folder / f"{name}.json").write_text(json.dumps(asdict(result), indent=1, ensure_ascii=False) + "\n")
     print(markdown(result))
     return result
 

@@ -1,6 +1,6 @@
 """The recipe's accuracy over seeds: `make train` and `make convert` once per seed, in one fresh clone.
 
-    python -m bench.seeds [--seeds 1 2] [--cache ../make-run-clone/artifacts/cache]
+    python -m bench.seeds [--seeds 1 2] [--cache ../make-run-clone/artifacts/cache] [--backbone NAME]
 
 Seeds change the head's initialisation, the order of batches and dropout, not the cached views
 (`--augmentation-seed` fixes those), so every seed trains on one cache: filled by the first seed's run, or an
@@ -28,14 +28,16 @@ def main(argv=None):
     p.add_argument(
         "--cache", type=Path, help="a cache folder to share (default: the clone's own, filled by the first seed)"
     )
+    p.add_argument("--backbone", help="make run's BACKBONE (default: the registry's default; its own section)")
     args = p.parse_args(argv)
+    backbone = [f"BACKBONE={args.backbone}"] if args.backbone else []
     clone = fresh_clone(args.clone)
     cache = ["--cache", str(args.cache.resolve())] if args.cache else []
     rows: list[list] = []
     variants: list[str] = []
     for seed in args.seeds:
         flags = shlex.join(["--seed", str(seed), *cache])
-        train_s = timed_make(clone, "train", f"TRAIN_FLAGS={flags}")
+        train_s = timed_make(clone, "train", f"TRAIN_FLAGS={flags}", *backbone)
         timed_make(clone, "convert")
         run = clone / "artifacts" / "runs" / "latest"
         meta = json.loads((run / "run.json").read_text())
@@ -58,7 +60,8 @@ def main(argv=None):
     notes = [f"float32 test accuracy: mean {statistics.mean(served):.4f} over seeds {args.seeds}"] if served else []
     columns = ["seed", "epoch kept", "validation accuracy", "test (Keras)", *[f"test ({v})" for v in variants]]
     table = Table([*columns, "training minutes without the fill"], rows, "Accuracy by seed")
-    record(__spec__.name, argv, "The recipe's accuracy over seeds", [table], notes)
+    title = f"The recipe's accuracy over seeds{f': {args.backbone}' if args.backbone else ''}"
+    record(__spec__.name, argv, title, [table], notes, key=args.backbone)
 
 
 if __name__ == "__main__":

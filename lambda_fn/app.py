@@ -28,7 +28,6 @@ from lambda_fn.errors import RequestError, error_body
 from lambda_fn.events import Kind
 from lambda_fn.fetch import fetch
 from lambda_fn.model import Model
-from lambda_fn.preprocess import decode_image
 
 
 def return_freed_images_to_the_os() -> None:
@@ -102,7 +101,7 @@ def predict(image: bytes, timings: dict, deadline: float) -> dict:
     with DECODING:
         in_time(deadline)  # it may have waited its turn past it
         with timed(timings, "preprocess_ms"):
-            x = MODEL.input_of(decode_image(image, SETTINGS.max_decoded_bytes))
+            x = MODEL.input_of(image, SETTINGS.max_decoded_bytes)
     in_time(deadline)
     with timed(timings, "inference_ms"):
         probabilities = calibrated(MODEL.logits(x)[0], MODEL.temperature)

@@ -114,9 +114,9 @@ class Model:
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.lock = threading.Lock()  # an interpreter runs one invocation at a time
 
-    def input_of(self, image) -> np.ndarray:
-        """A decoded image (lambda_fn.preprocess.decode_image) -> this model's input, as model.json says."""
-        return self.input.model_input(image)
+    def input_of(self, data: bytes, max_bytes: int) -> np.ndarray:
+        """An image file's bytes -> this model's input, as model.json says (lambda_fn/preprocess.py)."""
+        return self.input.model_input(data, max_bytes)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """x: one preprocessed image, float32 of shape (1, size, size, 3). Returns (1, n_classes)."""

@@ -32,9 +32,9 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_weights() -> Path:
-    from train.backbone import BACKBONES, DEFAULT_BACKBONE  # Keras: imported only where training is tested
+    from train.backbone import XCEPTION_WEIGHTS  # Keras: imported only where training is tested
 
-    return need_shared(BACKBONES[DEFAULT_BACKBONE].shared_weights)
+    return need_shared(XCEPTION_WEIGHTS)
 
 
 @pytest.fixture(scope="session")

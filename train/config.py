@@ -161,8 +161,9 @@ def parse_args(argv=None) -> TrainConfig:
     if preset == "auto":
         preset = "gpu" if sees_gpu() else "cpu"
     given = {k: v for k, v in args.items() if v is not None}
+    backbone_preset = BACKBONES[given.get("backbone", DEFAULT_BACKBONE)].presets.get(preset, {})
     try:
-        return resolve(TrainConfig(**{**PRESETS[preset], **given, "preset": preset}))
+        return resolve(TrainConfig(**{**PRESETS[preset], **backbone_preset, **given, "preset": preset}))
     except ValueError as err:
         p.error(str(err))
 

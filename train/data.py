@@ -77,7 +77,7 @@ def scan_dataset(root: Path) -> tuple[list[str], dict[str, list[Item]]]:
 def load_image(path: Path, size: int, interpolation: str) -> np.ndarray:
     """A file's pixels exactly as the Lambda makes them from its bytes (lambda_fn/preprocess.py): upright, RGB,
     stretched to size x size with the named filter. Returns uint8 HxWx3."""
-    return pixels(decode_image(Path(path).read_bytes(), DEFAULT_MAX_DECODED_BYTES), size, interpolation)
+    return pixels(decode_image(Path(path).read_bytes(), DEFAULT_MAX_DECODED_BYTES, at_least=size), size, interpolation)
 
 
 def file_digest(path: Path) -> str:

@@ -18,7 +18,7 @@ def test_benchmarks_md_is_the_rendering_of_the_results():
 @pytest.mark.parametrize("path", sorted(RESULTS.glob("*.json")), ids=lambda p: p.stem)
 def test_a_result_names_its_machine_model_and_command(path):
     result = load(path)
-    assert result.bench == path.stem and result.bench in report.ORDER
+    assert result.bench == path.stem.split(".")[0] and result.bench in report.ORDER
     assert result.command.startswith(f"python -m bench.{result.bench}")
     assert REQUIRED_MACHINE <= set(result.machine) and {"python", "numpy"} <= set(result.machine["versions"])
     assert result.when.endswith("UTC") and result.tables
@@ -46,3 +46,14 @@ def test_a_result_with_no_place_in_the_report_is_refused(tmp_path):
     (tmp_path / "inference.json").rename(tmp_path / "unheard_of.json")
     with pytest.raises(SystemExit, match="unheard_of"):
         report.render(tmp_path)
+
+
+def test_keyed_results_follow_their_bench(tmp_path):
+    """Several results of one bench (make run per backbone) each get a section, after the bench's own."""
+    for key in ("zeta", None, "alpha"):
+        record("make_run", [], f"make run {key}", [Table(["a"], [[1]])], folder=tmp_path, key=key)
+    record("inference", [], "Inference", [Table(["a"], [[1]])], folder=tmp_path)
+    assert (tmp_path / "make_run.alpha.json").is_file()
+    text = report.render(tmp_path)
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings == ["## Inference", "## make run None", "## make run alpha", "## make run zeta"]

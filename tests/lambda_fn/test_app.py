@@ -34,9 +34,7 @@ def call(app, event):
 
 def expected_prediction(app, image_bytes: bytes) -> dict:
     """The same image straight through the interpreter, without the handler."""
-    from lambda_fn.preprocess import decode_image
-
-    x = app.MODEL.input_of(decode_image(image_bytes, DEFAULT_MAX_DECODED_BYTES))
+    x = app.MODEL.input_of(image_bytes, DEFAULT_MAX_DECODED_BYTES)
     logits = app.MODEL.logits(x)[0].astype(np.float64) / app.MODEL.meta["calibration"]["temperature"]
     p = np.exp(logits - logits.max())
     return dict(zip(app.MODEL.labels, p / p.sum(), strict=True))

@@ -331,21 +331,23 @@ def test_nothing_outlives_its_request(app, image_server, image_files, monkeypatc
     heavy = image_files["hat.jpg"].parent / "heavy.png"
     heavy.write_bytes(png_bomb(4000, 4000, rgba=True))  # 64 MB decoded: a few tenths of a second each
     starts: list[float] = []  # when a batch worker began a step
-    decode, logits = app.decode_image, app.MODEL.logits
+    from lambda_fn import preprocess
+
+    decode, logits = preprocess.decode_image, app.MODEL.logits
 
     def began() -> None:
         if threading.current_thread().name.startswith("ThreadPoolExecutor"):
             starts.append(time.monotonic())
 
-    def decode_began(*args):
+    def decode_began(*args, **kwargs):
         began()
-        return decode(*args)
+        return decode(*args, **kwargs)
 
     def logits_began(x):
         began()
         return logits(x)
 
-    monkeypatch.setattr(app, "decode_image", decode_began)
+    monkeypatch.setattr(preprocess, "decode_image", decode_began)
     monkeypatch.setattr(app.MODEL, "logits", logits_began)
     small = {"url": f"{image_server}/images/hat.jpg"}
 

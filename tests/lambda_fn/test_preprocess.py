@@ -1,5 +1,10 @@
+import io
+
 import numpy as np
 import pytest
+from hypothesis import assume, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from PIL import Image
 
 from lambda_fn import settings
@@ -20,7 +25,7 @@ def test_serving_input_is_training_input_on_real_images(real_images, interpolati
 
     spec = XCEPTION.input_spec(150, interpolation)
     for path in real_images:
-        served = spec.model_input(decode_image(path.read_bytes(), MAX_BYTES))
+        served = spec.model_input(path.read_bytes(), MAX_BYTES)
         trained = XCEPTION.preprocess(load_image(path, 150, interpolation).astype(np.float32))
         assert served.dtype == np.float32 and served.shape == (1, 150, 150, 3)
         np.testing.assert_allclose(served[0], trained, rtol=0, atol=2e-7)
@@ -30,7 +35,7 @@ def test_serving_input_is_training_input_on_real_images(real_images, interpolati
     "name", ["gray.png", "gray-alpha.png", "rgba.png", "palette.png", "cmyk.jpg", "gray16.png", "photo.webp"]
 )
 def test_every_mode_becomes_rgb_in_range(image_files, name):
-    x = XCEPTION_71.model_input(decode_image(image_files[name].read_bytes(), MAX_BYTES))
+    x = XCEPTION_71.model_input(image_files[name].read_bytes(), MAX_BYTES)
     assert x.shape == (1, 71, 71, 3) and x.dtype == np.float32
     assert -1.0 <= x.min() < x.max() <= 1.0
 
@@ -41,7 +46,7 @@ def test_transparent_pixels_become_white():
 
 
 def test_sixteen_bit_grey_keeps_its_range(image_files):
-    rgb = np.asarray(to_rgb(decode_image(image_files["gray16.png"].read_bytes(), MAX_BYTES)))
+    rgb = np.asarray(to_rgb(decode_image(image_files["gray16.png"].read_bytes(), MAX_BYTES, at_least=None)))
     assert rgb.min() == 0 and rgb.max() == 255  # Pillow's own conversion would clip nearly all to 255
     assert (rgb < 128).mean() == pytest.approx(0.5, abs=0.02)
 
@@ -59,7 +64,7 @@ def test_sixteen_bit_grey_keeps_its_range(image_files):
 )
 def test_bad_images_are_refused_with_a_reason(image_files, name, code, words):
     with pytest.raises(RequestError) as caught:
-        decode_image(image_files[name].read_bytes(), MAX_BYTES)
+        decode_image(image_files[name].read_bytes(), MAX_BYTES, at_least=None)
     assert caught.value.code == code and words in caught.value.message
 
 
@@ -72,7 +77,7 @@ def test_what_is_refused_is_refused_before_decoding(image_files, name, monkeypat
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     with pytest.raises(RequestError) as caught:
-        decode_image(image_files[name].read_bytes(), MAX_BYTES)
+        decode_image(image_files[name].read_bytes(), MAX_BYTES, at_least=None)
     assert caught.value.code == "image_too_large"
 
 
@@ -81,9 +86,9 @@ def test_a_jpeg_over_the_budget_is_decoded_reduced(tmp_path):
 
     photo = tmp_path / "24mp.jpg"
     Image.new("RGB", (6000, 4000), (120, 60, 30)).save(photo, quality=80)  # 96 MB decoded in full
-    image = decode_image(photo.read_bytes(), MAX_BYTES)
+    image = decode_image(photo.read_bytes(), MAX_BYTES, at_least=None)
     assert image.size == (3000, 2000)  # libjpeg's 1/2 scale: 24 MB
-    assert XCEPTION_71.model_input(image).shape == (1, 71, 71, 3)
+    assert XCEPTION_71.of_image(image).shape == (1, 71, 71, 3)
 
 
 def test_training_reads_a_phone_photo_upright_and_a_cutout_on_white(tmp_path):
@@ -109,3 +114,39 @@ def test_an_input_spec_normalises_per_channel_in_its_order():
     bgr = InputSpec(1, "bilinear", (30.0, 20.0, 10.0), (1.0, 1.0, 1.0), channels="BGR")  # caffe-style
     np.testing.assert_array_equal(bgr.normalise(pixels), [[[0.0, 0.0, 0.0]]])
     assert InputSpec.from_json(rgb.to_json()) == rgb and rgb.normalise(pixels).dtype == np.float32
+
+
+@examples(max_examples=25, deadline=None)
+@given(
+    width=st.integers(8, 2400), height=st.integers(8, 2400), at_least=st.sampled_from([None, 71, 150, 224, 260, 299])
+)
+def test_a_jpeg_is_decoded_no_smaller_than_the_model_needs(width, height, at_least):
+    """Both decoded sides stay >= the input size, at the largest reduction that keeps them so (or full size)."""
+    from lambda_fn.preprocess import JPEG_SCALES, MAX_ASPECT
+
+    assume(max(width, height) <= MAX_ASPECT * min(width, height))  # thinner ones are refused from the header
+    data = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 140, 200)).save(data, "JPEG")
+    image = decode_image(data.getvalue(), MAX_BYTES, at_least=at_least)
+    scale = next(s for s in JPEG_SCALES if image.size == (-(-width // s), -(-height // s)))  # libjpeg rounds up
+    if at_least is None or min(width, height) < 2 * at_least:
+        assert image.size == (width, height)
+        return
+    assert min(image.size) >= at_least
+    assert scale == JPEG_SCALES[-1] or min(width, height) // (2 * scale) < at_least  # the next one would not fit
+
+
+def test_the_reduced_decode_makes_nearly_the_full_decodes_pixels(real_images):
+    """A 4x upscaled real photo (about 3.4 MP): decoded at 1/4 in the DCT domain and stretched, it is within a
+    level or so of the full decode on average (bench.request_split measures the time it saves)."""
+    from lambda_fn.preprocess import pixels
+
+    for path in real_images[:3]:
+        photo = Image.open(path)
+        big = io.BytesIO()
+        photo.resize((photo.width * 4, photo.height * 4), Image.Resampling.LANCZOS).save(big, "JPEG", quality=90)
+        reduced = decode_image(big.getvalue(), MAX_BYTES, at_least=260)
+        full = decode_image(big.getvalue(), MAX_BYTES, at_least=None)
+        assert reduced.size == (photo.width, photo.height) and full.size == (photo.width * 4, photo.height * 4)
+        a, b = (pixels(image, 260, "bilinear").astype(np.float32) for image in (reduced, full))
+        assert np.abs(a - b).mean() < 1.5
