@@ -45,8 +45,6 @@ class Backbone:
     channels: str = "RGB"  # the channel order the weights expect
     # what a preset of train/config.py changes for this backbone alone (a flag still wins over it)
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # the variants a plain `make convert` adds for it to convert.DEFAULT_VARIANTS (each still gated)
-    variants: tuple[str, ...] = ()
 
     def input_spec(self, size: int, interpolation: str) -> InputSpec:
         """What a model on this backbone takes at this size: model.json's "input"."""
@@ -134,8 +132,6 @@ def efficientnet_lite_backbone(variant: str, gflop: float) -> Backbone:
         # At a tenth of Xception's compute a view costs little to cache, and the top trains fast: more views
         # (fresher augmentation) and more epochs, in less time than Xception's recipe (BENCHMARKS.md).
         presets={"cpu": dict(views=6, fine_tune_epochs=10, fine_tune_patience=3)},
-        # built for integer quantisation (ReLU6, no squeeze-and-excitation): full int8 passes the gate
-        variants=("int8-full",),
     )
 
 

@@ -91,7 +91,8 @@ class TrainConfig:
         return self.backbone_entry.cuts[self.fine_tune_from] if self.fine_tune_from else None
 
 
-# Each preset lists only what it changes from TrainConfig's defaults (a test keeps it so); a flag wins over it.
+# Each preset lists only what it changes from TrainConfig's defaults (a test keeps it so); a backbone's registry
+# entry may change a preset further for itself (Backbone.presets: EfficientNet-Lite's cpu); a flag wins over both.
 PRESETS: dict[str, dict[str, Any]] = {
     # The CPU reference: the top blocks fine-tuned on cached activations (Xception: blocks 13-14).
     # The best epochs of two seeds were the 5th and 6th of 8 (docs/benchmarks-history.md).

@@ -4,6 +4,7 @@ model.json carries)."""
 
 import json
 import re
+from dataclasses import fields
 
 import pytest
 
@@ -12,7 +13,7 @@ from harness.dataset import make_tiny_dataset
 from lambda_fn.model import Model
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 from train.backbone import BACKBONES, DEFAULT_BACKBONE
-from train.config import parse_args
+from train.config import PRESETS, TrainConfig, parse_args
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
@@ -21,6 +22,16 @@ def test_every_backbone_is_complete(name):
     backbone.input_spec(backbone.size, "bilinear")  # the Lambda can make its input: a valid spec
     assert set(backbone.roles) == {"cached", "images"} and set(backbone.roles.values()) <= set(backbone.cuts)
     assert backbone.min_size <= backbone.size and backbone.gflop > 0
+    assert set(backbone.presets) <= set(PRESETS)  # it changes presets that exist ...
+    assert all(set(changes) <= {f.name for f in fields(TrainConfig)} for changes in backbone.presets.values())
+
+
+def test_a_backbone_changes_a_preset_for_itself_and_a_flag_still_wins():
+    lite = "efficientnet-lite2"
+    own = BACKBONES[lite].presets["cpu"]
+    assert parse_args(["--preset", "cpu", "--backbone", lite, "--weights", "none"]).views == own["views"]
+    assert parse_args(["--preset", "cpu", "--weights", "none"]).views == TrainConfig.views != own["views"]
+    assert parse_args(["--preset", "cpu", "--backbone", lite, "--weights", "none", "--views", "2"]).views == 2
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))

@@ -100,7 +100,7 @@ def test_stages_follow_the_official_scaling(variant):
 
 
 def test_a_tiny_lite_model_trains_converts_to_full_integer_and_serves(tmp_path):
-    """Random weights at 71x71: the training recipe, the gates with int8-full by default, and the Lambda's
+    """Random weights at 71x71: the training recipe, the gates with int8-full, and the Lambda's
     model class on the bundle's input spec ((x - 127) / 128)."""
     from convert.convert import convert
     from train.train import train
@@ -109,9 +109,9 @@ def test_a_tiny_lite_model_trains_converts_to_full_integer_and_serves(tmp_path):
     flags = tiny_training_flags(tmp_path, "--backbone", variant, "--preset", "cpu", "--fine-tune-epochs", "1")
     report = train(parse_args(flags))
     assert report["backbone"] == variant
-    summary = convert(tmp_path / "latest", tmp_path / "bundle")  # the registry adds int8-full for Lite models
+    summary = convert(tmp_path / "latest", tmp_path / "bundle", variants=["float32", "int8-full"])
     assert summary["float32"]["passed"], summary["float32"]["failures"]
-    assert list(summary) == ["float32", "float16", "int8-dynamic", "int8-full"]  # each gated (random weights may fail)
+    assert (tmp_path / "bundle" / "int8-full").is_dir() == summary["int8-full"]["passed"]  # gated like any
     meta = json.loads((tmp_path / "bundle" / "float32" / "model.json").read_text())
     assert (meta["input"]["mean"], meta["input"]["std"], meta["input"]["size"]) == ([127.0] * 3, [128.0] * 3, 71)
     photo = next((tmp_path / "data" / "test" / "hat").iterdir())
