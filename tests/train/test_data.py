@@ -64,12 +64,22 @@ def test_class_emptied_by_unreadable_files_fails(tiny_dataset):
         check_classes_present(kept, items["train"], classes)
 
 
+def keras_pixels(path, size: int, interpolation: str) -> np.ndarray:
+    return keras.utils.img_to_array(keras.utils.load_img(path, target_size=(size, size), interpolation=interpolation))
+
+
 @pytest.mark.parametrize("interpolation", ["nearest", "bilinear", "bicubic"])
 def test_loader_matches_keras_load_img(real_images, interpolation):
+    """At the backbones' sizes the dataset's 400x533 photos are decoded in full: load_img's pixels exactly."""
     for path in real_images[:3]:
-        ours = load_image(path, 150, interpolation)
-        theirs = keras.utils.img_to_array(
-            keras.utils.load_img(path, target_size=(150, 150), interpolation=interpolation)
-        )
-        assert ours.dtype == np.uint8 and ours.shape == (150, 150, 3)
-        np.testing.assert_array_equal(ours.astype(np.float32), theirs)
+        ours = load_image(path, 299, interpolation)
+        assert ours.dtype == np.uint8 and ours.shape == (299, 299, 3)
+        np.testing.assert_array_equal(ours.astype(np.float32), keras_pixels(path, 299, interpolation))
+
+
+def test_a_small_input_reads_the_photo_reduced_and_nearly_as_load_img_does(real_images):
+    """At 150 (the quick preset) a 400-pixel side is decoded at 1/2 in the DCT domain (PIXELS_VERSION 4), then
+    stretched: within a few levels of load_img's full decode on average."""
+    for path in real_images[:3]:
+        ours = load_image(path, 150, "bilinear").astype(np.float32)
+        assert np.abs(ours - keras_pixels(path, 150, "bilinear")).mean() < 4
