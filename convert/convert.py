@@ -265,7 +265,9 @@ def convert(
     rate = trained["rate_gflops"] if trained else budgets.machine_gflops()
     passes = len(order) + 1  # each variant's, and Keras' reference pass
     work = passes * images * budgets.forward_gflop(keras_model)
-    budget = [budgets.stage("conversion and the gates", f"{passes} passes x {images} images", work, "conversion", rate)]
+    shares = BACKBONES[meta["backbone"]].efficiency
+    what = f"{passes} passes x {images} images"
+    budget = [budgets.stage("conversion and the gates", what, work, "conversion", rate, shares)]
     log.info("%s", budgets.table(budget, rate, "make convert's budget"))
     started = time.perf_counter()
     val = Split(x_val, y_val, keras_model.predict(x_val, verbose=0))

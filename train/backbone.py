@@ -45,6 +45,8 @@ class Backbone:
     channels: str = "RGB"  # the channel order the weights expect
     # what a preset of train/config.py changes for this backbone alone (a flag still wins over it)
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the share of cores x sgemm its stages reach where it is not train/budget.py's EFFICIENCY (make run's estimates)
+    efficiency: dict[str, float] = field(default_factory=dict)
 
     def input_spec(self, size: int, interpolation: str) -> InputSpec:
         """What a model on this backbone takes at this size: model.json's "input"."""
@@ -132,6 +134,9 @@ def efficientnet_lite_backbone(variant: str, gflop: float) -> Backbone:
         # At a tenth of Xception's compute a view costs little to cache, and the top trains fast: more views
         # (fresher augmentation) and more epochs, in less time than Xception's recipe (BENCHMARKS.md).
         presets={"cpu": dict(views=6, fine_tune_epochs=10, fine_tune_patience=3)},
+        # depthwise convolutions do less per byte moved than Xception's: the shares bench.make_run measured for
+        # Lite2 (its section in BENCHMARKS.md), taken for all three
+        efficiency={"fill": 0.29, "head": 0.51, "fine-tuning": 0.42, "test": 0.14, "conversion": 0.18},
     )
 
 

@@ -5,7 +5,8 @@ Xception at 299x299 is 16.7 GFLOP, 14.7 of them below block 13). The machine's r
 sgemm (numpy's 2048^3 product on one thread, about a second to measure): what a perfect engine would reach.
 No stage reaches it; EFFICIENCY is the share each did in `make run` on the reference machine (bench.make_run:
 a 2-core AMD EPYC with AVX-512), so an estimate elsewhere is a guide, and the actual split printed at the end
-says how far off it was.
+says how far off it was. A backbone whose layers reach another share (EfficientNet-Lite's depthwise
+convolutions: about half Xception's) says so in its registry entry (Backbone.efficiency).
 """
 
 import json
@@ -90,8 +91,11 @@ class Stage:
     actual_s: float | None = None
 
 
-def stage(name: str, work: str, gflop: float, kind: str, rate_gflops: float) -> Stage:
-    return Stage(name, kind, work, round(gflop), round(gflop / (rate_gflops * EFFICIENCY[kind]), 1))
+def stage(name: str, work: str, gflop: float, kind: str, rate_gflops: float, shares: dict | None = None) -> Stage:
+    """A stage and its estimate: its work over the machine's rate times the share this kind reaches (shares: the
+    backbone's own, where it has them; else EFFICIENCY's)."""
+    share = (shares or {}).get(kind, EFFICIENCY[kind])
+    return Stage(name, kind, work, round(gflop), round(gflop / (rate_gflops * share), 1))
 
 
 def table(stages: list[Stage], rate_gflops: float, title: str) -> str:

@@ -338,18 +338,20 @@ class Prepared:
 def training_budget(config: TrainConfig, net: models.Models, items, fill_work: int, rate: float) -> list[Stage]:
     """What each stage of make train computes, in GFLOP, and its estimate at this machine's rate."""
     top, full = forward_gflop(net.trainable), forward_gflop(net.full)
-    seen = len(items["train"]) + len(items["validation"])
+    seen, shares = len(items["train"]) + len(items["validation"]), config.backbone_entry.efficiency
+    fill = fill_work * forward_gflop(net.trunk)
+    head = config.head_epochs * seen * top
     stages = [
-        stage("the cache's fill", f"{fill_work:,} image-views", fill_work * forward_gflop(net.trunk), "fill", rate),
-        stage("head", f"{config.head_epochs} epochs x {seen:,} images", config.head_epochs * seen * top, "head", rate),
+        stage("the cache's fill", f"{fill_work:,} image-views", fill, "fill", rate, shares),
+        stage("head", f"{config.head_epochs} epochs x {seen:,} images", head, "head", rate, shares),
     ]
     if config.first_trainable and config.fine_tune_epochs:
         # a training image costs about three forward passes (forward, then backward: gradients and weights)
         tuned = config.fine_tune_epochs * (3 * len(items["train"]) + len(items["validation"])) * top
         work = f"at most {config.fine_tune_epochs} epochs x {seen:,} images"
-        stages.append(stage("fine-tuning", work, tuned, "fine-tuning", rate))
+        stages.append(stage("fine-tuning", work, tuned, "fine-tuning", rate, shares))
     test = len(items["test"])
-    return [*stages, stage("test", f"{test:,} images", test * full, "test", rate)]
+    return [*stages, stage("test", f"{test:,} images", test * full, "test", rate, shares)]
 
 
 def prepare(config: TrainConfig) -> Prepared:

@@ -13,6 +13,7 @@ from harness.dataset import make_tiny_dataset
 from lambda_fn.model import Model
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 from train.backbone import BACKBONES, DEFAULT_BACKBONE
+from train.budget import EFFICIENCY
 from train.config import PRESETS, TrainConfig, parse_args
 
 
@@ -24,6 +25,7 @@ def test_every_backbone_is_complete(name):
     assert backbone.min_size <= backbone.size and backbone.gflop > 0
     assert set(backbone.presets) <= set(PRESETS)  # it changes presets that exist ...
     assert all(set(changes) <= {f.name for f in fields(TrainConfig)} for changes in backbone.presets.values())
+    assert set(backbone.efficiency) <= set(EFFICIENCY) and all(0 < v <= 1 for v in backbone.efficiency.values())
 
 
 def test_a_backbone_changes_a_preset_for_itself_and_a_flag_still_wins():

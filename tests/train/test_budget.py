@@ -25,6 +25,17 @@ def test_estimates_follow_the_rate_and_the_split_follows_them():
     assert "took 3 min 28 s" in done and "all: about 1 min 46 s, took 3 min 30 s (1.99x the estimate)" in done
 
 
+def test_a_backbone_with_its_own_shares_gets_its_own_estimates():
+    """EfficientNet-Lite's depthwise layers reach a smaller share of the machine than Xception's: its registry
+    entry says so, and make train's estimate follows (the fill's here, the others alike)."""
+    from train.backbone import BACKBONES
+
+    shares = BACKBONES["efficientnet-lite2"].efficiency
+    fill = stage("the cache's fill", "1,000 image-views", 1_000, "fill", 100.0, shares)
+    assert fill.estimate_s == pytest.approx(1_000 / (100 * shares["fill"]), abs=0.1)
+    assert stage("test", "9 images", 1_000, "test", 100.0, XCEPTION.efficiency).estimate_s == pytest.approx(17.5)
+
+
 def test_the_machine_rate_is_measured():
     assert 1 < sgemm_one_thread() < 10_000  # GFLOP/s of one core, whatever the CPU
 
