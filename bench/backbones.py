@@ -14,13 +14,12 @@ import argparse
 import base64
 import json
 import statistics
-import time
 from pathlib import Path
 
 from bench.accuracy import predictions
 from bench.bill import MEMORY_MB, dollars_per_million, projected_ms
 from bench.cold_start import once
-from bench.common import DATA, python_for_serving, sample_images
+from bench.common import DATA, median_ms, python_for_serving, sample_images, timed
 from bench.results import Table, record
 from lambda_fn.model import Model
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
@@ -32,12 +31,7 @@ THREADS = (1, 2)
 def latency_ms(variant: Path, x, threads: int, runs: int) -> float:
     model = Model(variant, threads=threads)
     model.logits(x)  # the first invoke prepares the delegate
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        model.logits(x)
-        times.append(time.perf_counter() - started)
-    return round(statistics.median(times) * 1000, 1)
+    return round(median_ms(timed(model.logits, x, repeat=runs)), 1)
 
 
 def cheapest(latencies: dict[int, float], budget_ms: float) -> tuple[int, float, float] | None:

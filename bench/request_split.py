@@ -23,7 +23,7 @@ from bench.results import Table, record
 from harness.servers import file_server
 from lambda_fn.fetch import FetchLimits, fetch
 from lambda_fn.model import Model
-from lambda_fn.preprocess import decode_image, pixels
+from lambda_fn.preprocess import decode_image
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 
 UPSCALE = 3
@@ -56,7 +56,7 @@ def steps(model: Model, url: str, reduced: bool) -> tuple[dict, int]:
     image = decode_image(data, DEFAULT_MAX_DECODED_BYTES, at_least=spec.size if reduced else None)
     times["decode"] = ms(started)
     started = time.perf_counter()
-    x = spec.normalise(pixels(image, spec.size, spec.interpolation))[None]
+    x = spec.of_image(image)
     times["pixels"] = ms(started)
     started = time.perf_counter()
     top = int(model.logits(x).argmax())

@@ -16,7 +16,6 @@ Keras' padding="same" on every backend; the PyTorch port precomputes those pads 
 bench/lite_port.py proves the port: its ImageNet logits against the PyTorch reference on real photos.
 """
 
-import hashlib
 import importlib.util
 import math
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from train.data import CACHE
+from train.data import CACHE, file_digest
 from train.torch_weights import load_state_dict
 
 # (repeats, kernel, stride, expansion, filters in, filters out) of the seven stages, before scaling
@@ -162,7 +161,7 @@ def pth_file(variant: str) -> Path:
 def imagenet_weights(variant: str, cache: Path = CACHE) -> Path:
     """The variant's ImageNet weights (include_top=False) as a Keras file, converted on first use."""
     source = pth_file(variant)
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    digest = file_digest(source)[:16]
     target = cache / f"{variant}-imagenet-notop-{digest}.weights.h5"
     if not target.is_file():
         model = build(variant)
