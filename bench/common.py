@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from harness import REPO
-from lambda_fn.settings import BUNDLE
+from project.paths import BUNDLE
 from train.data import default_data_dir
 
 DATA = default_data_dir()  # the training stage's setting: $FASHION_DATA, ../shared, or ./clothing-dataset-small

@@ -1,4 +1,4 @@
-"""Tagging a catalog (python -m lambda_fn.tag) against the local server on 127.0.0.1, and the projection for
+"""Tagging a catalog (python -m catalog.tag) against the local server on 127.0.0.1, and the projection for
 the deployed stack.
 
     .venv/bin/python -m bench.tagging [--bundle artifacts/bundle] [--variant float32] [--images 64]
@@ -22,8 +22,8 @@ from pathlib import Path
 from bench.bill import PRICES
 from bench.common import parser, python_for_serving, sample_images
 from bench.results import Table, model_of, record
+from catalog import client, tag
 from harness.servers import Quiet, file_server, local_server, reply, serving
-from lambda_fn import tag
 
 
 class Instant(Quiet):
@@ -63,7 +63,7 @@ def main(argv=None):
             files_rate = images_per_second([str(i) for i in images], ["--api", local.url], jobs)
             urls_rate = images_per_second([str(url_list)], ["--endpoint", local.url], jobs)
             rows.append([jobs, round(files_rate, 2), round(urls_rate, 2)])
-        probe = tag.Target(endpoint=local.url).urls([f"{files}/{images[0].parent.name}/{images[0].name}"])
+        probe = client.Target(endpoint=local.url).urls([f"{files}/{images[0].parent.name}/{images[0].name}"])
     Instant.answer = json.dumps(probe).encode()
     with serving(Instant) as stub:
         overhead = images_per_second([str(i) for i in images] * 4, ["--api", stub], 1)

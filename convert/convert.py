@@ -41,12 +41,12 @@ from convert.calibrate import calibrate  # noqa: E402
 from lambda_fn.confidence import calibrated  # noqa: E402
 from lambda_fn.model import Model  # noqa: E402
 from lambda_fn.preprocess import InputSpec  # noqa: E402
-from lambda_fn.settings import BUNDLE  # noqa: E402
+from project.paths import BUNDLE  # noqa: E402
+from project.progress import Progress  # noqa: E402
 from train import budget as budgets  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
 from train.data import file_digest, read_images, scan_dataset  # noqa: E402
 from train.export import export_saved_model, tflite_bytes  # noqa: E402
-from train.progress import Progress  # noqa: E402
 
 # -- defaults -----------------------------------------------------------------
 OUT = BUNDLE

@@ -6,7 +6,6 @@ the Lambda image does not hold it (.dockerignore). It imports no TensorFlow: the
 also run in the Lambda's TensorFlow-free environments.
 """
 
-from pathlib import Path
+from project.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "infra" / "template.yaml"  # the SAM template

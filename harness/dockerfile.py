@@ -1,6 +1,7 @@
 """Dockerfile.lambda read as data: its instructions with ARG defaults substituted, its base image, and the pip
 command that fetches its requirements as that image would install them."""
 
+import fnmatch
 import json
 import re
 import sys
@@ -45,3 +46,18 @@ def pip_download_lambda_wheels(arch: str, dest: Path) -> list[str]:
     for platform in [*platforms, f"manylinux2014_{arch}"]:
         command += ["--platform", platform]
     return command
+
+
+def ignored(path: str) -> bool:
+    """.dockerignore's verdict for a path of the build context (last matching rule wins)."""
+    verdict = False
+    for rule in (REPO / ".dockerignore").read_text().splitlines():
+        rule = rule.strip()
+        if not rule or rule.startswith("#"):
+            continue
+        negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
+        if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, pattern.replace("**/", "")) for p in prefixes):
+            verdict = not negate
+    return verdict

@@ -17,12 +17,13 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
 
 from lambda_fn import events, metrics, settings
+from lambda_fn.answers import ModelId, Prediction
 from lambda_fn.confidence import answer, calibrated
 from lambda_fn.errors import RequestError, error_body
 from lambda_fn.events import Kind
@@ -59,7 +60,7 @@ MODEL = Model(SETTINGS.model_dir, SETTINGS.threads)
 MIN_CONFIDENCE = MODEL.min_confidence if SETTINGS.min_confidence is None else SETTINGS.min_confidence
 # Every prediction names the model that made it and the bar its answers were held to: "confident" answers were
 # right target_precision of the time on validation at the model's own threshold (unknown at another one).
-MODEL_ID = {
+MODEL_ID: ModelId = {
     "name": MODEL.meta["name"],
     "sha256": MODEL.meta["tflite_sha256"],
     "min_confidence": MIN_CONFIDENCE,
@@ -95,7 +96,7 @@ def in_time(deadline: float) -> None:
         raise out_of_time()
 
 
-def predict(image: bytes, timings: dict, deadline: float) -> dict:
+def predict(image: bytes, timings: dict, deadline: float) -> Prediction:
     """Image file bytes -> the top label, its calibrated probability, whether it is confident (else the
     candidates), and every class's probability, highest first (lambda_fn/confidence.py)."""
     with DECODING:
@@ -108,7 +109,7 @@ def predict(image: bytes, timings: dict, deadline: float) -> dict:
     return answer(MODEL.labels, probabilities, MIN_CONFIDENCE)
 
 
-def predict_url(url: str, timings: dict, deadline: float) -> dict:
+def predict_url(url: str, timings: dict, deadline: float) -> Prediction:
     """The fetch ends by the request's deadline too (its watchdog closes the connection then)."""
     left = max(deadline - time.monotonic(), 0.001)
     limits = dataclasses.replace(SETTINGS.fetch, total_timeout=min(SETTINGS.fetch.total_timeout, left))
@@ -175,14 +176,14 @@ def internal_error(request_id: str) -> dict:
     return body
 
 
-def answer_image(image: bytes, timings: dict, deadline: float) -> dict:
+def answer_image(image: bytes, timings: dict, deadline: float) -> Prediction:
     timings["bytes"] = len(image)
     return predict(image, timings, deadline)
 
 
 # What each kind of request gets (events.Kind): a new kind is one row here and its parser in events.py.
 # Each row: (the request's value, timings, request id, deadline) -> the answer (the page: its HTML).
-ANSWERS: dict[Kind, Callable[[Any, dict, str, float], dict | str]] = {
+ANSWERS: dict[Kind, Callable[[Any, dict, str, float], Mapping[str, object] | str]] = {
     Kind.URL: lambda url, timings, _, deadline: predict_url(url, timings, deadline),
     Kind.URLS: lambda urls, timings, request_id, deadline: {
         "results": predict_urls(urls, timings, request_id, deadline)
@@ -210,19 +211,19 @@ def lambda_handler(event, context):
     try:
         request = source.parse(event, SETTINGS.max_urls, SETTINGS.fetch.max_bytes)
         record["input"] = request.kind
-        status, body = 200, ANSWERS[request.kind](request.value, timings, request_id, deadline)
-        if isinstance(body, dict):
-            body["model"] = MODEL_ID  # every prediction names the model that made it
+        answered = ANSWERS[request.kind](request.value, timings, request_id, deadline)
+        # every prediction names the model that made it (the page is HTML: it has no model)
+        status, body = 200, {**answered, "model": MODEL_ID} if isinstance(answered, Mapping) else answered
     except RequestError as err:
         status, body = err.status, err.body()
     except Exception:
         log.exception("unexpected failure in request %s", request_id)
         status, body = 500, internal_error(request_id)
     record.update(rounded(timings))
-    answered = body if isinstance(body, dict) else {}
-    batch = "results" in answered
-    record.update(label=answered.get("label"), status=status)  # and confident, not_sure ...: counts (metrics.py)
-    record.update(metrics.outcome_counts(status, answered["results"] if batch else [answered], batch))
+    counted: dict[str, Any] = body if isinstance(body, dict) else {}
+    batch = "results" in counted
+    record.update(label=counted.get("label"), status=status)  # and confident, not_sure ...: counts (metrics.py)
+    record.update(metrics.outcome_counts(status, counted["results"] if batch else [counted], batch))
     record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
     # fields at top level (Lambda's JSON log format, lambda_fn/logs.py), with the EMF block that makes them metrics
     log.info("request", extra=metrics.embedded(record, MODEL.meta["variant"]))

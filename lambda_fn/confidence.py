@@ -13,6 +13,8 @@ The Lambda and the conversion gate both call these functions: the gate checks wh
 
 import numpy as np
 
+from lambda_fn.answers import Prediction
+
 MOST_CANDIDATES = 3  # a person reviewing a "not sure" answer chooses among at most this many labels
 
 
@@ -34,13 +36,17 @@ def candidates(ranked: list[tuple[str, float]], min_confidence: float) -> list[s
     return chosen
 
 
-def answer(labels: list[str], probabilities: np.ndarray, min_confidence: float) -> dict:
+def answer(labels: list[str], probabilities: np.ndarray, min_confidence: float) -> Prediction:
     """The label, its probability, whether it clears min_confidence, and every class's, highest first;
     below min_confidence also the candidates a reviewer would choose from."""
     ranked = sorted(zip(labels, probabilities.tolist(), strict=True), key=lambda pair: -pair[1])
     confident = ranked[0][1] >= min_confidence
-    body: dict = {"label": ranked[0][0], "probability": round(ranked[0][1], 6), "confident": confident}
+    body: Prediction = {
+        "label": ranked[0][0],
+        "probability": round(ranked[0][1], 6),
+        "confident": confident,
+        "probabilities": [{"label": label, "probability": round(p, 6)} for label, p in ranked],
+    }
     if not confident:
         body["candidates"] = candidates(ranked, min_confidence)
-    body["probabilities"] = [{"label": label, "probability": round(p, 6)} for label, p in ranked]
     return body

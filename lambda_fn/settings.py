@@ -13,10 +13,9 @@ from pathlib import Path
 from lambda_fn.fetch import FetchLimits
 from lambda_fn.logs import LEVELS
 
-# Everything the pipeline makes (runs, the activation cache, bundles) lives under one git-ignored folder
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-BUNDLE = ARTIFACTS / "bundle"  # what make convert writes: a folder per variant
-DEFAULT_MODEL_DIR = BUNDLE / "float32"
+# The image's layout: the bundle beside this package (Dockerfile.lambda copies it to ${LAMBDA_TASK_ROOT}/model).
+# In the repository it is elsewhere (project/paths.py): make serve and the tests set MODEL_DIR.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
 BATCH_WORKERS = 8  # URLs of a urls request fetched at once
 DECODERS = 2  # images decoded at once: bounds a request's peak memory to this many decoded images
 # Seconds to decode and infer the costliest image the limits admit (bench/hostile.py measures it; 2 cores).

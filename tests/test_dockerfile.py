@@ -1,6 +1,5 @@
 """What can be checked of Dockerfile.lambda without a Docker engine."""
 
-import fnmatch
 import subprocess
 import zipfile
 
@@ -8,28 +7,13 @@ import pytest
 
 from convert.convert import OUT as BUNDLE_OUT
 from harness import REPO
-from harness.dockerfile import base_image, instructions, pip_download_lambda_wheels
+from harness.dockerfile import base_image, ignored, instructions, pip_download_lambda_wheels
 
 
 def test_base_image_is_the_pinned_lambda_python_image():
     image, tag = base_image()
     assert image == "public.ecr.aws/lambda/python"
     assert tuple(map(int, tag.split(".")[:2])) >= (3, 12), "LiteRT's wheels need glibc 2.27+: Python 3.12 images"
-
-
-def ignored(path: str) -> bool:
-    """.dockerignore's verdict for a path of the build context (last matching rule wins)."""
-    verdict = False
-    for rule in (REPO / ".dockerignore").read_text().splitlines():
-        rule = rule.strip()
-        if not rule or rule.startswith("#"):
-            continue
-        negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
-        parts = path.split("/")
-        prefixes = ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
-        if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, pattern.replace("**/", "")) for p in prefixes):
-            verdict = not negate
-    return verdict
 
 
 def test_every_copy_source_is_in_the_build_context_after_the_main_job(tiny_bundle):
@@ -48,7 +32,8 @@ def test_every_copy_source_is_in_the_build_context_after_the_main_job(tiny_bundl
             required = [source]
         for path in required:
             assert not ignored(path), f"{path} is excluded from the build context by .dockerignore"
-    assert ignored(".venv/bin/python") and ignored("artifacts/cache/x.npz") and ignored("lambda_fn/client.py")
+    assert ignored(".venv/bin/python") and ignored("artifacts/cache/x.npz") and ignored("lambda_fn/local_server.py")
+    assert ignored("catalog/client.py") and ignored("project/paths.py")
     assert not ignored("lambda_fn/app.py")
 
 

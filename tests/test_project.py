@@ -1,7 +1,9 @@
 import ast
 import tomllib
+from pathlib import Path
 
 from harness import REPO
+from harness.dockerfile import handler, ignored
 
 
 def test_lambda_requirements_match_the_serve_group():
@@ -13,13 +15,6 @@ def test_lambda_requirements_match_the_serve_group():
     ]
     assert sorted(requirements) == sorted(groups["serve"])
     assert not any(r.startswith(("tensorflow", "keras")) for r in requirements)
-
-
-def test_lambda_code_never_imports_training_code():
-    for path in (REPO / "lambda_fn").glob("*.py"):
-        text = path.read_text()
-        for forbidden in ("import tensorflow", "import keras", "from train", "from convert"):
-            assert forbidden not in text, (path, forbidden)
 
 
 def test_the_sam_transform_is_the_one_sam_cli_runs():
@@ -38,23 +33,61 @@ def test_the_sam_transform_is_the_one_sam_cli_runs():
     assert translator in [r.replace(" ", "") for r in requires]
 
 
-def test_tests_and_bench_share_helpers_through_harness_only():
-    """bench/ and tests/ import harness/, never each other (but tests/bench/, which tests bench/); no stage
-    imports any of the three."""
-    forbidden = {"tests": {"bench"}, "bench": {"tests"}, "harness": {"tests", "bench"}}
-    forbidden |= {stage: {"tests", "bench", "harness"} for stage in ("train", "convert", "lambda_fn")}
-    for folder, banned in forbidden.items():
-        for path in (REPO / folder).rglob("*.py"):
+# The rooms of the repository, and the rooms each may not import: the function imports no other room (its image
+# holds it alone); the catalog tools import the function's package, never the reverse; tests/ and bench/ share
+# helpers through harness/ (tests/bench/ tests bench/); no stage imports tests, bench or harness.
+ROOMS = ("lambda_fn", "catalog", "project", "train", "convert", "harness", "bench", "tests")
+MAY_NOT_IMPORT = {
+    "lambda_fn": set(ROOMS) - {"lambda_fn"},
+    "project": set(ROOMS) - {"project"},
+    "catalog": {"train", "convert", "harness", "bench", "tests"},
+    "train": {"catalog", "convert", "harness", "bench", "tests"},
+    "convert": {"catalog", "harness", "bench", "tests"},
+    "harness": {"bench", "tests"},
+    "bench": {"tests"},
+    "tests": {"bench"},
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, by its full dotted name (import a.b, from a.b import c, from a import b)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+    return found
+
+
+def test_each_room_imports_only_the_rooms_below_it():
+    for room, banned in MAY_NOT_IMPORT.items():
+        for path in (REPO / room).rglob("*.py"):
             if path.is_relative_to(REPO / "tests" / "bench"):
                 continue
-            for node in ast.walk(ast.parse(path.read_text())):
-                if isinstance(node, ast.Import):
-                    roots = {alias.name.split(".")[0] for alias in node.names}
-                elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                    roots = {(node.module or "").split(".")[0]}
-                else:
-                    continue
-                assert not roots & banned, f"{path.relative_to(REPO)} imports {sorted(roots & banned)}"
+            roots = {name.split(".")[0] for name in imported_modules(path)}
+            assert not roots & banned, f"{path.relative_to(REPO)} imports {sorted(roots & banned)}"
+
+
+def test_the_image_holds_the_function_and_nothing_else():
+    """What .dockerignore admits of lambda_fn/ is what the handler's module imports, transitively (and its data)."""
+    handler_module = handler().rsplit(".", 1)[0]
+    needed, queue = set(), [handler_module]
+    while queue:
+        module = queue.pop()
+        path = REPO / (module.replace(".", "/") + ".py")
+        if module in needed or not path.is_file():
+            continue
+        needed.add(module)
+        queue += [name for name in imported_modules(path) if name.split(".")[0] == "lambda_fn"]
+    shipped = {
+        path.relative_to(REPO).with_suffix("").as_posix().replace("/", ".")
+        for path in (REPO / "lambda_fn").glob("*.py")
+        if not ignored(path.relative_to(REPO).as_posix()) and path.name != "__init__.py"
+    }
+    assert shipped == needed, f"in the image but not used: {shipped - needed}; used but left out: {needed - shipped}"
+    for room in set(ROOMS) - {"lambda_fn"}:
+        assert ignored(f"{room}/__init__.py"), f"{room}/ is in the image's build context"
 
 
 def test_conftest_files_hold_fixtures_and_no_test_imports_them():

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import keras
 
-from train.progress import duration
+from project.progress import duration
 
 # share of cores x sgemm each stage ran at in make run (bench/results/make_run.json, seed 1)
 EFFICIENCY = {"fill": 0.71, "head": 0.63, "fine-tuning": 0.71, "test": 0.57, "conversion": 0.50}

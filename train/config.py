@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lambda_fn.preprocess import RESIZES
-from lambda_fn.settings import ARTIFACTS
+from project.paths import ARTIFACTS
 from train.backbone import BACKBONES, DEFAULT_BACKBONE, Backbone, default_weights
 from train.data import CACHE, default_data_dir
 

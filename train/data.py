@@ -16,7 +16,8 @@ from PIL import Image
 
 from lambda_fn.errors import RequestError
 from lambda_fn.preprocess import ACCEPTED_FORMATS, decode_image, pixels
-from lambda_fn.settings import ARTIFACTS, DEFAULT_MAX_DECODED_BYTES
+from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
+from project.paths import ARTIFACTS
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from lambda_fn.preprocess import PIXELS_VERSION
+from project.progress import Progress
 from train.augmentation import augmented_views
 from train.data import CACHE, Item, check_classes_present, default_data_dir, file_digest, read_images, scan_dataset
 from train.export import export_saved_model, tflite_bytes
-from train.progress import Progress
 from train.store import ActivationStore
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from lambda_fn.settings import ARTIFACTS
+from project.paths import ARTIFACTS
 from train import model as models
 from train.config import TrainConfig, parse_args
 from train.report import plot_sweep

@@ -35,6 +35,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lambda_fn.preprocess import PIXELS_VERSION  # noqa: E402
+from project.progress import Progress, duration  # noqa: E402
 from train import model as models  # noqa: E402
 from train.backbone import weights_identity  # noqa: E402
 from train.budget import Stage, forward_gflop, machine_gflops, settle, stage, table  # noqa: E402
@@ -48,7 +49,6 @@ from train.features import (  # noqa: E402
     missing_views,
     trunk_file,
 )
-from train.progress import Progress, duration  # noqa: E402
 from train.report import evaluate, plot_confusion, plot_curves  # noqa: E402
 
 log = logging.getLogger("train")

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from catalog import client
 from harness import servers
 from harness.servers import post
-from lambda_fn import client
 
 
 def test_rie_route_takes_the_event(local_server, image_server):

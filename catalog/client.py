@@ -1,14 +1,14 @@
 """Classify image URLs or local files through the function, wherever it runs.
 
-    python -m lambda_fn.client --function fashion-classifier https://example.com/shirt.jpg
-    python -m lambda_fn.client --endpoint http://localhost:9000 photo.jpg       # RIE or local server
-    python -m lambda_fn.client --api https://abc.execute-api.eu-west-1.amazonaws.com photo.jpg [--iam]
+    python -m catalog.client --function fashion-classifier https://example.com/shirt.jpg
+    python -m catalog.client --endpoint http://localhost:9000 photo.jpg       # RIE or local server
+    python -m catalog.client --api https://abc.execute-api.eu-west-1.amazonaws.com photo.jpg [--iam]
 
 --function and --endpoint invoke with boto3 (a URL as {"url": ...}, a file
 as {"image": base64}); --api POSTs to <api>/predict (a URL as JSON, a file
 as its raw bytes), signed with your AWS credentials when the API requires
 IAM authorization (--iam). For a whole catalog, with concurrency, retries
-and resume: python -m lambda_fn.tag.
+and resume: python -m catalog.tag.
 """
 
 import argparse
@@ -26,13 +26,15 @@ import urllib.request
 from pathlib import Path
 
 from lambda_fn.errors import error_body
+from lambda_fn.fetch import FetchLimits
 
 RETRIED_STATUSES = {429, 502, 503, 504}  # throttled, or the gateway's own trouble: the same request may pass later
 # An answer is a few KB (a urls batch of 10: ~10 KB): a larger one is not the function's, and is not read whole
 MAX_ANSWER_BYTES = 1024 * 1024
 MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer (or for 1e308) is waited on this long, then tried again
 CHUNK = 64 * 1024
-MAX_FILE_BYTES = 10 * 1024 * 1024  # a photo sent from disk: API Gateway's payload limit (10 MB) and the function's
+# a photo sent from disk: the function's own default limit (MAX_IMAGE_BYTES), so a file it would refuse is not sent
+MAX_FILE_BYTES = FetchLimits.max_bytes
 
 
 class Transient(Exception):

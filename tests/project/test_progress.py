@@ -1,6 +1,6 @@
 import logging
 
-from train.progress import Progress, duration
+from project.progress import Progress, duration
 
 
 def test_durations_read_at_a_glance():
@@ -28,3 +28,12 @@ def test_no_estimate_before_any_time_has_passed(caplog):
     progress = Progress(logging.getLogger("t"), "gates", 2, "images", every_s=0, clock=lambda: 0.0)
     progress.advance(0)
     assert caplog.records[-1].getMessage() == "gates: 0/2 images (0.00/s, 0 s so far, time left not known yet)"
+
+
+def test_errors_are_counted_on_the_line_when_a_job_has_them(caplog):
+    caplog.set_level(logging.INFO)
+    now = [0.0]
+    progress = Progress(logging.getLogger("t"), "tagging", 4, "sources", every_s=0, clock=lambda: now[0])
+    now[0] = 1.0
+    progress.advance(2, errors=1)
+    assert caplog.records[-1].getMessage() == "tagging: 2/4 sources (2.00/s, 1 s so far, 1 s left), 1 errors"

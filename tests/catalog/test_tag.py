@@ -1,4 +1,4 @@
-"""Tagging a catalog (lambda_fn/tag.py) against the local server: real files, a loopback image server, a
+"""Tagging a catalog (catalog/tag.py) against the local server: real files, a loopback image server, a
 target that throttles, a run killed mid-way and resumed."""
 
 import csv
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from catalog import results, tag
 from harness import REPO
 from harness.servers import Quiet, reply, serving
-from lambda_fn import tag
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_csv_output_holds_the_same_rows(catalog, local_server, tmp_path):
     tag.main([*inputs, "--api", local_server, "--format", "csv", "--out", str(out)])
     with out.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == list(tag.COLUMNS) and {r["source"] for r in rows} == set(expected)
+    assert list(rows[0]) == list(results.COLUMNS) and {r["source"] for r in rows} == set(expected)
     assert all(
         len(json.loads(r["top3"])) == 3 and r["confident"] in ("true", "false") for r in rows if not r["error_code"]
     )
@@ -141,7 +141,7 @@ def test_a_killed_run_resumes_with_nothing_lost_or_doubled(local_server, image_s
     tag.main([*inputs, "--out", str(clean)])
     out = tmp_path / "tags.jsonl"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "lambda_fn.tag", *inputs, "--out", str(out), "--jobs", "1", "--batch", "1"]
+    command = [sys.executable, "-m", "catalog.tag", *inputs, "--out", str(out), "--jobs", "1", "--batch", "1"]
     slow = subprocess.Popen([*command, "--rate", "4"], env=env, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 6):

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from catalog import calls, client, results, tag
 from harness.servers import Quiet, reply, serving
-from lambda_fn import client, tag
+from lambda_fn.answers import shape_problem
 
 MODEL = {"name": "m", "sha256": "0" * 64, "min_confidence": 0.9, "target_precision": 0.98}
 PREDICTION = {
@@ -151,7 +152,7 @@ def test_csv_cells_a_spreadsheet_would_run_are_escaped_and_read_back(tmp_path):
         cells = [cell for r in csv.DictReader(f) for cell in r.values()]
     assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
     assert "'" + FORMULAS["formula-label"] in cells and "'=1+1" in cells
-    restored = {r["source"]: r for r in tag.previous_rows(out, "csv")}
+    restored = {r["source"]: r for r in results.previous_rows(out, "csv")}
     assert [restored[s]["label"] for s in sources] == list(FORMULAS.values())  # resume reads the labels back
 
 
@@ -178,9 +179,9 @@ answers = st.fixed_dictionaries(
 @settings(max_examples=400, deadline=None)
 @given(json_values | answers)
 def test_any_json_answer_becomes_a_row_never_an_exception(answer):
-    result = tag.row("http://127.0.0.1:9/x.jpg", tag.checked(answer), 1)
-    assert tag.fits(result)
-    assert (result["error_code"] is None) is (tag.shape_problem(answer) is None and "error" not in answer)
+    result = results.row("http://127.0.0.1:9/x.jpg", calls.checked(answer), 1)
+    assert results.fits(result)
+    assert (result["error_code"] is None) is (shape_problem(answer) is None and "error" not in answer)
 
 
 @settings(max_examples=200, deadline=None)
@@ -188,16 +189,16 @@ def test_any_json_answer_becomes_a_row_never_an_exception(answer):
 def test_rows_of_any_text_survive_the_csv_round_trip(tmp_path_factory, found):
     out = tmp_path_factory.mktemp("rows") / "tags.csv"
     rows = [
-        tag.row(f["source"], {"error": {"code": "x", "message": f["message"]}}, 1)
+        results.row(f["source"], {"error": {"code": "x", "message": f["message"]}}, 1)
         if f["message"]
-        else tag.row(f["source"], {**PREDICTION, "label": f["label"]}, 1)
+        else results.row(f["source"], {**PREDICTION, "label": f["label"]}, 1)
         for f in found
     ]
-    table = tag.Table(out, "csv")
+    table = results.Table(out, "csv")
     for r in rows:
         table.write(r)
     table.close()
-    assert tag.previous_rows(out, "csv") == rows
+    assert results.previous_rows(out, "csv") == rows
 
 
 def test_inputs_name_only_urls_and_the_csvs_own_files(tmp_path):
@@ -238,8 +239,8 @@ def test_inputs_name_only_urls_and_the_csvs_own_files(tmp_path):
 def test_resume_drops_rows_of_any_other_shape_and_asks_again(tmp_path):
     sources = [f"http://127.0.0.1:9/fine{k}.jpg" for k in range(4)]
     out = tmp_path / "tags.jsonl"
-    good = tag.row(sources[0], PREDICTION, 1)
-    no_error_code = {k: v for k, v in tag.row(sources[1], PREDICTION, 1).items() if k != "error_code"}
+    good = results.row(sources[0], PREDICTION, 1)
+    no_error_code = {k: v for k, v in results.row(sources[1], PREDICTION, 1).items() if k != "error_code"}
     out.write_text("\n".join([json.dumps(good), "[]", json.dumps(no_error_code), '"text"', "{"]) + "\n")
     with hostile_api() as api:
         tag.main([*sources, "--api", api, "--batch", "1", "--out", str(out), "--resume"])
@@ -248,21 +249,21 @@ def test_resume_drops_rows_of_any_other_shape_and_asks_again(tmp_path):
 
 def test_resume_of_a_csv_cut_inside_a_quoted_multi_line_message(tmp_path):
     out = tmp_path / "tags.csv"
-    rows = [tag.row(f"http://127.0.0.1:9/fine{k}.jpg", PREDICTION, 1) for k in range(2)]
-    rows.append(tag.row("http://127.0.0.1:9/fine2.jpg", {"error": {"code": "x", "message": "one\ntwo\nthree"}}, 1))
-    table = tag.Table(out, "csv")
+    rows = [results.row(f"http://127.0.0.1:9/fine{k}.jpg", PREDICTION, 1) for k in range(2)]
+    rows.append(results.row("http://127.0.0.1:9/fine2.jpg", {"error": {"code": "x", "message": "one\ntwo\nthree"}}, 1))
+    table = results.Table(out, "csv")
     for r in rows:
         table.write(r)
     table.close()
     text = out.read_text()
     out.write_text(text[: text.index("two") + 4])  # the stop fell after "one\ntwo\n"
-    assert tag.previous_rows(out, "csv") == rows[:2]
+    assert results.previous_rows(out, "csv") == rows[:2]
 
 
 def test_the_review_file_holds_the_unsure_rows_and_stays_consistent_on_resume(tmp_path):
     sure, unsure = "http://127.0.0.1:9/fine.jpg", "http://127.0.0.1:9/unsure.jpg"
     out, review = tmp_path / "tags.jsonl", tmp_path / "review.jsonl"
-    unsure_row = tag.row(unsure, {**PREDICTION, "confident": False, "candidates": ["hat", "dress"]}, 1)
+    unsure_row = results.row(unsure, {**PREDICTION, "confident": False, "candidates": ["hat", "dress"]}, 1)
     out.write_text(json.dumps(unsure_row) + "\n")  # a stopped run answered the unsure one
     review.write_text("stale\n")
     with hostile_api() as api:

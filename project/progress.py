@@ -1,4 +1,5 @@
-"""One progress line for the long stages (the cache's fill, each epoch, the gates): done/total, rate, time left.
+"""One progress line for the long jobs (the cache's fill, each epoch, the gates, tagging a catalog): done/total,
+rate, time left, and the errors so far where a job counts them.
 
 A line at most every `every_s` seconds and one when the stage ends, so a log of a two-hour run stays a page
 long and a person glancing at the terminal always sees how far it is and how long is left.
@@ -30,11 +31,12 @@ class Progress:
         clock: Callable[[], float] = time.perf_counter,
     ):
         self.log, self.what, self.total, self.unit, self.every_s, self.clock = log, what, total, unit, every_s, clock
-        self.done = 0
+        self.done = self.errors = 0
         self.started = self.shown = clock()
 
-    def advance(self, n: int = 1) -> None:
+    def advance(self, n: int = 1, errors: int = 0) -> None:
         self.done += n
+        self.errors += errors
         now = self.clock()
         if now - self.shown >= self.every_s or self.done >= self.total:
             self.shown = now
@@ -46,6 +48,8 @@ class Progress:
         left = f"{duration((self.total - self.done) / rate)} left" if rate else "time left not known yet"
         if self.done >= self.total:
             left = "done"
+        counted = f", {self.errors:,} errors" if self.errors else ""
         return (
             f"{self.what}: {self.done:,}/{self.total:,} {self.unit} ({rate:.2f}/s, {duration(elapsed)} so far, {left})"
+            + counted
         )

@@ -1,0 +1,180 @@
+"""A catalog's results: one row per source (COLUMNS), written as JSON Lines or CSV as they arrive, flushed, so a
+run that is stopped keeps every answer it had; read back by --resume, which keeps only rows of the right shape.
+CSV cells that a spreadsheet would run as a formula are written behind a ' (OWASP's advice).
+"""
+
+import csv
+import io
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from lambda_fn.answers import is_number, is_probability, is_text
+
+# A row's columns and what each holds (a row restored by --resume must have these, or it is asked again)
+COLUMNS: dict[str, Callable[[object], bool]] = {
+    "source": lambda v: is_text(v),
+    "label": lambda v: v is None or is_text(v),
+    "probability": lambda v: v is None or is_probability(v),
+    "confident": lambda v: v is None or isinstance(v, bool),
+    "min_confidence": lambda v: v is None or is_number(v),
+    "target_precision": lambda v: v is None or is_number(v),
+    "top3": lambda v: isinstance(v, list) and all(is_pair(p) for p in v),
+    "error_code": lambda v: v is None or is_text(v),
+    "error_message": lambda v: v is None or is_text(v),
+    "model": lambda v: v is None or is_text(v),
+    "model_sha256": lambda v: v is None or is_text(v),
+    "attempts": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+}
+# A spreadsheet runs a cell that starts with these as a formula (OWASP, "CSV Injection"): such a cell is written
+# behind a ', and so is one that starts with ' itself, so that reading a cell back only drops the first '
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def is_pair(value) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and is_probability(value[1])
+
+
+def row(source: str, answer: dict, attempts: int) -> dict:
+    """One source's row, from an answer of the right shape (checked): a prediction's fields, or an error's."""
+    model = answer.get("model") or {}
+    err = answer.get("error")
+    prediction = {} if err else answer
+    return {
+        "source": source,
+        "label": prediction.get("label"),
+        "probability": prediction.get("probability"),
+        "confident": prediction.get("confident"),
+        "min_confidence": model.get("min_confidence") if prediction else None,
+        "target_precision": model.get("target_precision") if prediction else None,
+        "top3": [[p["label"], p["probability"]] for p in (prediction.get("probabilities") or [])[:3]],
+        "error_code": err["code"] if err else None,
+        "error_message": (err["message"] or None) if err else None,  # text cells: empty is None, in CSV too
+        "model": model.get("name") or None,
+        "model_sha256": model.get("sha256") or None,
+        "attempts": attempts,
+    }
+
+
+def spreadsheet_safe(value):
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+class Table:
+    """One results file: JSON Lines or CSV, a row at a time, flushed."""
+
+    def __init__(self, path: Path | None, form: str):
+        self.form = form
+        self.file = path.open("w", newline="") if path else sys.stdout
+        if form == "csv":
+            self.writer = csv.DictWriter(self.file, list(COLUMNS))
+            self.writer.writeheader()
+
+    def write(self, result: dict) -> None:
+        if self.form == "csv":
+            cells = {**result, "top3": json.dumps(result["top3"]), "confident": csv_bool(result["confident"])}
+            self.writer.writerow({k: spreadsheet_safe(v) for k, v in cells.items()})
+        else:
+            self.file.write(json.dumps(result) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not sys.stdout:
+            self.file.close()
+
+
+class Output:
+    """The results file, and the review file (--review) holding the rows the model is not sure of. Both are
+    written anew from the rows a resumed run keeps, so the review file is always the out file's unsure rows."""
+
+    def __init__(self, path: Path | None, form: str, keep: list[dict], review: Path | None):
+        self.tables = [Table(path, form)]
+        self.review = Table(review, form) if review else None
+        for kept in keep:
+            self.write(kept)
+
+    def write(self, result: dict) -> None:
+        self.tables[0].write(result)
+        if self.review and result["confident"] is False:
+            self.review.write(result)
+
+    def close(self) -> None:
+        for table in [*self.tables, *([self.review] if self.review else [])]:
+            table.close()
+
+
+def csv_bool(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()
+
+
+CSV_CELLS: dict[str, Callable[[str], object]] = {  # a CSV cell's text -> the row's value ("" is None for all)
+    "probability": float,
+    "confident": {"true": True, "false": False}.__getitem__,
+    "min_confidence": float,
+    "target_precision": float,
+    "top3": json.loads,
+    "attempts": int,
+}
+
+
+def from_csv(cells: dict) -> dict:
+    restored = {}
+    for name in COLUMNS:
+        text = cells.get(name)
+        text = text[1:] if isinstance(text, str) and text.startswith("'") else text  # spreadsheet_safe's '
+        restored[name] = CSV_CELLS.get(name, str)(text) if text else ([] if name == "top3" else None)
+    return restored
+
+
+def previous_rows(path: Path, form: str) -> list[dict]:
+    """The rows a stopped run wrote. A row of any other shape (cut off by the stop, or not this tool's) is
+    dropped and its source asked again; nothing in the file stops the run."""
+    if not path.is_file():
+        return []
+    with path.open(errors="replace", newline="") as f:  # as written: a CR inside a cell stays a CR
+        text = f.read()
+    found: list = []
+    if form == "csv":
+        complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
+        reader = csv.DictReader(io.StringIO(complete))
+        try:
+            for cells in reader:
+                try:
+                    found.append(from_csv(cells))
+                except (ValueError, KeyError, TypeError):
+                    continue
+        except csv.Error:  # the stop fell inside a quoted cell: what came before is kept
+            pass
+    else:
+        for line in text.split("\n"):
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                continue
+    return [r for r in found if isinstance(r, dict) and r.keys() == COLUMNS.keys() and fits(r)]
+
+
+def fits(result: dict) -> bool:
+    return all(holds(result[name]) for name, holds in COLUMNS.items())
+
+
+def summary(rows: list[dict], seconds: float) -> str:
+    labels = Counter(r["label"] for r in rows if r["error_code"] is None)
+    errors = Counter(r["error_code"] for r in rows if r["error_code"] is not None)
+    lines = [f"{len(rows)} sources in {seconds:.1f} s ({len(rows) / max(seconds, 1e-9):.1f} images/s)"]
+    lines += [f"  {label}: {count}" for label, count in labels.most_common()]
+    lines += [f"  error {code}: {count}" for code, count in errors.most_common()]
+    answered = [r for r in rows if r["confident"] is not None]
+    if answered:
+        accepted = sum(r["confident"] for r in answered)
+        lines.append(f"  {accepted} of {len(answered)} answers confident, {len(answered) - accepted} to review")
+        bars = {(r["min_confidence"], r["target_precision"]) for r in answered}
+        lines += [
+            f"  confident: a calibrated probability >= {bar:g}"
+            + (f", which was right >= {promise:.0%} of the time on validation" if promise else "")
+            for bar, promise in sorted(bars, key=str)
+            if bar is not None
+        ]
+    return "\n".join(lines)
