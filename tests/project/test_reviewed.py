@@ -1,4 +1,4 @@
-"""The reviewed-labels file (catalog/reviewed.py): decisions survive a crash mid-line, the last one wins, and a
+"""The reviewed-labels file (project/reviewed.py): decisions survive a crash mid-line, the last one wins, and a
 decision that does not fit the model's classes says why."""
 
 import hashlib
@@ -10,7 +10,7 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catalog import reviewed
+from project import reviewed
 from harness import REPO
 
 LABELS = ("dress", "hat", "pants")
@@ -41,7 +41,7 @@ def test_a_writer_killed_mid_line_loses_only_that_line(tmp_path):
         [
             sys.executable,
             "-c",
-            "from catalog import reviewed; import sys; from pathlib import Path; "
+            "from project import reviewed; import sys; from pathlib import Path; "
             "reviewed.append(Path(sys.argv[1]), reviewed.Decision('c.jpg', '/c', '0' * 64, 'skip', None))",
             str(path),
         ],
