@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from PIL import Image
 
 from catalog import review
 from catalog.results import COLUMNS, row
-from harness import REPO
+from harness import REPO, servers
 from harness.browser import not_blank
 from lambda_fn.confidence import answer
 from lambda_fn.errors import RequestError
@@ -57,25 +56,9 @@ class Reviewing:
 @contextlib.contextmanager
 def reviewing(results: Path, out: Path, *flags: str) -> Iterator[Reviewing]:
     """python -m catalog.review on a free port in its own process, until the block ends (or the test kills it)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "catalog.review", str(results), "--out", str(out), "--port", "0", *flags],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None  # stdout=PIPE
-    try:
-        lines: list[str] = []
-        while not (lines and lines[-1].startswith("reviewing on ")):
-            lines.append(process.stdout.readline())
-            if not lines[-1] or len(lines) > 20:
-                raise RuntimeError("the review did not start:\n" + "".join(lines))
-        threading.Thread(target=lines.extend, args=(process.stdout,), daemon=True).start()
+    command = [sys.executable, "-m", "catalog.review", str(results), "--out", str(out), "--port", "0", *flags]
+    with servers.started(command, "reviewing on ") as (process, lines):
         yield Reviewing(lines[-1].split()[2].rstrip("/"), process, lines)
-    finally:
-        process.kill()
-        process.wait()
 
 
 def request(url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
@@ -260,6 +243,36 @@ def test_a_review_killed_mid_way_resumes_at_the_first_undecided_photo(browser, q
         press(browser, "6")
         on_screen(browser, 2, 4)
     assert [d.label for d in decisions(out)] == ["hat", "dress", "shirt"]
+
+
+@pytest.mark.browser
+def test_the_taggers_review_file_is_the_queue(browser, tiny_bundle, image_files, tmp_path):
+    """catalog.tag against the local server (no answer clears a threshold of 1: all go to --review, as CSV), then
+    the review of that file, with the labels of the bundle's model.json."""
+    from selenium.webdriver.common.by import By
+
+    from catalog import tag
+
+    photos = [str(image_files["hat.jpg"]), str(image_files["pants.jpg"])]
+    tags, queue_file, out = tmp_path / "tags.csv", tmp_path / "review.csv", tmp_path / "reviewed.jsonl"
+    with servers.local_server(tiny_bundle, settings={"MIN_CONFIDENCE": "1"}) as function:
+        flags = ["--endpoint", function.url, "--out", str(tags), "--review", str(queue_file), "--format", "csv"]
+        assert tag.main([*photos, *flags]) == 0
+    rows = review.read_results(queue_file)
+    assert [r["source"] for r in rows] == photos and not any(r["confident"] for r in rows)
+    labels = json.loads((tiny_bundle / "model.json").read_text())["labels"]
+    with reviewing(queue_file, out, "--model-dir", str(tiny_bundle)) as server:
+        browser.get(f"{server.url}/")
+        on_screen(browser, 0, 2)
+        assert [b.text.split("\n")[1] for b in browser.find_elements(By.CSS_SELECTOR, "#labels button")] == labels
+        press(browser, "q")  # the first candidate: the model's own label
+        on_screen(browser, 1, 2)
+        press(browser, "n")
+        wait_for_text(browser, "finished-text", "All 2 photos are decided")
+    first, second = decisions(out)
+    assert (first.source, first.decision, first.label) == (photos[0], "label", rows[0]["label"])
+    assert (second.source, second.decision, second.label) == (photos[1], "none", None)
+    assert first.sha256 == sha256(image_files["hat.jpg"].read_bytes())
 
 
 # -- the server's answers, without a browser ------------------------------------------------------------------
