@@ -38,7 +38,7 @@ from PIL import Image
 from catalog.client import Refused, is_url, read_photo
 from catalog.results import COLUMNS, previous_rows
 from lambda_fn.confidence import candidates
-from lambda_fn.errors import RequestError, echo
+from lambda_fn.errors import RequestError, echo, error_body
 from lambda_fn.events import JSON_POLICY, SECURITY_HEADERS, page_policy, parse_json
 from lambda_fn.fetch import FetchLimits, fetch
 from lambda_fn.local_server import Handler, Server
@@ -317,6 +317,9 @@ class ReviewHandler(Handler):
             return self.reply(200, self.server.review.decide(self.decision(body)))
         except RequestError as err:
             return self.reply(err.status, err.body())
+        except OSError as err:  # the reviewed-labels file could not be written: the page says so and stays
+            message = f"the decision was not written to {self.server.review.out} ({err.strerror or err})"
+            return self.reply(500, error_body(500, "not_written", message))
 
     def decision(self, body: bytes):
         kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -381,6 +384,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.out.resolve() == args.results.resolve():
         p.error("--out needs a file of its own: the reviewed labels are not a results file")
+    if not args.out.parent.is_dir() or (args.out.exists() and not args.out.is_file()):
+        p.error(f"--out {args.out} must be a file in a folder that exists")
+    if not 0 <= args.port <= 65535:
+        p.error(f"--port {args.port} is not a port (0 to 65535; 0: any free one)")
     return args
 
 
@@ -394,7 +401,14 @@ def main(argv=None) -> int:
     if not review.items:
         print("nothing to review", file=sys.stderr)
         return 0
-    server = ReviewServer(("127.0.0.1", args.port), ReviewHandler)
+    try:
+        server = ReviewServer(("127.0.0.1", args.port), ReviewHandler)
+    except OSError as err:
+        print(
+            f"catalog.review: cannot listen on 127.0.0.1:{args.port} ({err.strerror}): try another --port",
+            file=sys.stderr,
+        )
+        return 2
     server.review = review
     print(
         f"reviewing on http://127.0.0.1:{server.server_port}/  ({review.done()} of {len(review.items)} decided; "

@@ -345,6 +345,18 @@ def test_a_url_photo_on_a_private_address_needs_the_flag(queue, tmp_path):
     assert status == 200 and skipped.sha256 == sha256(b"")  # no bytes were seen: the digest of none
 
 
+def test_a_decision_that_cannot_be_written_says_so(queue, tmp_path):
+    results, rows, _ = queue
+    out = tmp_path / "reviewed.jsonl"
+    with reviewing(results, out, "--labels", ",".join(LABELS)) as server:
+        out.mkdir()  # the file cannot be appended to now
+        body = {"index": 0, "source": rows[0]["source"], "decision": "skip", "label": None}
+        status, _, answer = request(f"{server.url}/decide", body)
+        error = json.loads(answer)["error"]
+        assert status == 500 and error["code"] == "not_written" and str(out) in error["message"]
+        assert request(f"{server.url}/queue")[0] == 200  # and the server goes on
+
+
 # -- what the command refuses, before it serves --------------------------------------------------------------
 
 
@@ -361,6 +373,21 @@ def test_a_file_that_is_not_a_results_file_is_named_as_such(tmp_path, capsys, co
     given.write_text(content)
     assert review.main([str(given), "--out", str(tmp_path / "out.jsonl"), "--labels", ",".join(LABELS)]) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_an_out_file_or_port_that_cannot_be_used_is_refused(queue, tmp_path, capsys):
+    results, _, _ = queue
+    with pytest.raises(SystemExit):
+        review.parse_args([str(results), "--out", str(tmp_path / "missing" / "o.jsonl")])
+    assert "must be a file in a folder that exists" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        review.parse_args([str(results), "--out", str(results)])
+    assert "--out needs a file of its own" in capsys.readouterr().err
+    with reviewing(results, tmp_path / "o.jsonl", "--labels", ",".join(LABELS)) as server:
+        taken = server.url.rsplit(":", 1)[1]
+        flags = ["--out", str(tmp_path / "o.jsonl"), "--labels", ",".join(LABELS), "--port", taken]
+        assert review.main([str(results), *flags]) == 2
+    assert f"cannot listen on 127.0.0.1:{taken}" in capsys.readouterr().err
 
 
 def test_labels_the_queue_names_must_be_among_the_labels(queue, tmp_path, capsys):
