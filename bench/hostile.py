@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench.common import median_ms, parser, python_for_serving, rss_mb, timed
-from bench.results import Table, model_of, record
+from bench.results import Field, Table, model_of, record
 from harness.inputs import (
     chunk_flood,
     encode,
@@ -113,6 +113,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+MEMORY = [
+    Field("case", "one urls request of 10 of these"),
+    Field("bytes", "bytes", "bytes"),
+    Field("rss_before_mb", "RSS before (MB)", "MB"),
+    Field("peak_rss_mb", "peak RSS (MB)", "MB"),
+    Field("cpu_s", "CPU s (one)", "s"),
+    Field("answers", "answers"),
+]
+DEADLINES = [
+    Field("path", "hostile image server", shown="`{}`"),
+    Field("seconds", "seconds to the answer", "s"),
+    Field("answer", "answer"),
+]
+
+
 def invoke(server: str, event: dict, timeout=120) -> dict:
     request = urllib.request.Request(server + INVOKE, data=json.dumps(event).encode(), method="POST")
     with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -156,16 +171,19 @@ def main(argv=None):
     args = parser(__doc__, one_variant=True).parse_args(argv)
     bundle = args.bundle / args.variant
     memory = Table(
-        ["one urls request of 10 of these", "bytes", "RSS before (MB)", "peak RSS (MB)", "CPU s (one)", "answers"],
+        "memory",
+        MEMORY,
         [
-            [name, size, round(before), round(after), round(cpu, 2), outcome]
+            {"case": name, "bytes": size, "rss_before_mb": round(before), "peak_rss_mb": round(after)}
+            | {"cpu_s": round(cpu, 2), "answers": outcome}
             for name, size, before, after, cpu, outcome in peak_memory(bundle)
         ],
         "Memory and CPU: a fresh local server per case",
     )
     slow = Table(
-        ["hostile image server", "seconds to the answer", "answer"],
-        [[f"`{path}`", round(seconds, 2), code] for path, seconds, code in deadlines(bundle)],
+        "deadlines",
+        DEADLINES,
+        [{"path": path, "seconds": round(seconds, 2), "answer": code} for path, seconds, code in deadlines(bundle)],
         "Deadlines: servers that never finish",
     )
     photo = encode(noise((800, 600)), "JPEG", quality=90)
