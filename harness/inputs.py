@@ -142,3 +142,46 @@ def gif_extension_flood(blocks: int) -> bytes:
     flags = gif[10]
     first = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
     return gif[:first] + b"\x21\xfe\x00" * blocks + gif[first:]
+
+
+# JPEG's standard luminance DC table (ITU T.81 K.3): how many codes of each length 1-16, for categories 0-11
+DC_CODE_COUNTS = (0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0)
+
+
+def lossless_jpeg(pixels: np.ndarray) -> bytes:
+    """A lossless JPEG (SOF3, predictor 1: the sample to the left; the first column's: the one above) of uint8
+    pixels (height, width) or (height, width, components), built byte by byte: Pillow cannot write one, and
+    libjpeg decodes one only at full size. Each difference is a Huffman code of its bit length, then its bits."""
+    samples = pixels.reshape(pixels.shape[0], pixels.shape[1], -1).astype(np.int32)
+    height, width, components = samples.shape
+    predicted = np.empty_like(samples)
+    predicted[:, 1:], predicted[1:, 0], predicted[0, 0] = samples[:, :-1], samples[:-1, 0], 128
+    difference = (samples - predicted).ravel()  # interleaved: each pixel's components in turn
+    category = np.ceil(np.log2(np.abs(difference) + 1)).astype(np.int64)  # bits of |difference|
+    extra = np.where(difference >= 0, difference, difference - 1) & ((1 << category) - 1)
+    codes, lengths, code = [], [], 0
+    for length, count in enumerate(DC_CODE_COUNTS, 1):
+        codes += range(code, code + count)
+        lengths += [length] * count
+        code = (code + count) << 1
+    value = (np.asarray(codes)[category] << category) | extra
+    size = np.asarray(lengths)[category] + category
+    place = np.arange(16)
+    bits = (value[:, None] >> (size[:, None] - 1 - place)) & 1
+    stream = bits[place < size[:, None]].astype(np.uint8)
+    stream = np.concatenate([stream, np.ones(-len(stream) % 8, np.uint8)])  # padded with 1-bits
+    entropy = np.packbits(stream).tobytes().replace(b"\xff", b"\xff\x00")
+    frame = struct.pack(">BHHB", 8, height, width, components) + b"".join(
+        struct.pack(">BBB", k + 1, 0x11, 0) for k in range(components)
+    )
+    table = b"\x00" + bytes(DC_CODE_COUNTS) + bytes(range(12))
+    scan = struct.pack(">B", components) + b"".join(struct.pack(">BB", k + 1, 0) for k in range(components))
+    scan += struct.pack(">BBB", 1, 0, 0)  # predictor 1, (no end of selection), no point transform
+    return (
+        b"\xff\xd8"
+        + jpeg_segment(0xC3, frame)
+        + jpeg_segment(0xC4, table)
+        + jpeg_segment(0xDA, scan)
+        + entropy
+        + b"\xff\xd9"
+    )
