@@ -185,3 +185,65 @@ def lossless_jpeg(pixels: np.ndarray) -> bytes:
         + entropy
         + b"\xff\xd9"
     )
+
+
+def exif_of_rationals(size: int) -> bytes:
+    """EXIF of about `size` bytes whose IFD0 holds a ResolutionUnit and an XResolution of RATIONALs filling it: what
+    Pillow's JPEG plugin parses at open for the DPI (no JFIF density), a Python object per 8 bytes."""
+    count = max(size - 46, 8) // 8
+    entries = struct.pack("<HHIHH", 0x0128, 3, 1, 2, 0) + struct.pack("<HHII", 0x011A, 5, count, 34)
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 2) + entries + bytes(4) + struct.pack("<II", 72, 1) * count
+    return b"Exif\x00\x00" + tiff
+
+
+def app1_exif_segments(exif: bytes, size: int = 65_000) -> bytes:
+    """EXIF split over APP1 segments of `size` bytes, each after the first "Exif\\0\\0" and the next part: Pillow 13
+    joins them into one block."""
+    tiff = exif[6:]
+    return b"".join(jpeg_segment(0xE1, b"Exif\x00\x00" + tiff[k : k + size]) for k in range(0, len(tiff), size))
+
+
+def photoshop_resources(size: int) -> bytes:
+    """An APP13 body of `size` bytes of empty Photoshop resources (12 bytes each): Pillow parses each in Python."""
+    return b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x00\x00\x00\x00\x00\x00" * (max(size - 14, 0) // 12)
+
+
+# A JPEG's metadata by kind: kind -> (count, size) -> the segments (or stray bytes) to put after its SOI
+JPEG_METADATA = {
+    "exif": lambda count, size: app1_exif_segments(exif_of_rationals(count * size), size),
+    "xmp extension": lambda count, size: (
+        jpeg_segment(0xE1, b"http://ns.adobe.com/xmp/extension/\x00" + bytes(size)) * count
+    ),
+    "icc profile": lambda count, size: b"".join(
+        jpeg_segment(0xE2, b"ICC_PROFILE\x00" + bytes([k + 1, count]) + bytes(size)) for k in range(count)
+    ),
+    "photoshop": lambda count, size: jpeg_segment(0xED, photoshop_resources(size)) * count,
+    "comment": lambda count, size: jpeg_segment(0xFE, b"c" * size) * count,
+    "tables": lambda count, size: jpeg_segment(0xDB, (b"\x00" + bytes(range(1, 65))) * max(size // 65, 1)) * count,
+    "stray bytes": lambda count, size: b"\x01" * (count * size),
+}
+
+
+def with_jpeg_metadata(jpeg: bytes, metadata: bytes) -> bytes:
+    """The JPEG with these segments right after its SOI (and JFIF header, if any)."""
+    at = 2 + (2 + int.from_bytes(jpeg[4:6], "big") if jpeg[2:4] == b"\xff\xe0" else 0)
+    return jpeg[:at] + metadata + jpeg[at:]
+
+
+def png_metadata(kind: bytes, count: int) -> bytes:
+    """`count` PNG chunks of a metadata kind: the compressed ones (zTXt, iTXt with its flag set, iCCP) 1 KB each,
+    inflating to 1 MB (Pillow's MAX_TEXT_CHUNK, inflated at open however small the chunk); the others 1 KB."""
+    inflating = zlib.compress(bytes(1 << 20), 9)
+    body = {
+        b"iCCP": b"icc\x00\x00" + inflating,
+        b"zTXt": b"Comment\x00\x00" + inflating,
+        b"iTXt": b"XML:com.adobe.xmp\x00\x01\x00\x00\x00" + inflating,
+        b"tEXt": b"Comment\x00" + b"a" * 1000,
+        b"eXIf": exif_of_rationals(1000)[6:],
+    }[kind]
+    return png_chunk(kind, body) * count
+
+
+def with_png_metadata(png: bytes, chunks: bytes) -> bytes:
+    """The PNG with these chunks right after its header (IHDR)."""
+    return png[:33] + chunks + png[33:]

@@ -203,10 +203,10 @@ class ParsedBytes:
             largest, size = self.bytes.most_common(1)[0]
             where = f" in {self.segments[largest]} segments" if largest != STRAY else ""
             raise too_costly(
-                f"the JPEG holds {self.bytes.total()} bytes of metadata that the decoder parses before the image "
-                f"({largest}: {size} bytes{where}); at most {MAX_JPEG_PARSED_BYTES} bytes of EXIF, Photoshop "
-                "resources, MPF index, tables and frame headers together are accepted (a camera writes one EXIF "
-                "segment of at most 64 KB)"
+                f"the JPEG holds {self.bytes.total()} bytes of metadata that its decoder parses before the image "
+                f"({largest}: {size} bytes{where}); at most {MAX_JPEG_PARSED_BYTES} are accepted, of EXIF, Photoshop "
+                "resources, MPF index, tables, frame headers and bytes between segments together (a camera writes "
+                "one EXIF segment of at most 64 KB)"
             )
 
 
