@@ -159,7 +159,9 @@ def lossless_jpeg(pixels: np.ndarray) -> bytes:
     difference = (samples - predicted).ravel()  # interleaved: each pixel's components in turn
     category = np.ceil(np.log2(np.abs(difference) + 1)).astype(np.int64)  # bits of |difference|
     extra = np.where(difference >= 0, difference, difference - 1) & ((1 << category) - 1)
-    codes, lengths, code = [], [], 0
+    codes: list[int] = []
+    lengths: list[int] = []
+    code = 0
     for length, count in enumerate(DC_CODE_COUNTS, 1):
         codes += range(code, code + count)
         lengths += [length] * count

@@ -213,7 +213,9 @@ def pixels_digest() -> str:
     digest = hashlib.sha256()
     for path in sample_images():
         for size, interpolation in SIZES:
-            digest.update(pixels(decode_image(path.read_bytes(), MAX_BYTES, at_least=size), size, interpolation))
+            digest.update(
+                pixels(decode_image(path.read_bytes(), MAX_BYTES, at_least=size), size, interpolation).tobytes()
+            )
     return digest.hexdigest()
 
 
