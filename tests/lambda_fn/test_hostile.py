@@ -401,7 +401,7 @@ def test_exif_split_over_70_app1_segments_is_a_413_uploaded_fetched_or_in_a_batc
     for copy in range(10):  # distinct names: a batch fetches a repeated URL once
         (folder / f"split-exif-{copy}.jpg").write_bytes(data)
     uploaded = app.lambda_handler({"image": base64.b64encode(data).decode()}, None)
-    batch = app.lambda_handler({"urls": [f"{image_server}/split-exif-{k}.jpg" for k in range(10)]}, None)
+    batch = app.lambda_handler({"urls": [f"{image_server}/images/split-exif-{k}.jpg" for k in range(10)]}, None)
     for error in [uploaded["error"]] + [result["error"] for result in batch["results"]]:
-        assert (error["status"], error["code"]) == (413, "image_too_large")
+        assert (error["status"], error["code"]) == (413, "image_too_large"), error
         assert "(EXIF: 4550410 bytes in 70 segments)" in error["message"]
