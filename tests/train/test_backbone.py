@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import fields
 
+import numpy as np
 import pytest
 
 from harness import REPO
@@ -15,6 +16,7 @@ from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 from train.backbone import BACKBONES, DEFAULT_BACKBONE
 from train.budget import EFFICIENCY
 from train.config import PRESETS, TrainConfig, parse_args
+from train.data import Item, read_images
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
@@ -26,6 +28,19 @@ def test_every_backbone_is_complete(name):
     assert set(backbone.presets) <= set(PRESETS)  # it changes presets that exist ...
     assert all(set(changes) <= {f.name for f in fields(TrainConfig)} for changes in backbone.presets.values())
     assert set(backbone.efficiency) <= set(EFFICIENCY) and all(0 < v <= 1 for v in backbone.efficiency.values())
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_training_normalises_real_photos_as_serving_does(name, real_images):
+    """Training's pixels (its loader, then its normalisation) are the Lambda's (model.json's input spec on the
+    file's bytes), at the backbone's own size, to float32 rounding."""
+    backbone = BACKBONES[name]
+    spec = backbone.input_spec(backbone.size, "bilinear")
+    images, kept, _ = read_images([Item(p, 0) for p in real_images], spec.size, spec.interpolation)
+    assert len(kept) == len(real_images)
+    served = np.concatenate([spec.model_input(p.read_bytes(), DEFAULT_MAX_DECODED_BYTES) for p in real_images])
+    trained = backbone.preprocess(images.astype(np.float32))
+    np.testing.assert_allclose(trained, served, rtol=0, atol=2e-7)
 
 
 def test_a_backbone_changes_a_preset_for_itself_and_a_flag_still_wins():
