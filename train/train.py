@@ -189,9 +189,9 @@ def cache_inputs(config: TrainConfig, plan: FillPlan, classes, items):
     progress = Progress(log, f"the cache's fill on {plan.frozen.engine}", plan.work, "image-views")
 
     def store_for(split, view):
-        key, preprocess = plan.keys[split, view], config.backbone_entry.preprocess
+        key, normalise = plan.keys[split, view], config.input_spec.normalise
         digests = plan.digests[split]
-        return cached_activations(plan.frozen, items[split], classes, key, config.cache, preprocess, progress, digests)
+        return cached_activations(plan.frozen, items[split], classes, key, config.cache, normalise, progress, digests)
 
     views = [store_for(*split_view) for split_view in plan.keys if split_view[0] == "train"]
     stores, kept, digests = [v[0] for v in views], views[0][1], views[0][2]
@@ -283,7 +283,7 @@ def evaluate_on_test(checkpoint: Path, items, classes, config: TrainConfig) -> d
     """Evaluate the saved best checkpoint itself (reloaded from disk) on the test split, from images."""
     images, kept, skipped = read_images(items["test"], config.size, config.interpolation)
     best = keras.models.load_model(checkpoint)
-    x = config.backbone_entry.preprocess(images.astype(np.float32))
+    x = config.input_spec.normalise(images)
     report = evaluate(
         best.predict(x, batch_size=config.batch_size, verbose=0), np.array([i.label for i in kept]), classes
     )

@@ -15,6 +15,7 @@ from train.features import CacheKey, cached_activations, frozen_layers, prune, t
 from train.store import ActivationStore
 
 SIZE = 71
+NORMALISE = XCEPTION.input_spec(SIZE, "bilinear").normalise  # what the fill applies (the run's input spec)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +40,7 @@ def key(view=0, size=SIZE, cut="block13_sepconv1_act", engine="litert"):
 
 def activations(frozen, data, cache, view=0):
     classes, items = scan_dataset(data)
-    store, kept, digests, stats = cached_activations(
-        frozen, items["train"], classes, key(view), cache, XCEPTION.preprocess
-    )
+    store, kept, digests, stats = cached_activations(frozen, items["train"], classes, key(view), cache, NORMALISE)
     return store.read(digests), kept, stats
 
 
@@ -51,8 +50,7 @@ def test_the_frozen_layers_run_on_litert_as_they_do_in_keras(trunk, frozen, tiny
 
     assert frozen.engine == "litert"
     _, items = scan_dataset(tiny_dataset)
-    images = np.stack([load_image(i.path, SIZE, "bilinear") for i in items["train"][:4]]).astype(np.float32)
-    x = XCEPTION.preprocess(images)
+    x = NORMALISE(np.stack([load_image(i.path, SIZE, "bilinear") for i in items["train"][:4]]))
     keras_rows, litert_rows = trunk.predict(x, verbose=0), frozen.run(x)
     assert litert_rows.shape == keras_rows.shape
     assert np.abs(litert_rows - keras_rows).max() <= 1e-4 * np.abs(keras_rows).max()
@@ -80,8 +78,8 @@ def test_rows_are_the_trunk_output_in_float16(trunk, frozen, tiny_dataset, tmp_p
     from train.data import load_image
 
     cached, kept, _ = activations(frozen, tiny_dataset, tmp_path)
-    image = load_image(kept[0].path, SIZE, "bilinear")[None].astype(np.float32)
-    exact = trunk.predict(XCEPTION.preprocess(image), verbose=0)[0]
+    image = load_image(kept[0].path, SIZE, "bilinear")[None]
+    exact = trunk.predict(NORMALISE(image), verbose=0)[0]
     # float16 keeps 11 significant bits: each value within 2^-11 of itself (plus batch-size rounding)
     np.testing.assert_allclose(cached[0], exact, rtol=2**-10, atol=1e-4)
     assert np.abs(cached[0] - exact).max() > 0  # it is stored in float16, not float32
