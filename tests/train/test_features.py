@@ -11,7 +11,7 @@ from train import model as models
 from train.backbone import XCEPTION
 from train.config import parse_args
 from train.data import file_digest, scan_dataset
-from train.features import CacheKey, cached_activations, frozen_layers, prune, trunk_file
+from train.features import CachedSplit, CacheKey, cache_keys, cached_activations, frozen_layers, prune, trunk_file
 from train.store import ActivationStore
 
 SIZE = 71
@@ -106,6 +106,31 @@ def test_view_size_cut_and_engine_each_have_their_own_store(tmp_path):
     }
     assert len(folders) == 5
     assert key(cut="pooled").folder(tmp_path).name.startswith("xception-71-pooled-view0-")
+
+
+def test_a_run_reads_its_training_views_and_validations_plain_images():
+    config = parse_args(["--preset", "cpu", "--weights", "none", "--views", "3", "--augmentation-seed", "7"])
+    keys = cache_keys(config, "test", "cut", "litert")
+    assert list(keys) == [("train", 1), ("train", 2), ("train", 3), ("validation", 0)]
+    assert [k.augmentation_seed for k in keys.values()] == [7, 7, 7, None]
+    assert {(k.backbone, k.size, k.cut, k.engine) for k in keys.values()} == {("xception", 299, "cut", "litert")}
+    plain = cache_keys(parse_args(["--preset", "cpu", "--weights", "none", "--no-augment"]), "test", "cut", "litert")
+    assert list(plain) == [("train", 0), ("validation", 0)]
+
+
+def test_each_epoch_shows_each_image_through_the_next_view(frozen, tiny_dataset, tmp_path):
+    """Image i in epoch e is read from view (e + i) mod K: every view of every image over K epochs."""
+    views = [activations(frozen, tiny_dataset, tmp_path, view) for view in (1, 2)]
+    split = CachedSplit(
+        [ActivationStore(key(view).folder(tmp_path)) for view in (1, 2)],
+        views[0][1],
+        [file_digest(i.path) for i in views[0][1]],
+        [],
+    )
+    indices = np.array([0, 5, 2, 7])
+    for epoch in (0, 1, 2):
+        expected = [views[(epoch + i) % 2][0][i] for i in indices]
+        np.testing.assert_array_equal(split.rows(indices, epoch), np.stack(expected))
 
 
 def test_unfinished_shard_is_ignored(tmp_path):

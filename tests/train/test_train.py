@@ -13,9 +13,10 @@ from harness import REPO
 from harness.dataset import tiny_training_flags
 from train import model as models
 from train.backbone import XCEPTION
+from train.callbacks import BestCheckpoint
 from train.config import PRESETS, TrainConfig, parse_args
 from train.data import load_image, scan_dataset
-from train.train import BestCheckpoint, fit_phases, prepare, train
+from train.train import fit_phases, prepare, train
 
 
 def in_fresh_process(script: str, env: dict, timeout=900) -> subprocess.CompletedProcess:
