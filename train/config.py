@@ -13,7 +13,7 @@ from typing import Any
 
 from lambda_fn.preprocess import RESIZES, InputSpec
 from lambda_fn.settings import ARTIFACTS
-from train.backbone import BACKBONES, DEFAULT_BACKBONE, Backbone, default_weights
+from train.backbone import BACKBONES, DEFAULT_BACKBONE, Backbone, check_weights, default_weights
 from train.data import CACHE, default_data_dir
 
 OUT = ARTIFACTS / "runs"
@@ -178,6 +178,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     """Fill the defaults that depend on others and refuse what cannot work, naming it."""
     backbone = BACKBONES[config.backbone]
     weights = default_weights(backbone) if config.weights == "default" else config.weights
+    check_weights(backbone, weights)  # the weights themselves are read when the model is built
     fine_tune_from = None if config.fine_tune_from in (None, "none") else config.fine_tune_from
     if fine_tune_from in backbone.roles:  # a preset's role, named by the backbone
         fine_tune_from = backbone.roles[fine_tune_from]

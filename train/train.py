@@ -72,7 +72,7 @@ def prepare(config: TrainConfig) -> Prepared:
     """The dataset scanned, the model built, and what fit() reads: the cache filled (input=cache, with the
     run's budget printed first) or the images decoded (input=images)."""
     classes, items = scan_dataset(config.data)
-    weights_id = weights_identity(config.weights, config.seed)
+    weights_id = weights_identity(config.backbone_entry, config.weights, config.seed)
     net = models.build(config.backbone_entry, config, len(classes))
     budget, rate, started = [], 0.0, time.perf_counter()
     if config.input == "cache":  # a CPU's recipe: the estimates are a CPU's (budget.py)
