@@ -128,7 +128,12 @@ def test_parsing_reads_no_weights_and_building_finds_the_converted_ones(tmp_path
     need_weights(variant)
     convert = efficientnet_lite.imagenet_weights
     made: list[str] = []
-    monkeypatch.setattr(efficientnet_lite, "imagenet_weights", lambda v: made.append(v) or convert(v, tmp_path))
+
+    def converting(v):
+        made.append(v)
+        return convert(v, tmp_path)
+
+    monkeypatch.setattr(efficientnet_lite, "imagenet_weights", converting)
     monkeypatch.delenv("FASHION_WEIGHTS", raising=False)
     config = parse_args(["--backbone", variant, "--preset", "cpu"])
     assert config.weights == "imagenet" and made == []
