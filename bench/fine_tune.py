@@ -3,7 +3,8 @@
     python -m bench.fine_tune [--images 32] [--epochs 2]
 
 Fine-tuning the top of the base on cached activations is the larger half of `make run` once the fill is on
-LiteRT. Each setting trains the cpu preset's layers on the same class-balanced subset (--images per class),
+LiteRT. Each setting fine-tunes the cpu preset's layers with make train's recipe (train/fine_tune.py, through
+bench.training) on the same class-balanced subset (--images per class),
 from one cache filled once, first (float32 activations on LiteRT, as make run fills it), in a fresh process: thread
 pools and the dtype policy are fixed when TensorFlow starts. The last epoch is timed (the first traces) and
 scaled to the whole training split. `mixed_bfloat16` computes the top's convolutions in bfloat16 (variables

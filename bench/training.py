@@ -4,7 +4,8 @@
 
 Both fine-tune the preset's top of the base (and the head) on the same
 training images, a class-balanced subset of --images per class, with the
-same augmentation; the cached path reads the activations at the cut (filled
+same augmentation and make train's recipe (train/fine_tune.py, its schedule
+spanning --epochs); the cached path reads the activations at the cut (filled
 first, and timed), the other recomputes the frozen layers every step. The
 last epoch of each is timed (the first includes tracing), and scaled to the
 whole training split.
@@ -20,10 +21,11 @@ from pathlib import Path
 import keras
 
 from bench.results import Field, Table, record
-from train import model as models
+from train.callbacks import EpochTimer
 from train.config import parse_args
 from train.data import scan_dataset
-from train.train import EpochTimer, prepare
+from train.fine_tune import fine_tune
+from train.train import prepare
 
 
 def subset(data: Path, out: Path, per_class: int) -> Path:
@@ -41,12 +43,8 @@ def fine_tune_epoch_seconds(config, epochs: int) -> tuple[float, float, int, flo
     seconds the host takes to produce one epoch's batches without the model)."""
     keras.utils.set_random_seed(config.seed)
     prepared = prepare(config)
-    net, train_batches, val_batches, stats = prepared.net, prepared.train_batches, prepared.val_batches, prepared.stats
-    assert config.first_trainable, "this bench times fine-tuning: a preset that fine-tunes (cpu, gpu)"
-    models.unfreeze_from(net.base, config.first_trainable)
-    models.compile_for_training(net.trainable, config.fine_tune_lr)
-    timer = EpochTimer()
-    net.trainable.fit(train_batches, validation_data=val_batches, epochs=epochs, verbose=2, callbacks=[timer])
+    train_batches, stats, timer = prepared.train_batches, prepared.stats, EpochTimer()
+    fine_tune(replace(config, fine_tune_epochs=epochs), prepared.net, train_batches, prepared.val_batches, [timer])
     started = time.perf_counter()
     for k in range(len(train_batches)):
         train_batches[k]

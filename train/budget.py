@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 import keras
 
 from project.progress import duration
+from train.config import TrainConfig
+from train.model import Models
 
 # share of cores x sgemm each stage ran at in make run (bench/results/make_run.json, seed 1)
 EFFICIENCY = {"fill": 0.71, "head": 0.63, "fine-tuning": 0.71, "test": 0.57, "conversion": 0.50}
@@ -96,6 +98,26 @@ def stage(name: str, work: str, gflop: float, kind: str, rate_gflops: float, sha
     backbone's own, where it has them; else EFFICIENCY's)."""
     share = (shares or {}).get(kind, EFFICIENCY[kind])
     return Stage(name, kind, work, round(gflop), round(gflop / (rate_gflops * share), 1))
+
+
+def training_budget(config: TrainConfig, net: Models, items, fill_work: int, rate: float) -> list[Stage]:
+    """What each stage of make train computes, in GFLOP, and its estimate at this machine's rate (fill_work:
+    the image-views the cache lacks, features.FillPlan)."""
+    top, full = forward_gflop(net.trainable), forward_gflop(net.full)
+    seen, shares = len(items["train"]) + len(items["validation"]), config.backbone_entry.efficiency
+    fill = fill_work * forward_gflop(net.trunk)
+    head = config.head_epochs * seen * top
+    stages = [
+        stage("the cache's fill", f"{fill_work:,} image-views", fill, "fill", rate, shares),
+        stage("head", f"{config.head_epochs} epochs x {seen:,} images", head, "head", rate, shares),
+    ]
+    if config.first_trainable and config.fine_tune_epochs:
+        # a training image costs about three forward passes (forward, then backward: gradients and weights)
+        tuned = config.fine_tune_epochs * (3 * len(items["train"]) + len(items["validation"])) * top
+        work = f"at most {config.fine_tune_epochs} epochs x {seen:,} images"
+        stages.append(stage("fine-tuning", work, tuned, "fine-tuning", rate, shares))
+    test = len(items["test"])
+    return [*stages, stage("test", f"{test:,} images", test * full, "test", rate, shares)]
 
 
 def table(stages: list[Stage], rate_gflops: float, title: str) -> str:

@@ -11,9 +11,9 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from lambda_fn.preprocess import RESIZES
+from lambda_fn.preprocess import RESIZES, InputSpec
 from project.paths import ARTIFACTS
-from train.backbone import BACKBONES, DEFAULT_BACKBONE, Backbone, default_weights
+from train.backbone import BACKBONES, DEFAULT_BACKBONE, Backbone, check_weights, default_weights
 from train.data import CACHE, default_data_dir
 
 OUT = ARTIFACTS / "runs"
@@ -84,6 +84,11 @@ class TrainConfig:
     def backbone_entry(self) -> Backbone:
         """The registry's entry for `backbone` (train/backbone.py)."""
         return BACKBONES[self.backbone]
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """The model's input: the pixels and normalisation training applies and model.json gives the Lambda."""
+        return self.backbone_entry.input_spec(self.size, self.interpolation)
 
     @property
     def first_trainable(self) -> str | None:
@@ -173,6 +178,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     """Fill the defaults that depend on others and refuse what cannot work, naming it."""
     backbone = BACKBONES[config.backbone]
     weights = default_weights(backbone) if config.weights == "default" else config.weights
+    check_weights(backbone, weights)  # the weights themselves are read when the model is built
     fine_tune_from = None if config.fine_tune_from in (None, "none") else config.fine_tune_from
     if fine_tune_from in backbone.roles:  # a preset's role, named by the backbone
         fine_tune_from = backbone.roles[fine_tune_from]

@@ -173,6 +173,20 @@ def imagenet_weights(variant: str, cache: Path = CACHE) -> Path:
     return target
 
 
+class ConvertedWeights:
+    """A variant's ImageNet weights for the registry (backbone.MadeWeights): its package found while the command
+    line is parsed, the .pth hashed and converted only when the model is built."""
+
+    def __init__(self, variant: str):
+        self.variant = variant
+
+    def check(self) -> None:
+        pth_file(self.variant)
+
+    def file(self) -> Path:
+        return imagenet_weights(self.variant)
+
+
 def constructor(variant: str):
     """A keras.applications-style constructor (weights, include_top, input_shape) for the registry."""
 

@@ -14,7 +14,8 @@ view, augmentation seed); inside it, entries are keyed by the sha256 of the
 image file, so an edited image is recomputed and an unchanged one is not.
 Rows are stored in float16 and read back a batch at a time (store.py): the
 training process holds a batch, never the cache.
-View 0 is the plain image, views 1..K augmented copies (augmentation.py).
+View 0 is the plain image, views 1..K augmented copies (augmentation.py). A run reads the training split's K
+views, image i in epoch e through view (e + i) mod K, and validation's view 0 (plan_fill, fill_stores).
 
 The frozen layers never train, so nothing needs them in a training framework: on the TensorFlow backend the
 fill runs them on LiteRT with every core (exported once per backbone, weights, size and cut, and kept in the
@@ -34,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -43,6 +45,11 @@ from train.augmentation import augmented_views
 from train.data import CACHE, Item, check_classes_present, default_data_dir, file_digest, read_images, scan_dataset
 from train.export import export_saved_model, tflite_bytes
 from train.store import ActivationStore
+
+if TYPE_CHECKING:
+    import keras
+
+    from train.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +138,7 @@ def fill(
     items: list[Item],
     digests: list[str],
     key: CacheKey,
-    preprocess,
+    normalise: Callable[[np.ndarray], np.ndarray],
     progress: Progress | None,
 ) -> list[Path]:
     """Push the images missing from store through the frozen layers. Returns unreadable paths."""
@@ -146,7 +153,7 @@ def fill(
         if key.augmentation_seed is not None and len(images):  # an augmented view (view 0 is the image as is)
             images = augmented_views(images, [view_rng(key.augmentation_seed, key.view, d) for d in kept_digests])
         if len(images):
-            store.append(kept_digests, frozen.run(preprocess(np.asarray(images, np.float32))))
+            store.append(kept_digests, frozen.run(normalise(images)))
         progress.advance(len(chunk))
     return skipped
 
@@ -157,16 +164,17 @@ def cached_activations(
     classes: list[str],
     key: CacheKey,
     cache_dir: Path,
-    preprocess,
+    normalise: Callable[[np.ndarray], np.ndarray],
     progress: Progress | None = None,
     digests: list[str] | None = None,
 ):
-    """Fill the store for items (only what is missing; progress: one display across several stores; digests:
-    the items' file digests where the caller has them). Returns (store, kept items, their digests, stats)."""
+    """Fill the store for items (only what is missing; normalise: the run's InputSpec.normalise; progress: one
+    display across several stores; digests: the items' file digests where the caller has them).
+    Returns (store, kept items, their digests, stats)."""
     store = ActivationStore(key.folder(cache_dir))
     digests = digests or [file_digest(i.path) for i in items]
     started, before = time.perf_counter(), len([d for d in digests if d in store])
-    skipped = fill(store, frozen, items, digests, key, preprocess, progress)
+    skipped = fill(store, frozen, items, digests, key, normalise, progress)
     kept = [(i, d) for i, d in zip(items, digests, strict=True) if d in store]
     check_classes_present([i for i, _ in kept], items, classes)
     stats = {
@@ -176,6 +184,92 @@ def cached_activations(
         "seconds": round(time.perf_counter() - started, 2),
     }
     return store, [i for i, _ in kept], [d for _, d in kept], stats
+
+
+def cache_keys(config: "TrainConfig", weights_id: str, cut: str, engine: str) -> dict[tuple[str, int], CacheKey]:
+    """The stores a run reads, by (split, view): the training split's augmented views 1..K (view 0 alone
+    without augmentation), then validation's view 0."""
+    views = range(1, config.views + 1) if config.augment else [0]
+    return {
+        (split, view): CacheKey(
+            config.backbone,
+            weights_id,
+            config.size,
+            config.interpolation,
+            cut,
+            view,
+            config.augmentation_seed if view else None,
+            engine,
+        )
+        for split, view in [*[("train", v) for v in views], ("validation", 0)]
+    }
+
+
+@dataclass
+class FillPlan:
+    """The stores a run reads (cache_keys) and what they lack."""
+
+    frozen: FrozenLayers
+    keys: dict[tuple[str, int], CacheKey]
+    digests: dict[str, list[str]]  # split -> its files' sha256, read once
+    work: int  # image-views missing from the stores: what the fill computes
+
+
+def plan_fill(config: "TrainConfig", trunk: "keras.Model", cut: str, items, weights_id: str) -> FillPlan:
+    """The frozen layers below cut ready to run (exported once), the stores' keys, and the fill's work."""
+    frozen = frozen_layers(
+        trunk, trunk_file(config.cache, config.backbone, weights_id, config.size, cut), config.batch_size
+    )
+    keys = cache_keys(config, weights_id, cut, frozen.engine)
+    digests = {split: [file_digest(i.path) for i in items[split]] for split in ("train", "validation")}
+    work = sum(missing_views(digests[split], key, config.cache) for (split, _), key in keys.items())
+    return FillPlan(frozen, keys, digests, work)
+
+
+@dataclass
+class CachedSplit:
+    """A split's filled stores, one per view, and the images they hold."""
+
+    stores: list[ActivationStore]
+    kept: list[Item]
+    digests: list[str]  # the kept images' file digests: their rows' keys in every store
+    stats: list[dict]  # each store's fill (cached_activations)
+
+    def rows(self, indices: np.ndarray, epoch: int) -> np.ndarray:
+        """The activations of kept images `indices` in `epoch`: image i seen through view (epoch + i) mod K."""
+        rows = np.empty((len(indices), *self.stores[0].row_shape), np.float32)
+        view_of = (epoch + indices) % len(self.stores)
+        for v, store in enumerate(self.stores):
+            mine = np.flatnonzero(view_of == v)
+            if len(mine):
+                rows[mine] = store.read([self.digests[indices[k]] for k in mine])
+        return rows
+
+
+def fill_stores(config: "TrainConfig", plan: FillPlan, classes: list[str], items) -> dict[str, CachedSplit]:
+    """Fill what the plan's stores lack (one progress display for all), and each split's stores."""
+    progress = Progress(log, f"the cache's fill on {plan.frozen.engine}", plan.work, "image-views")
+    splits = {}
+    for split in ("train", "validation"):
+        filled = [
+            cached_activations(
+                plan.frozen,
+                items[split],
+                classes,
+                key,
+                config.cache,
+                config.input_spec.normalise,
+                progress,
+                plan.digests[split],
+            )
+            for (of, _), key in plan.keys.items()
+            if of == split
+        ]
+        digests = filled[0][2]
+        if any(f[2] != digests for f in filled):
+            raise RuntimeError(f"the cached views of the {split} split disagree on which images are readable")
+        splits[split] = CachedSplit([f[0] for f in filled], filled[0][1], digests, [f[3] for f in filled])
+    return splits
 
 
 def prune(cache_dir: Path, data: Path) -> int:

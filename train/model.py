@@ -8,7 +8,7 @@ inside it. What training fits is built from the very same layer objects:
   layers below it output, cached by features.py) to logits, through the top
   of the base and the head; `trunk` computes those activations from images;
 - input=images: `trainable` maps raw pixels to logits: augmentation (on the
-  accelerator), the backbone's scaling, then the full model.
+  accelerator), the input spec's normalisation (Normalise), then the full model.
 
 So fitting `trainable` updates the layers the full image -> logits
 checkpoint holds: no weights are copied.
@@ -18,8 +18,10 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 from keras import ops
 
+from lambda_fn.preprocess import InputSpec
 from train.augmentation import RandomCourseAugmentation
 from train.backbone import Backbone, make_base
 from train.config import TrainConfig
@@ -34,6 +36,20 @@ class Models:
     trainable: keras.Model  # what fit() trains (see the module's docstring)
     trunk: keras.Model | None  # input=cache: preprocessed image -> activations at the cut
     cut: str  # the cache's name for where trunk stops: a layer name, or "pooled"
+
+
+class Normalise(keras.layers.Layer):
+    """InputSpec.normalise on the device: the spec's channel order, mean and std, the same float32 arithmetic
+    (the images path's; the cache's fill and the test split call InputSpec.normalise itself)."""
+
+    def __init__(self, spec: InputSpec, **kwargs):
+        super().__init__(**kwargs)
+        self.bgr = spec.channels == "BGR"
+        self.mean, self.std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+
+    def call(self, x):
+        x = ops.flip(x, axis=-1) if self.bgr else x
+        return (x - self.mean) / self.std
 
 
 def make_head(n_features: int, inner: int, dropout: float, n_classes: int) -> keras.Model:
@@ -59,7 +75,9 @@ def build(backbone: Backbone, config: TrainConfig, n_classes: int) -> Models:
         x = ops.cast(pixels, "float32")  # uint8 crosses to the device: a quarter of float32's bytes
         if config.augment:
             x = RandomCourseAugmentation(seed=config.seed)(x)  # identity outside training steps
-        trainable = keras.Model(pixels, full(backbone.preprocess(x)), name="trainer")
+        trainable = keras.Model(
+            pixels, full(Normalise(backbone.input_spec(config.size, config.interpolation))(x)), name="trainer"
+        )
         return Models(full, base, trainable, trunk=None, cut="images")
 
     layer = config.first_trainable

@@ -14,11 +14,15 @@ reads its cached activations (features.py); on a GPU the whole model runs
 on images, with a fresh augmented view every step. Either way the kept
 checkpoint is the full image -> logits Keras model (.h5), evaluated on the
 test split and described in run.json and report.json.
+
+Read top to bottom, a run is: prepare (the model, and its inputs: inputs.py,
+the cache's plan and fill in features.py, the budget in budget.py), fit_phases
+(the head, then fine_tune.py's recipe, which the benches share), then the test
+split and the run's files (train).
 """
 
 import json
 import logging
-import math
 import os
 import resource
 import time
@@ -35,255 +39,73 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lambda_fn.preprocess import PIXELS_VERSION  # noqa: E402
-from project.progress import Progress, duration  # noqa: E402
 from train import model as models  # noqa: E402
 from train.backbone import weights_identity  # noqa: E402
-from train.budget import Stage, forward_gflop, machine_gflops, settle, stage, table  # noqa: E402
+from train.budget import Stage, machine_gflops, settle, table, training_budget  # noqa: E402
+from train.callbacks import BestCheckpoint, EpochProgress, EpochTimer  # noqa: E402
 from train.config import TrainConfig, as_dict, parse_args  # noqa: E402
-from train.data import check_classes_present, file_digest, read_images, scan_dataset  # noqa: E402
-from train.features import (  # noqa: E402
-    CacheKey,
-    FrozenLayers,
-    cached_activations,
-    frozen_layers,
-    missing_views,
-    trunk_file,
-)
+from train.data import read_images, scan_dataset  # noqa: E402
+from train.features import plan_fill  # noqa: E402
+from train.fine_tune import fine_tune  # noqa: E402
+from train.inputs import cache_inputs, image_inputs  # noqa: E402
 from train.report import evaluate, plot_confusion, plot_curves  # noqa: E402
 
 log = logging.getLogger("train")
 
 
-class EpochBatches(keras.utils.PyDataset):
-    """Batches of make_batch(indices, epoch) and one-hot targets; shuffled anew each epoch if shuffle."""
-
-    def __init__(self, make_batch, targets: np.ndarray, batch_size: int, seed: int, shuffle=True, **kwargs):
-        super().__init__(**kwargs)
-        self.make_batch, self.targets, self.batch_size, self.shuffle = make_batch, targets, batch_size, shuffle
-        self.rng = np.random.default_rng(seed)
-        self.epoch, self.order = 0, self.new_order()
-
-    def new_order(self) -> np.ndarray:
-        return self.rng.permutation(len(self.targets)) if self.shuffle else np.arange(len(self.targets))
-
-    def __len__(self):
-        return math.ceil(len(self.targets) / self.batch_size)
-
-    def __getitem__(self, i):
-        indices = self.order[i * self.batch_size : (i + 1) * self.batch_size]
-        return self.make_batch(indices, self.epoch), self.targets[indices]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.order = self.new_order()
-
-
-class BestCheckpoint(keras.callbacks.Callback):
-    """Keeps exactly one file: the full model at the best validation accuracy so far.
-
-    Whatever is being fitted (the head on cached features, the top of the base
-    on cached activations, or the model on images), the saved model is the
-    full image -> logits one.
-    """
-
-    def __init__(self, full_model: keras.Model, directory: Path, stem: str):
-        super().__init__()
-        self.full_model, self.directory, self.stem = full_model, Path(directory), stem
-        self.best_accuracy, self.best_epoch = -1.0, 0
-        self.best_path: Path | None = None  # None until an epoch ends
-        self.best_weights: list | None = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        accuracy = logs["val_accuracy"]
-        if accuracy <= self.best_accuracy:
-            return
-        path = self.directory / f"{self.stem}_{epoch + 1:02d}_{accuracy:.3f}.h5"
-        self.full_model.save(path)
-        if self.best_path and self.best_path != path:
-            self.best_path.unlink()
-        self.best_accuracy, self.best_epoch, self.best_path = accuracy, epoch + 1, path
-        self.best_weights = self.full_model.get_weights()
-        log.info("epoch %d: new best val_accuracy %.3f -> %s", epoch + 1, accuracy, path.name)
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.seconds = getattr(self, "seconds", [])  # one timer spans both phases
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(round(time.perf_counter() - self.started, 3))
-
-
-class EpochProgress(keras.callbacks.Callback):
-    """The progress display within each epoch (batches done, rate, time left), and a line when it ends with its
-    figures and what is left of the phase: fit runs with verbose=0, as Keras' own display says neither."""
-
-    def __init__(self, phase: str):
-        super().__init__()
-        self.phase = phase
-        self.seconds: list[float] = []  # each epoch's, for the time left in the phase
-
-    def on_epoch_begin(self, epoch, logs=None):
-        last = self.params["epochs"]
-        self.epoch = Progress(log, f"{self.phase}, epoch {epoch + 1} of {last}", self.params["steps"], "batches")
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.epoch.advance()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(self.epoch.clock() - self.epoch.started)
-        figures = ", ".join(f"{name} {value:.4f}" for name, value in (logs or {}).items())
-        left = (self.params["epochs"] - epoch - 1) * sum(self.seconds) / len(self.seconds)
-        log.info(
-            "epoch %d: %s (%s; at most %s left in %s)",
-            epoch + 1,
-            figures,
-            duration(self.seconds[-1]),
-            duration(left),
-            self.phase,
-        )
-
-
-def one_hot(labels, n_classes: int) -> np.ndarray:
-    return np.eye(n_classes, dtype=np.float32)[np.asarray(labels)]
-
-
 @dataclass
-class FillPlan:
-    """The cache's stores training reads (the training split's views, then validation) and what they lack."""
+class Prepared:
+    """What a run trains on: the dataset, the model, and its inputs (the cache filled)."""
 
-    frozen: FrozenLayers
-    keys: dict  # (split, view) -> CacheKey
-    digests: dict  # split -> its files' sha256, read once
-    work: int  # image-views missing from the stores: what the fill computes
-
-
-def plan_fill(config: TrainConfig, net: models.Models, items, weights_id: str) -> FillPlan:
-    backbone = config.backbone_entry
-    trunk = trunk_file(config.cache, backbone.name, weights_id, config.size, net.cut)
-    frozen = frozen_layers(net.trunk, trunk, config.batch_size)
-    views = range(1, config.views + 1) if config.augment else [0]
-    keys = {
-        (split, view): CacheKey(
-            backbone.name,
-            weights_id,
-            config.size,
-            config.interpolation,
-            net.cut,
-            view,
-            config.augmentation_seed if view else None,
-            frozen.engine,
-        )
-        for split, view in [*[("train", v) for v in views], ("validation", 0)]
-    }
-    digests = {split: [file_digest(i.path) for i in items[split]] for split in ("train", "validation")}
-    work = sum(missing_views(digests[split], key, config.cache) for (split, _), key in keys.items())
-    return FillPlan(frozen, keys, digests, work)
+    classes: list[str]
+    items: dict
+    weights_id: str
+    net: models.Models
+    train_batches: Any
+    val_batches: Any
+    stats: dict
+    budget: list[Stage]  # the stages' work and estimates (empty where the images train on an accelerator)
+    rate_gflops: float
 
 
-def cache_inputs(config: TrainConfig, plan: FillPlan, classes, items):
-    """Training and validation batches of cached activations at the cut; the stores filled first."""
-    progress = Progress(log, f"the cache's fill on {plan.frozen.engine}", plan.work, "image-views")
-
-    def store_for(split, view):
-        key, preprocess = plan.keys[split, view], config.backbone_entry.preprocess
-        digests = plan.digests[split]
-        return cached_activations(plan.frozen, items[split], classes, key, config.cache, preprocess, progress, digests)
-
-    views = [store_for(*split_view) for split_view in plan.keys if split_view[0] == "train"]
-    stores, kept, digests = [v[0] for v in views], views[0][1], views[0][2]
-    if any(v[2] != digests for v in views):
-        raise RuntimeError("augmented views disagree on which training images are readable")
-    val_store, val_kept, val_digests, val_stats = store_for("validation", 0)
-
-    def train_batch(indices, epoch):  # image i in epoch e is seen through view (e + i) mod K
-        rows = np.empty((len(indices), *stores[0].shape), np.float32)
-        view_of = (epoch + indices) % len(stores)
-        for v, store in enumerate(stores):
-            mine = np.flatnonzero(view_of == v)
-            if len(mine):
-                rows[mine] = store.read([digests[indices[k]] for k in mine])
-        return rows
-
-    n = len(classes)
-    train = EpochBatches(train_batch, one_hot([i.label for i in kept], n), config.batch_size, config.seed)
-    val = EpochBatches(
-        lambda idx, _: val_store.read([val_digests[k] for k in idx]),
-        one_hot([i.label for i in val_kept], n),
-        config.batch_size,
-        config.seed,
-        shuffle=False,
-    )
-    stats = {
-        "cut": plan.keys["validation", 0].cut,
-        "train": [v[3] for v in views],
-        "validation": val_stats,
-        "bytes": sum(len(s) * s.row_bytes for s in [*stores, val_store]),
-    }
-    return train, val, stats
-
-
-def image_inputs(config: TrainConfig, classes, items):
-    """Training and validation batches of uint8 pixels, held in memory; the model augments and scales them."""
-    n, batches = len(classes), {}
-    for split in ("train", "validation"):
-        images, kept, skipped = read_images(items[split], config.size, config.interpolation)
-        check_classes_present(kept, items[split], classes)
-        # threads index the next batches while the accelerator runs this one
-        batches[split] = EpochBatches(
-            lambda idx, _, images=images: images[idx],
-            one_hot([i.label for i in kept], n),
-            config.batch_size,
-            config.seed,
-            shuffle=split == "train",
-            workers=4,
-        )
-    return batches["train"], batches["validation"], {"cut": "images"}
+def prepare(config: TrainConfig) -> Prepared:
+    """The dataset scanned, the model built, and what fit() reads: the cache filled (input=cache, with the
+    run's budget printed first) or the images decoded (input=images)."""
+    classes, items = scan_dataset(config.data)
+    weights_id = weights_identity(config.backbone_entry, config.weights, config.seed)
+    net = models.build(config.backbone_entry, config, len(classes))
+    budget, rate, started = [], 0.0, time.perf_counter()
+    if config.input == "cache":  # a CPU's recipe: the estimates are a CPU's (budget.py)
+        plan, rate = plan_fill(config, net.trunk, net.cut, items, weights_id), machine_gflops()
+        budget = training_budget(config, net, items, plan.work, rate)
+        log.info("%s", table(budget, rate, "make train's budget"))
+        train_batches, val_batches, stats = cache_inputs(config, plan, classes, items)
+    else:
+        train_batches, val_batches, stats = image_inputs(config, classes, items)
+    stats["seconds"] = round(time.perf_counter() - started, 2)
+    return Prepared(classes, items, weights_id, net, train_batches, val_batches, stats, budget, rate)
 
 
 def fit_phases(config: TrainConfig, net: models.Models, train, val, callbacks, best: BestCheckpoint | None) -> dict:
-    """The head on the frozen base, then (if set) the top of the base too, from the best head."""
+    """The head on the frozen base, then (if set) the top of the base too, from the best head (fine_tune.py)."""
     net.base.trainable = False
     models.compile_for_training(net.trainable, config.head_lr)
     history = net.trainable.fit(
         train, validation_data=val, epochs=config.head_epochs, verbose=0, callbacks=[*callbacks, EpochProgress("head")]
     ).history
-    first_trainable = config.first_trainable
-    if first_trainable is None or not config.fine_tune_epochs:
+    if config.first_trainable is None or not config.fine_tune_epochs:
         return history
     if best is not None:
         net.full.set_weights(best.best_weights)  # fine-tune from the best head, not the last one
-    models.unfreeze_from(net.base, first_trainable)
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.fine_tune_lr, len(train) * config.fine_tune_epochs, alpha=config.fine_tune_lr_floor
-    )
-    models.compile_for_training(net.trainable, schedule)
-    tuned = net.trainable.fit(
-        train,
-        validation_data=val,
-        initial_epoch=config.head_epochs,
-        verbose=0,
-        epochs=config.head_epochs + config.fine_tune_epochs,
-        callbacks=[*callbacks, *patience(config), EpochProgress("fine-tuning")],
-    ).history
+    tuned = fine_tune(config, net, train, val, callbacks, initial_epoch=config.head_epochs)
     return {key: history[key] + tuned[key] for key in history}
-
-
-def patience(config: TrainConfig) -> list[keras.callbacks.Callback]:
-    """Fine-tuning's stop once validation accuracy has not improved for fine_tune_patience epochs."""
-    if not config.fine_tune_patience:
-        return []
-    return [keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=config.fine_tune_patience)]
 
 
 def evaluate_on_test(checkpoint: Path, items, classes, config: TrainConfig) -> dict:
     """Evaluate the saved best checkpoint itself (reloaded from disk) on the test split, from images."""
     images, kept, skipped = read_images(items["test"], config.size, config.interpolation)
     best = keras.models.load_model(checkpoint)
-    x = config.backbone_entry.preprocess(images.astype(np.float32))
+    x = config.input_spec.normalise(images)  # what the Lambda feeds the converted model
     report = evaluate(
         best.predict(x, batch_size=config.batch_size, verbose=0), np.array([i.label for i in kept]), classes
     )
@@ -318,56 +140,6 @@ def point_latest_at(run: Path) -> None:
 
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
-
-
-@dataclass
-class Prepared:
-    """What a run trains on: the dataset, the model, and its inputs (the cache filled)."""
-
-    classes: list[str]
-    items: dict
-    weights_id: str
-    net: models.Models
-    train_batches: Any
-    val_batches: Any
-    stats: dict
-    budget: list[Stage]  # the stages' work and estimates (empty where the images train on an accelerator)
-    rate_gflops: float
-
-
-def training_budget(config: TrainConfig, net: models.Models, items, fill_work: int, rate: float) -> list[Stage]:
-    """What each stage of make train computes, in GFLOP, and its estimate at this machine's rate."""
-    top, full = forward_gflop(net.trainable), forward_gflop(net.full)
-    seen, shares = len(items["train"]) + len(items["validation"]), config.backbone_entry.efficiency
-    fill = fill_work * forward_gflop(net.trunk)
-    head = config.head_epochs * seen * top
-    stages = [
-        stage("the cache's fill", f"{fill_work:,} image-views", fill, "fill", rate, shares),
-        stage("head", f"{config.head_epochs} epochs x {seen:,} images", head, "head", rate, shares),
-    ]
-    if config.first_trainable and config.fine_tune_epochs:
-        # a training image costs about three forward passes (forward, then backward: gradients and weights)
-        tuned = config.fine_tune_epochs * (3 * len(items["train"]) + len(items["validation"])) * top
-        work = f"at most {config.fine_tune_epochs} epochs x {seen:,} images"
-        stages.append(stage("fine-tuning", work, tuned, "fine-tuning", rate, shares))
-    test = len(items["test"])
-    return [*stages, stage("test", f"{test:,} images", test * full, "test", rate, shares)]
-
-
-def prepare(config: TrainConfig) -> Prepared:
-    classes, items = scan_dataset(config.data)
-    weights_id = weights_identity(config.weights, config.seed)
-    net = models.build(config.backbone_entry, config, len(classes))
-    budget, rate, started = [], 0.0, time.perf_counter()
-    if config.input == "cache":  # a CPU's recipe: the estimates are a CPU's (budget.py)
-        plan, rate = plan_fill(config, net, items, weights_id), machine_gflops()
-        budget = training_budget(config, net, items, plan.work, rate)
-        log.info("%s", table(budget, rate, "make train's budget"))
-        train_batches, val_batches, stats = cache_inputs(config, plan, classes, items)
-    else:
-        train_batches, val_batches, stats = image_inputs(config, classes, items)
-    stats["seconds"] = round(time.perf_counter() - started, 2)
-    return Prepared(classes, items, weights_id, net, train_batches, val_batches, stats, budget, rate)
 
 
 def train(config: TrainConfig) -> dict:

@@ -21,15 +21,17 @@ XCEPTION_71 = InputSpec(71, "bilinear", (127.5,) * 3, (127.5,) * 3)  # the tiny 
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("interpolation", ["bilinear", "nearest", "bicubic"])
 def test_serving_input_is_training_input_on_real_images(real_images, interpolation):
-    """The Lambda's input spec on its pixels == the backbone's own preprocessing (Keras) of the training loader's
+    """The Lambda's input spec on its pixels == Keras' own preprocessing for the weights of the training loader's
     pixels, to float32 rounding ((x - 127.5) / 127.5 rounds once, Keras' x / 127.5 - 1 twice)."""
+    from keras.applications.xception import preprocess_input
+
     from train.backbone import XCEPTION
     from train.data import load_image
 
     spec = XCEPTION.input_spec(150, interpolation)
     for path in real_images:
         served = spec.model_input(path.read_bytes(), MAX_BYTES)
-        trained = XCEPTION.preprocess(load_image(path, 150, interpolation).astype(np.float32))
+        trained = preprocess_input(load_image(path, 150, interpolation).astype(np.float32))
         assert served.dtype == np.float32 and served.shape == (1, 150, 150, 3)
         np.testing.assert_allclose(served[0], trained, rtol=0, atol=2e-7)
 

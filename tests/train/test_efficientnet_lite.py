@@ -117,3 +117,33 @@ def test_a_tiny_lite_model_trains_converts_to_full_integer_and_serves(tmp_path):
     photo = next((tmp_path / "data" / "test" / "hat").iterdir())
     model = Model(tmp_path / "bundle" / "float32", threads=1)
     assert model.logits(model.input_of(photo.read_bytes(), DEFAULT_MAX_DECODED_BYTES)).shape == (1, 3)
+
+
+def test_parsing_reads_no_weights_and_building_finds_the_converted_ones(tmp_path, monkeypatch):
+    """The command line only finds the package; the .pth is hashed and converted when the model is built, and
+    the cache's key names the converted file's digest, as when the file was passed itself."""
+    from train.backbone import base_weights, make_base, weights_identity
+
+    variant = VARIANTS[0]
+    need_weights(variant)
+    convert = efficientnet_lite.imagenet_weights
+    made: list[str] = []
+
+    def converting(v):
+        made.append(v)
+        return convert(v, tmp_path)
+
+    monkeypatch.setattr(efficientnet_lite, "imagenet_weights", converting)
+    monkeypatch.delenv("FASHION_WEIGHTS", raising=False)
+    config = parse_args(["--backbone", variant, "--preset", "cpu"])
+    assert config.weights == "imagenet" and made == []
+    backbone = BACKBONES[variant]
+    converted = base_weights(backbone, config.weights)
+    assert made == [variant] and converted is not None and converted.startswith(str(tmp_path))
+    assert weights_identity(backbone, "imagenet", 1) == weights_identity(backbone, converted, 1)
+    base = make_base(backbone, "imagenet", 64)
+    assert len(list(tmp_path.glob("*.weights.h5"))) == 1  # converted once, then found
+    reference = backbone.constructor(weights=converted, input_shape=(64, 64, 3))
+    np.testing.assert_array_equal(
+        base.get_layer("top_conv").get_weights()[0], reference.get_layer("top_conv").get_weights()[0]
+    )

@@ -11,10 +11,11 @@ from train import model as models
 from train.backbone import XCEPTION
 from train.config import parse_args
 from train.data import file_digest, scan_dataset
-from train.features import CacheKey, cached_activations, frozen_layers, prune, trunk_file
+from train.features import CachedSplit, CacheKey, cache_keys, cached_activations, frozen_layers, prune, trunk_file
 from train.store import ActivationStore
 
 SIZE = 71
+NORMALISE = XCEPTION.input_spec(SIZE, "bilinear").normalise  # what the fill applies (the run's input spec)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +40,7 @@ def key(view=0, size=SIZE, cut="block13_sepconv1_act", engine="litert"):
 
 def activations(frozen, data, cache, view=0):
     classes, items = scan_dataset(data)
-    store, kept, digests, stats = cached_activations(
-        frozen, items["train"], classes, key(view), cache, XCEPTION.preprocess
-    )
+    store, kept, digests, stats = cached_activations(frozen, items["train"], classes, key(view), cache, NORMALISE)
     return store.read(digests), kept, stats
 
 
@@ -51,8 +50,7 @@ def test_the_frozen_layers_run_on_litert_as_they_do_in_keras(trunk, frozen, tiny
 
     assert frozen.engine == "litert"
     _, items = scan_dataset(tiny_dataset)
-    images = np.stack([load_image(i.path, SIZE, "bilinear") for i in items["train"][:4]]).astype(np.float32)
-    x = XCEPTION.preprocess(images)
+    x = NORMALISE(np.stack([load_image(i.path, SIZE, "bilinear") for i in items["train"][:4]]))
     keras_rows, litert_rows = trunk.predict(x, verbose=0), frozen.run(x)
     assert litert_rows.shape == keras_rows.shape
     assert np.abs(litert_rows - keras_rows).max() <= 1e-4 * np.abs(keras_rows).max()
@@ -80,8 +78,8 @@ def test_rows_are_the_trunk_output_in_float16(trunk, frozen, tiny_dataset, tmp_p
     from train.data import load_image
 
     cached, kept, _ = activations(frozen, tiny_dataset, tmp_path)
-    image = load_image(kept[0].path, SIZE, "bilinear")[None].astype(np.float32)
-    exact = trunk.predict(XCEPTION.preprocess(image), verbose=0)[0]
+    image = load_image(kept[0].path, SIZE, "bilinear")[None]
+    exact = trunk.predict(NORMALISE(image), verbose=0)[0]
     # float16 keeps 11 significant bits: each value within 2^-11 of itself (plus batch-size rounding)
     np.testing.assert_allclose(cached[0], exact, rtol=2**-10, atol=1e-4)
     assert np.abs(cached[0] - exact).max() > 0  # it is stored in float16, not float32
@@ -108,6 +106,31 @@ def test_view_size_cut_and_engine_each_have_their_own_store(tmp_path):
     }
     assert len(folders) == 5
     assert key(cut="pooled").folder(tmp_path).name.startswith("xception-71-pooled-view0-")
+
+
+def test_a_run_reads_its_training_views_and_validations_plain_images():
+    config = parse_args(["--preset", "cpu", "--weights", "none", "--views", "3", "--augmentation-seed", "7"])
+    keys = cache_keys(config, "test", "cut", "litert")
+    assert list(keys) == [("train", 1), ("train", 2), ("train", 3), ("validation", 0)]
+    assert [k.augmentation_seed for k in keys.values()] == [7, 7, 7, None]
+    assert {(k.backbone, k.size, k.cut, k.engine) for k in keys.values()} == {("xception", 299, "cut", "litert")}
+    plain = cache_keys(parse_args(["--preset", "cpu", "--weights", "none", "--no-augment"]), "test", "cut", "litert")
+    assert list(plain) == [("train", 0), ("validation", 0)]
+
+
+def test_each_epoch_shows_each_image_through_the_next_view(frozen, tiny_dataset, tmp_path):
+    """Image i in epoch e is read from view (e + i) mod K: every view of every image over K epochs."""
+    views = [activations(frozen, tiny_dataset, tmp_path, view) for view in (1, 2)]
+    split = CachedSplit(
+        [ActivationStore(key(view).folder(tmp_path)) for view in (1, 2)],
+        views[0][1],
+        [file_digest(i.path) for i in views[0][1]],
+        [],
+    )
+    indices = np.array([0, 5, 2, 7])
+    for epoch in (0, 1, 2):
+        expected = [views[(epoch + i) % 2][0][i] for i in indices]
+        np.testing.assert_array_equal(split.rows(indices, epoch), np.stack(expected))
 
 
 def test_unfinished_shard_is_ignored(tmp_path):

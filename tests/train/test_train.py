@@ -13,9 +13,10 @@ from harness import REPO
 from harness.dataset import tiny_training_flags
 from train import model as models
 from train.backbone import XCEPTION
+from train.callbacks import BestCheckpoint
 from train.config import PRESETS, TrainConfig, parse_args
 from train.data import load_image, scan_dataset
-from train.train import BestCheckpoint, fit_phases, prepare, train
+from train.train import fit_phases, prepare, train
 
 
 def in_fresh_process(script: str, env: dict, timeout=900) -> subprocess.CompletedProcess:
@@ -53,7 +54,9 @@ def test_checkpoint_reloads_without_custom_objects_and_predicts_the_same(tiny_ru
     meta = json.loads((tiny_run / "run.json").read_text())
     model = keras.models.load_model(tiny_run / meta["best_checkpoint"])
     classes, items = scan_dataset(meta["config"]["data"])
-    x = XCEPTION.preprocess(np.stack([load_image(i.path, 71, "bilinear") for i in items["test"]]).astype(np.float32))
+    x = XCEPTION.input_spec(71, "bilinear").normalise(
+        np.stack([load_image(i.path, 71, "bilinear") for i in items["test"]])
+    )
     model.save(tmp_path / "again.h5")
     again = keras.models.load_model(tmp_path / "again.h5")
     np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))
@@ -148,8 +151,8 @@ def test_top_fine_tuned_on_cached_activations_is_the_checkpoints_model_on_images
 
     rows = np.concatenate([val_batches[k][0] for k in range(len(val_batches))])
     on_cache = net.trainable.predict(rows, verbose=0)
-    images = np.stack([load_image(i.path, 71, "bilinear") for i in items["validation"]]).astype(np.float32)
-    on_images = reloaded.predict(XCEPTION.preprocess(images), verbose=0)
+    images = np.stack([load_image(i.path, 71, "bilinear") for i in items["validation"]])
+    on_images = reloaded.predict(config.input_spec.normalise(images), verbose=0)
     np.testing.assert_allclose(on_images, on_cache, atol=1e-3)
 
 

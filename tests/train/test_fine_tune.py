@@ -1,0 +1,53 @@
+"""fine_tune: the recipe make train and the benches share, on Xception's top at 71x71 (random weights) fed
+random activations at the cut: what unfreezes, the rate's cosine decay to its floor, and patience."""
+
+from dataclasses import replace
+
+import keras
+import numpy as np
+import pytest
+
+from train import model as models
+from train.config import parse_args
+from train.fine_tune import fine_tune
+from train.inputs import EpochBatches, one_hot
+
+pytestmark = pytest.mark.tensorflow
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """(config, model, training batches, validation batches): 16 random rows of the cut's activations."""
+    keras.utils.set_random_seed(0)
+    config = parse_args(["--preset", "cpu", "--weights", "none", "--size", "71", "--fine-tune-epochs", "2"])
+    net = models.build(config.backbone_entry, config, 3)
+    rows = np.random.default_rng(0).standard_normal((16, *net.trainable.input_shape[1:]), np.float32)
+    targets = one_hot(np.arange(16) % 3, 3)
+    batches = [EpochBatches(lambda idx, _: rows[idx], targets, 8, 0, shuffle=s) for s in (True, False)]
+    return config, net, *batches
+
+
+def test_the_top_trains_from_the_cut_at_a_rate_decayed_to_its_floor(tiny):
+    config, net, train, val = tiny
+    history = fine_tune(config, net, train, val)
+    assert len(history["val_accuracy"]) == config.fine_tune_epochs
+    first = [layer.name for layer in net.base.layers].index(config.first_trainable)
+    for k, layer in enumerate(net.base.layers):
+        assert layer.trainable == (k >= first and not isinstance(layer, keras.layers.BatchNormalization))
+    optimizer = net.trainable.optimizer
+    assert int(optimizer.iterations) == len(train) * config.fine_tune_epochs
+    floor = config.fine_tune_lr * config.fine_tune_lr_floor
+    assert float(optimizer.learning_rate) == pytest.approx(floor, rel=1e-5)  # cosine decay over the epochs
+
+
+def test_fine_tuning_stops_after_its_patience(tiny):
+    """A rate of 0 never improves on the first epoch: patience 1 stops it after the second."""
+    config, net, train, val = tiny
+    still = replace(config, fine_tune_lr=0.0, fine_tune_epochs=5, fine_tune_patience=1)
+    assert len(fine_tune(still, net, train, val, initial_epoch=3)["val_accuracy"]) == 2
+
+
+def test_a_configuration_without_a_cut_is_refused(tiny):
+    config, net, train, val = tiny
+    with pytest.raises(ValueError, match="fine-tunes nothing"):
+        fine_tune(replace(config, fine_tune_from=None), net, train, val)

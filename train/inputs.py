@@ -1,0 +1,82 @@
+"""What fit() reads: batches of cached activations (a CPU's way) or of uint8 pixels (an accelerator's way).
+
+Either way a batch is (inputs, one-hot targets), the training split's order reshuffled every epoch and
+validation's kept as it is.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+from train.config import TrainConfig
+from train.data import check_classes_present, read_images
+from train.features import FillPlan, fill_stores
+
+
+class EpochBatches(keras.utils.PyDataset):
+    """Batches of make_batch(indices, epoch) and one-hot targets; shuffled anew each epoch if shuffle."""
+
+    def __init__(self, make_batch, targets: np.ndarray, batch_size: int, seed: int, shuffle=True, **kwargs):
+        super().__init__(**kwargs)
+        self.make_batch, self.targets, self.batch_size, self.shuffle = make_batch, targets, batch_size, shuffle
+        self.rng = np.random.default_rng(seed)
+        self.epoch, self.order = 0, self.new_order()
+
+    def new_order(self) -> np.ndarray:
+        return self.rng.permutation(len(self.targets)) if self.shuffle else np.arange(len(self.targets))
+
+    def __len__(self):
+        return math.ceil(len(self.targets) / self.batch_size)
+
+    def __getitem__(self, i):
+        indices = self.order[i * self.batch_size : (i + 1) * self.batch_size]
+        return self.make_batch(indices, self.epoch), self.targets[indices]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = self.new_order()
+
+
+def one_hot(labels, n_classes: int) -> np.ndarray:
+    return np.eye(n_classes, dtype=np.float32)[np.asarray(labels)]
+
+
+def cache_inputs(config: TrainConfig, plan: FillPlan, classes, items):
+    """Training and validation batches of cached activations at the cut; the stores filled first."""
+    splits = fill_stores(config, plan, classes, items)
+    train, val = (
+        EpochBatches(
+            splits[split].rows,
+            one_hot([i.label for i in splits[split].kept], len(classes)),
+            config.batch_size,
+            config.seed,
+            shuffle=split == "train",
+        )
+        for split in ("train", "validation")
+    )
+    stats = {
+        "cut": plan.keys["validation", 0].cut,
+        "train": splits["train"].stats,
+        "validation": splits["validation"].stats[0],
+        "bytes": sum(len(s) * s.row_bytes for split in splits.values() for s in split.stores),
+    }
+    return train, val, stats
+
+
+def image_inputs(config: TrainConfig, classes, items):
+    """Training and validation batches of uint8 pixels, held in memory; the model augments and normalises them."""
+    n, batches = len(classes), {}
+    for split in ("train", "validation"):
+        images, kept, skipped = read_images(items[split], config.size, config.interpolation)
+        check_classes_present(kept, items[split], classes)
+        # threads index the next batches while the accelerator runs this one
+        batches[split] = EpochBatches(
+            lambda idx, _, images=images: images[idx],
+            one_hot([i.label for i in kept], n),
+            config.batch_size,
+            config.seed,
+            shuffle=split == "train",
+            workers=4,
+        )
+    return batches["train"], batches["validation"], {"cut": "images"}
