@@ -206,3 +206,35 @@ def test_rollback_alarms_watch_only_the_new_version_and_only_the_model(deployed)
         assert all(s["Stat"] == "SampleCount" for s in stats if s["Metric"]["MetricName"] == "duration_ms")
     assert every["InferenceLatencyAlarm"]["MetricName"] == "inference_ms"
     assert re.search(r"images >= \d+", expression(stack, "AnswersAlarm")[0])
+
+
+def test_the_pretraffic_hook_checks_the_version_this_deploy_publishes(deployed, template):
+    """A CodeDeployHook_* function (what the role SAM gives CodeDeploy, AWSCodeDeployRoleForLambda, may invoke),
+    built from the function's own image and bundle, running lambda_fn.pretraffic.handler, allowed to invoke the
+    new version alone and to report to CodeDeploy."""
+    from lambda_fn import pretraffic
+
+    stack = deployed()
+    hook, function = stack.properties("PreTrafficHook"), stack.properties("Function")
+    assert hook["FunctionName"].startswith("CodeDeployHook_") and len(hook["FunctionName"]) <= 64
+    (command,) = hook["ImageConfig"]["Command"]
+    module, name = command.rsplit(".", 1)
+    assert module == pretraffic.__name__ and callable(getattr(pretraffic, name))
+    assert template["Resources"]["PreTrafficHook"]["Metadata"] == template["Resources"]["Function"]["Metadata"]
+    new_version = f"{stack.properties('FunctionAliaslive')['FunctionVersion']}"
+    assert hook["Environment"]["Variables"]["NEW_VERSION"].endswith(f":{function['FunctionName']}:{new_version}")
+    (policy,) = stack.properties("PreTrafficHookRole")["Policies"]
+    allowed = {s["Action"]: s["Resource"] for s in policy["PolicyDocument"]["Statement"]}
+    assert allowed["lambda:InvokeFunction"] == hook["Environment"]["Variables"]["NEW_VERSION"]
+    assert (
+        ":deploymentgroup:ServerlessDeploymentApplication/"
+        in allowed["codedeploy:PutLifecycleEventHookExecutionStatus"]
+    )
+    role = stack.properties("CodeDeployServiceRole")
+    assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSCodeDeployRoleForLambda"]
+
+
+def test_a_new_model_is_canaried_by_default(template):
+    """The hook runs before any traffic whatever the type; a canary also lets the per-version alarms see 10% of
+    real traffic for 5 minutes before the rest moves (AllAtOnce leaves them nothing to act on)."""
+    assert template["Parameters"]["DeploymentType"]["Default"] == "Canary10Percent5Minutes"
