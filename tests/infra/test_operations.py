@@ -238,3 +238,31 @@ def test_a_new_model_is_canaried_by_default(template):
     """The hook runs before any traffic whatever the type; a canary also lets the per-version alarms see 10% of
     real traffic for 5 minutes before the rest moves (AllAtOnce leaves them nothing to act on)."""
     assert template["Parameters"]["DeploymentType"]["Default"] == "Canary10Percent5Minutes"
+
+
+def test_cost_has_a_ceiling_by_default(deployed):
+    """Reserved concurrency caps the instances billed at once (and leaves the account's pool to others); the
+    invocations alarm notices a crawler or a loop within the hour; the budget is there when asked for."""
+    stack = deployed()
+    function = stack.properties("Function")
+    assert function["ReservedConcurrentExecutions"] == "10"
+    (invocations,) = alarm_series(alarms(stack)["InvocationsAlarm"])
+    assert invocations == ("AWS/Lambda", "Invocations", frozenset({("FunctionName", function["FunctionName"])}))
+    assert not stack.conditions["HasBudget"]
+    assert "ReservedConcurrentExecutions" not in deployed(ReservedConcurrency="0").properties("Function")
+
+
+def test_the_optional_budget_notifies_the_alarm_topic(deployed):
+    stack = deployed(MonthlyBudgetUsd="50")
+    assert stack.conditions["HasBudget"]
+    budget = stack.properties("Budget")
+    assert budget["Budget"]["BudgetLimit"] == {"Amount": "50", "Unit": "USD"}
+    assert budget["Budget"]["CostFilters"]["TagKeyValue"] == ["aws:cloudformation:stack-name$fashion"]
+    topic = stack.ref("AlarmTopic")
+    assert all(
+        n["Subscribers"] == [{"SubscriptionType": "SNS", "Address": topic}]
+        for n in budget["NotificationsWithSubscribers"]
+    )
+    (statement,) = stack.properties("AlarmTopicPolicy")["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "budgets.amazonaws.com"} and statement["Action"] == "sns:Publish"
+    assert stack.resources["Budget"]["Condition"] == stack.resources["AlarmTopicPolicy"]["Condition"] == "HasBudget"
