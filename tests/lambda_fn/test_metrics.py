@@ -4,6 +4,8 @@ import json
 import logging
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.emf import UNITS, emf_problems, published_series
 from lambda_fn import metrics
@@ -137,3 +139,33 @@ def test_the_checker_refuses_what_cloudwatch_would():
     wrong_unit["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = "Millis"
     assert emf_problems(wrong_unit) == ["metric 'duration_ms' has unit 'Millis'"]
     assert set(metrics.UNITS.values()) <= UNITS
+
+
+@given(
+    status=st.integers(100, 599),
+    confident=st.lists(st.sampled_from([True, False, None]), max_size=12),
+    batch=st.booleans(),
+    share=st.one_of(st.none(), st.floats(0, 1)),
+)
+def test_every_status_counts_in_one_class_at_most(status, confident, batch, share):
+    answers = [{"label": "hat", "confident": c} if c is not None else {"error": {}} for c in confident]
+    counts = metrics.outcome_counts(status, answers, batch, share)
+    classes = counts["client_errors"] + counts["server_errors"] + counts["upstream_errors"]
+    assert classes == (status >= 400)
+    assert counts["confident"] + counts["not_sure"] == counts["images"] == sum(c is not None for c in confident)
+    assert ("expected_not_sure" in counts) is (share is not None)
+
+
+@given(
+    numbers=st.dictionaries(st.sampled_from(sorted(metrics.UNITS)), st.integers(0, 10**6) | st.floats(0, 1e6)),
+    label=st.one_of(st.none(), st.sampled_from(["hat", "t-shirt"])),
+    version=st.sampled_from(["$LATEST", "1", "42"]),
+)
+def test_any_record_embeds_as_valid_emf_with_each_metric_named_once(numbers, label, version):
+    series = metrics.Series("fashion", version, "float32", "0123456789ab")
+    record = metrics.embedded({**numbers, "label": label, "status": 200}, series)
+    names = names_of(record) if record["_aws"]["CloudWatchMetrics"] else []
+    assert emf_problems(record) == [] or not numbers
+    assert sorted(names) == sorted(numbers)
+    entry = metrics.embedded_entry({"label": label, "status": 200}, series)
+    assert ("_aws" in entry) is (label is not None) and (label is None or emf_problems(entry) == [])
