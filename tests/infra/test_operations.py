@@ -61,8 +61,15 @@ def test_alarms_and_widgets_read_the_series_the_function_writes(
     """Every (the stack's ModelVariant x the bundle's variant): the function refuses a bundle that is not the one
     the stack declares, and otherwise writes every series an alarm or a widget of its own namespace reads."""
     variants = template["Parameters"]["ModelVariant"]["AllowedValues"]
-    for declared in variants:
-        stack = deployed(ModelVariant=declared)
+    # each variant with other settings too: none of them may move a series (they pair up, not multiply)
+    others = [
+        {},
+        {"DeploymentType": "AllAtOnce", "LogLevel": "FATAL", "RequireIam": "true"},
+        {"DeploymentType": "Linear10PercentEvery1Minute", "ProvisionedConcurrency": "2", "ReservedConcurrency": "0"},
+        {"DeploymentType": "Canary10Percent30Minutes", "Architecture": "arm64", "AlarmEmail": "ops@example.com"},
+    ]
+    for declared, settings_too in zip(variants, others, strict=True):
+        stack = deployed(ModelVariant=declared, **settings_too)
         env = function_environment(stack)
         loaded = settings.load(env)
         for bundle in variants:
