@@ -41,6 +41,7 @@ from convert.calibrate import calibrate  # noqa: E402
 from lambda_fn.confidence import calibrated  # noqa: E402
 from lambda_fn.model import Model  # noqa: E402
 from lambda_fn.preprocess import InputSpec  # noqa: E402
+from lambda_fn.pretraffic import write_checks  # noqa: E402
 from project.paths import BUNDLE  # noqa: E402
 from project.progress import Progress  # noqa: E402
 from train import budget as budgets  # noqa: E402
@@ -67,6 +68,7 @@ LATENCY_RUNS = 20  # single-image invokes timed per variant (median reported)
 SERVED_CALIBRATION = ("method", "temperature", "min_confidence", "target_precision")
 # A candidate's model.json while its gate runs: the raw softmax, every answer confident
 UNCALIBRATED = {"method": "none", "temperature": 1.0, "min_confidence": 0.0, "target_precision": None}
+CHECK_PHOTOS_PER_CLASS = 1  # validation photos per class in the bundle, for the PreTraffic hook
 
 log = logging.getLogger("convert")
 
@@ -303,6 +305,7 @@ def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference,
     parity["size_bytes"] = (candidate / "model.tflite").stat().st_size
     parity["calibration"] = calibration
     info.update(
+        checks=check_photos(candidate, source, val.labels, calibrated(lite_val, calibration["temperature"])),
         calibration={k: calibration[k] for k in SERVED_CALIBRATION},
         tflite_sha256=file_digest(candidate / "model.tflite"),
         min_runtime_version=min_runtime_version(candidate / "model.tflite"),  # lambda_fn/model.py checks it
@@ -312,6 +315,21 @@ def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference,
     )
     (candidate / "model.json").write_text(json.dumps(info, indent=2) + "\n")
     return parity
+
+
+def check_photos(bundle: Path, source: Source, truth: np.ndarray, probabilities: np.ndarray) -> list[dict]:
+    """A validation photo per class (one the variant answers right where there is one) and its answer, copied into
+    the bundle: what the PreTraffic hook asks a new version before it takes traffic (lambda_fn/pretraffic.py)."""
+    kept = [i for i in source.items["validation"] if str(i.path) not in source.skipped]  # the rows of val
+    classes, answers = source.meta["classes"], probabilities.argmax(1)
+    chosen = []
+    for label in range(len(classes)):
+        rows = [k for k in range(len(kept)) if truth[k] == label]
+        right = [k for k in rows if answers[k] == label]
+        chosen += (right or rows)[:CHECK_PHOTOS_PER_CLASS]
+    photos = [(kept[k].path, classes[truth[k]]) for k in chosen]
+    given = [(classes[answers[k]], float(probabilities[k].max())) for k in chosen]
+    return write_checks(bundle, photos, given)
 
 
 def publish(candidate: Path, destination: Path, parity: dict) -> None:

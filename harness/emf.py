@@ -44,3 +44,13 @@ def emf_problems(event: dict) -> list[str]:
             if type(value) not in (int, float) and not (isinstance(value, list) and len(value) <= 100):
                 problems.append(f"metric {name!r} has no numeric value ({value!r})")
     return problems
+
+
+def published_series(event: dict) -> set[tuple[str, str, frozenset]]:
+    """(namespace, metric, dimensions as (name, value) pairs) of every series this valid EMF event adds a value to."""
+    return {
+        (directive["Namespace"], metric["Name"], frozenset((d, event[d]) for d in dimension_set))
+        for directive in event["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+        for dimension_set in directive["Dimensions"]
+    }

@@ -14,6 +14,7 @@ error that would trigger Lambda's retries of asynchronous invocations.
 import ctypes
 import dataclasses
 import logging
+import os
 import threading
 import time
 import uuid
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
 
-from lambda_fn import events, metrics, settings
+from lambda_fn import events, logs, metrics, settings
 from lambda_fn.answers import ModelId, Prediction
 from lambda_fn.confidence import answer, calibrated
 from lambda_fn.errors import RequestError, error_body
@@ -49,7 +50,7 @@ return_freed_images_to_the_os()
 logging.captureWarnings(True)
 SETTINGS = settings.load()
 log = logging.getLogger("fashion")
-log.setLevel(SETTINGS.log_level)
+metrics_log = logs.apply_level(SETTINGS.log_level)  # the metrics' records pass whatever the level (logs.py)
 if (full_batch := settings.full_batch_seconds(SETTINGS)) > SETTINGS.function_timeout:
     log.warning(
         "a full urls batch can take %g s, over FUNCTION_TIMEOUT=%d s: its last entries may answer out_of_time",
@@ -58,6 +59,8 @@ if (full_batch := settings.full_batch_seconds(SETTINGS)) > SETTINGS.function_tim
     )
 MODEL = Model(SETTINGS.model_dir, SETTINGS.threads)
 MIN_CONFIDENCE = MODEL.min_confidence if SETTINGS.min_confidence is None else SETTINGS.min_confidence
+SERIES = metrics.Series.of(os.environ, MODEL.meta, SETTINGS.model_variant)  # the metrics' dimension values
+NOT_SURE_SHARE = metrics.expected_not_sure_share(MODEL.meta, SETTINGS.min_confidence is None)
 # Every prediction names the model that made it and the bar its answers were held to: "confident" answers were
 # right target_precision of the time on validation at the model's own threshold (unknown at another one).
 MODEL_ID: ModelId = {
@@ -153,18 +156,16 @@ def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: floa
         for key, value in own.items():
             timings[key] = timings.get(key, 0) + value
         error = result.get("error") or {}
-        log.info(
-            "urls entry",
-            extra={
-                "requestId": request_id,
-                "url": url,
-                "status": error.get("status", 200),
-                "code": error.get("code"),
-                "label": result.get("label"),
-                "confident": result.get("confident"),
-                **rounded(own),
-            },
-        )
+        entry = {
+            "requestId": request_id,
+            "url": url,
+            "status": error.get("status", 200),
+            "code": error.get("code"),
+            "label": result.get("label"),
+            "confident": result.get("confident"),
+            **rounded(own),
+        }
+        metrics_log.info("urls entry", extra=metrics.embedded_entry(entry, SERIES))  # its label: a per-label count
     failed = sum("error" in result for result, _ in results.values())
     timings.update(succeeded=len(results) - failed, failed=failed)
     return [results[url][0] for url in urls]
@@ -205,7 +206,7 @@ def lambda_handler(event, context):
     started = time.perf_counter()
     deadline = deadline_of(context)
     request_id = getattr(context, "aws_request_id", None) or str(uuid.uuid4())
-    record: dict[str, object] = {"requestId": request_id, "input": None}
+    record: dict[str, object] = {"requestId": request_id, "input": None, "cold_start": metrics.cold_start()}
     timings: dict[str, float] = {}
     source = events.source_of(event)  # API Gateway or a direct invocation, decided once
     try:
@@ -223,8 +224,8 @@ def lambda_handler(event, context):
     counted: dict[str, Any] = body if isinstance(body, dict) else {}
     batch = "results" in counted
     record.update(label=counted.get("label"), status=status)  # and confident, not_sure ...: counts (metrics.py)
-    record.update(metrics.outcome_counts(status, counted["results"] if batch else [counted], batch))
+    record.update(metrics.outcome_counts(status, counted["results"] if batch else [counted], batch, NOT_SURE_SHARE))
     record["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
     # fields at top level (Lambda's JSON log format, lambda_fn/logs.py), with the EMF block that makes them metrics
-    log.info("request", extra=metrics.embedded(record, MODEL.meta["variant"]))
+    metrics_log.info("request", extra=metrics.embedded(record, SERIES))
     return source.respond(status, body, SETTINGS.cors_origin)

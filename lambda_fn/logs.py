@@ -22,6 +22,7 @@ LEVELS = {
     "FATAL": logging.CRITICAL,
     "CRITICAL": logging.CRITICAL,
 }
+METRICS_LOGGER = "fashion.metrics"  # the records that carry EMF blocks: always INFO, never filtered out
 # What every LogRecord carries: anything else on a record came in through `extra`
 STANDARD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -49,3 +50,15 @@ def log_json_lines(level: int) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLines())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def apply_level(level: int) -> logging.Logger:
+    """LOG_LEVEL filters the function's own records and every library's, here in the process; the metrics'
+    records go out at INFO on a logger of their own whatever it says. In AWS, Lambda's ApplicationLogLevel
+    filters again by each JSON line's level (a line without one counts as INFO), so the template keeps it
+    at INFO or below (DEBUG): a WARN there would drop every metric. Returns the metrics' logger."""
+    logging.getLogger().setLevel(level)  # awslambdaric set it from ApplicationLogLevel; LOG_LEVEL decides
+    logging.getLogger("fashion").setLevel(level)
+    metrics_log = logging.getLogger(METRICS_LOGGER)
+    metrics_log.setLevel(logging.INFO)
+    return metrics_log

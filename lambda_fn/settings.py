@@ -36,6 +36,7 @@ class Settings:
     log_level: int  # the function's own records; in AWS, LoggingConfig's ApplicationLogLevel filters them too
     function_timeout: int  # seconds; the template passes the function's Timeout
     min_confidence: float | None  # the calibrated probability an answer must reach; None: the model's own
+    model_variant: str | None  # the variant the stack declares (its ModelVariant); the bundle must be it
 
 
 def integer(env, name: str, default: int, minimum: int = 1) -> int:
@@ -125,4 +126,5 @@ def read(env) -> Settings:
         log_level=level(env, "LOG_LEVEL", "INFO"),
         function_timeout=integer(env, "FUNCTION_TIMEOUT", 900),  # Lambda's most; the template passes its own
         min_confidence=fraction_or_model(env, "MIN_CONFIDENCE"),
+        model_variant=env.get("MODEL_VARIANT") or None,  # unset outside the stack: any bundle serves
     )

@@ -25,8 +25,12 @@ def test_every_copy_source_is_in_the_build_context_after_the_main_job(tiny_bundl
         if source == bundle:
             # built in a temporary folder by the same convert() that make run calls, then kept
             # under artifacts/test: the files are the ones a real bundle folder holds
-            required = [f"{source}/{name}" for name in ("model.tflite", "model.json")]
-            assert {p.name for p in tiny_bundle.iterdir()} == {"model.tflite", "model.json"}
+            required = [f"{source}/{name}" for name in ("model.tflite", "model.json", "checks/00.jpg")]
+            assert {p.name for p in tiny_bundle.iterdir()} == {
+                "model.tflite",
+                "model.json",
+                "checks",
+            }  # the hook's photos
         else:
             assert (REPO / source).exists(), source
             required = [source]

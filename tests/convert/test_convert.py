@@ -145,4 +145,8 @@ def test_unreadable_images_are_skipped_as_in_training_and_recorded(tiny_run, tmp
     summary = conv.convert(run, tmp_path / "out", variants=["float32"], data=data)
     assert summary["float32"]["passed"] and summary["float32"]["images"] == 8
     assert str(bad) in caplog.text and "not a readable image" in caplog.text
-    assert json.loads((tmp_path / "out" / "float32" / "model.json").read_text())["skipped_images"] == [str(bad)]
+    meta = json.loads((tmp_path / "out" / "float32" / "model.json").read_text())
+    assert meta["skipped_images"] == [str(bad)]
+    # the PreTraffic hook's photos are readable ones, one a class, hat's included
+    assert [c["truth"] for c in meta["checks"]] == meta["labels"]
+    assert all((tmp_path / "out" / "float32" / c["file"]).read_bytes() != bad.read_bytes() for c in meta["checks"])

@@ -160,7 +160,9 @@ def test_sam_build_takes_the_model_variant_as_a_parameter(built, tiny_bundles):
     result = sam(env, project, "build", "--parameter-overrides", "ModelVariant=int8-dynamic")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert built_function(project)["Metadata"]["DockerBuildArgs"] == {"MODEL_VARIANT": "int8-dynamic"}
-    answer = invoked(
-        sam(env, project, "local", "invoke", "Function", "-e", str(SAMPLES / "image.json"), "--skip-pull-image")
-    )
+    invoke = ("local", "invoke", "Function", "-e", str(SAMPLES / "image.json"), "--skip-pull-image")
+    # run with the template's default ModelVariant, the image's bundle is not the variant the stack declares
+    refused = sam(env, project, *invoke)
+    assert "pass the same ModelVariant to sam build and sam deploy" in refused.stdout + refused.stderr
+    answer = invoked(sam(env, project, *invoke, "--parameter-overrides", "ModelVariant=int8-dynamic"))
     assert answer["model"]["name"].endswith("-int8-dynamic")

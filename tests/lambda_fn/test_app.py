@@ -154,7 +154,7 @@ def test_unexpected_failure_is_a_logged_500_and_serving_goes_on(app, load_event,
 def test_one_structured_log_line_per_request(app, load_event, caplog):
     with caplog.at_level(logging.INFO, logger="fashion"):
         app.lambda_handler(load_event("direct_url.json"), type("Ctx", (), {"aws_request_id": "req-7"}))
-    (logged,) = [r for r in caplog.records if r.name == "fashion"]
+    (logged,) = [r for r in caplog.records if r.name == "fashion.metrics"]
     record = json.loads(JsonLines().format(logged))  # as the local server prints it, and awslambdaric in AWS
     assert record["message"] == "request" and record["level"] == "INFO"
     assert record["requestId"] == "req-7" and record["input"] == "url" and record["status"] == 200
@@ -167,7 +167,7 @@ def test_a_urls_batch_logs_each_entry_and_counts_them(app, load_event, caplog):
     event = load_event("direct_urls.json")
     with caplog.at_level(logging.INFO, logger="fashion"):
         app.lambda_handler(event, type("Ctx", (), {"aws_request_id": "req-9"}))
-    records = [json.loads(JsonLines().format(r)) for r in caplog.records if r.name == "fashion"]
+    records = [json.loads(JsonLines().format(r)) for r in caplog.records if r.name == "fashion.metrics"]
     entries = [r for r in records if r["message"] == "urls entry"]
     (request,) = [r for r in records if r["message"] == "request"]
     assert [e["url"] for e in entries] == event["urls"] and all(e["requestId"] == "req-9" for e in entries)

@@ -122,7 +122,7 @@ def test_each_request_is_one_json_log_line_as_lambda_writes_it(local_server_proc
     while time.monotonic() < deadline and not any(line.startswith("{") for line in lines[before:]):
         time.sleep(0.05)
     (record,) = [json.loads(line) for line in lines[before:] if line.startswith("{")]
-    assert record["message"] == "request" and record["level"] == "INFO" and record["logger"] == "fashion"
+    assert record["message"] == "request" and record["level"] == "INFO" and record["logger"] == "fashion.metrics"
     assert record["status"] == status == 200 and record["label"] == body["label"] and record["input"] == "upload"
     assert record["requestId"] and record["inference_ms"] > 0  # fields at top level, not a string in the message
 
