@@ -1,8 +1,9 @@
 import ast
+import re
 import tomllib
 from pathlib import Path
 
-from harness import REPO
+from harness import REPO, TEMPLATE
 from harness.dockerfile import handler, ignored
 
 
@@ -70,9 +71,10 @@ def test_each_room_imports_only_the_rooms_below_it():
 
 
 def test_the_image_holds_the_function_and_nothing_else():
-    """What .dockerignore admits of lambda_fn/ is what the handler's module imports, transitively (and its data)."""
-    handler_module = handler().rsplit(".", 1)[0]
-    needed, queue = set(), [handler_module]
+    """What .dockerignore admits of lambda_fn/ is what the image's handlers import, transitively (and their data):
+    the image's CMD, and the commands the template runs the same image with (the PreTraffic hook)."""
+    commands = [handler(), *re.findall(r'Command: \["([\w.]+)"\]', TEMPLATE.read_text())]
+    needed, queue = set(), [command.rsplit(".", 1)[0] for command in commands]
     while queue:
         module = queue.pop()
         path = REPO / (module.replace(".", "/") + ".py")
