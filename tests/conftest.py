@@ -1,5 +1,5 @@
 """Shared fixtures: a tiny generated dataset, the real data beside the project, a tiny bundle; real image files of
-every kind, an HTTP server on 127.0.0.1 serving them, the local server on the tiny bundle.
+every kind, an HTTP server on 127.0.0.1 serving them, the local server on the tiny bundle, a real S3 (radosgw).
 
 Fixtures that need TensorFlow import it lazily, so that the serving tests
 also run in the Lambda's TensorFlow-free environment.
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import servers
+from harness import s3, servers
 from harness.dataset import make_tiny_dataset, tiny_training_flags, write_image
 from harness.inputs import encode, png_bomb
-from harness.needs import need_shared
+from harness.needs import missing, need_shared
 from project.paths import ARTIFACTS
 from train.data import SHARED_DATA
 
@@ -165,3 +165,12 @@ def local_server_process(tiny_bundle):
 @pytest.fixture
 def local_server(local_server_process) -> str:
     return local_server_process.url
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[s3.S3Server]:
+    """A real S3 (Ceph's radosgw) on 127.0.0.1, with a user's keys: started once, stopped at the end."""
+    if absent := s3.missing_programs():
+        missing(f"S3's test server is not installed: {', '.join(absent)} (apt-get install {' '.join(s3.PACKAGES)})")
+    with s3.s3_server() as server:
+        yield server
