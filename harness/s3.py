@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.containers import free_port
+from harness.servers import Quiet, reply, serving
 
 PROGRAMS = {  # what runs, and the Debian package it comes from
     "ceph-mon": "ceph-mon",
@@ -41,6 +42,7 @@ PROGRAMS = {  # what runs, and the Debian package it comes from
 PACKAGES = ("ceph-mon", "ceph-osd", "radosgw")  # tests/system-packages.sh installs these (the rest come with them)
 START_SECONDS = 60  # each step's wait; it takes about 2 s here, minutes only when something is wrong
 STOP_SECONDS = 10  # after SIGTERM, before SIGKILL
+TEST_BUCKET = "catalog"  # the tests' deployment reads this bucket alone (CATALOG_BUCKET)
 REGION = "us-east-1"  # radosgw's default zone group answers to any region; boto3 signs with this one
 
 
@@ -239,3 +241,32 @@ def s3_server() -> Iterator[S3Server]:
             yield start_cluster(cluster, free_port(), free_port())
         finally:
             cluster.stop()
+
+
+class MisbehavingS3(Quiet):
+    """An S3 endpoint that answers every GetObject as `mode` says: what radosgw cannot be made to do on cue.
+    throttle: 503 SlowDown, as S3 answers over a prefix's request rate; error: 500 InternalError;
+    drip: a whole photo's Content-Length, then a byte every 0.2 s; huge: a Content-Length of 1 GB (its body
+    never sent: the function must refuse by the header alone)."""
+
+    mode = "throttle"
+
+    def do_GET(self):
+        if self.mode in ("throttle", "error"):
+            code, status = ("SlowDown", 503) if self.mode == "throttle" else ("InternalError", 500)
+            body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
+            return reply(self, status, body, "application/xml")
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(1 << 30 if self.mode == "huge" else 50_000))
+        self.end_headers()
+        if self.mode == "drip":
+            for _ in range(50_000):
+                self.wfile.write(b"\xff")
+                self.wfile.flush()
+                time.sleep(0.2)
+
+
+def misbehaving_s3(mode: str):
+    """MisbehavingS3 in this mode on a free port: yields its endpoint."""
+    return serving(type("Handler", (MisbehavingS3,), {"mode": mode}))

@@ -101,6 +101,7 @@ def app(tiny_bundle):
     with pytest.MonkeyPatch.context() as env:  # read once, at import, as in Lambda; then put back
         env.setenv("MODEL_DIR", str(tiny_bundle))
         env.setenv("ALLOW_PRIVATE_URLS", "true")
+        env.setenv("CATALOG_BUCKET", s3.TEST_BUCKET)  # the one bucket it reads (tests/lambda_fn/test_s3.py)
         import lambda_fn.app as app
     return app
 
