@@ -13,6 +13,7 @@ from harness import s3
 from harness.containers import free_port
 from lambda_fn import events
 from lambda_fn.errors import TEMPORARY, RequestError
+from lambda_fn.objects import ObjectRef
 
 
 def batch_event(sam_event, obj: dict, schema: str) -> dict:
@@ -198,13 +199,12 @@ def test_the_function_never_writes_an_object(app, catalog, s3_server):
 @given(st.text(min_size=1, max_size=300).filter(lambda k: not events.has_lone_surrogate(k)))
 def test_keys_decode_as_each_event_encodes_them(key):
     obj = {"Bucket": s3.TEST_BUCKET, "Key": key, "VersionId": None}
-    (ref,) = events.parse(notification(obj), 10, 1).value
-    assert ref.key == key
-    (ref,) = events.parse(eventbridge(obj), 10, 1).value
-    assert ref.key == key
+    ref = ObjectRef(s3.TEST_BUCKET, key)
+    assert events.parse(notification(obj), 10, 1).value == [ref]
+    assert events.parse(eventbridge(obj), 10, 1).value == [ref]
     task = {"taskId": "t", "s3Key": quote_plus(key, safe="/"), "s3Bucket": s3.TEST_BUCKET}
     job = events.parse({"invocationSchemaVersion": "2.0", "invocationId": "i", "tasks": [task]}, 10, 1).value
-    assert job.tasks == [("t", ref)]
+    assert job == events.BatchTasks("2.0", "i", [("t", ref)])
 
 
 @given(st.text(max_size=5000))
