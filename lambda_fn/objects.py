@@ -17,7 +17,7 @@ import functools
 from dataclasses import dataclass
 
 from lambda_fn.errors import RequestError, echo
-from lambda_fn.fetch import CHUNK, FetchLimits, Watchdog
+from lambda_fn.fetch import FetchLimits, Watchdog, read_capped
 
 MAX_KEY_BYTES = 1024  # S3's own limit on a key (UTF-8)
 # S3's answers that mean "later": throttling and its own failures (any 5xx is too)
@@ -102,26 +102,6 @@ def body_socket(body):
     return sock
 
 
-def read_capped(body, size: int, limits: FetchLimits, ref: ObjectRef, watchdog: Watchdog) -> bytes:
-    """The body, refused by its declared size before reading, and cut off as soon as it passes the cap."""
-    if size > limits.max_bytes:
-        raise RequestError(
-            "payload_too_large", f"{echo(str(ref))} is {size} bytes; at most {limits.max_bytes} are accepted"
-        )
-    data = bytearray()
-    while chunk := body.read(CHUNK):
-        data += chunk
-        if len(data) > limits.max_bytes:
-            raise RequestError(
-                "payload_too_large", f"{echo(str(ref))} passed {limits.max_bytes} bytes, the most accepted"
-            )
-        if watchdog.expired:  # each read is bounded by the client's read timeout, the whole by this
-            raise TimeoutError()
-    if len(data) < size:
-        raise RequestError("s3_unavailable", f"S3 closed the connection after {len(data)} of {size} bytes of {ref}")
-    return bytes(data)
-
-
 def read(ref: ObjectRef, limits: FetchLimits, bucket: str) -> bytes:
     """The object's bytes, within limits (max_bytes; total_timeout: what is left of the request's time)."""
     allowed(ref, bucket)
@@ -134,7 +114,10 @@ def read(ref: ObjectRef, limits: FetchLimits, bucket: str) -> bytes:
             body = response["Body"]
             watchdog.sock = body_socket(body)
             try:
-                data = read_capped(body, int(response.get("ContentLength") or 0), limits, ref, watchdog)
+                size = int(response.get("ContentLength") or 0)
+                data = read_capped(body.read, size, limits.max_bytes, echo(str(ref)), watchdog)
+                if len(data) < size:
+                    raise RequestError("s3_unavailable", f"S3 ended {echo(str(ref))} after {len(data)} of {size} bytes")
             finally:
                 body.close()
             if watchdog.expired:  # the watchdog cut it short: an end of stream, not the end of the body
