@@ -14,6 +14,7 @@ as boto3 does for an endpoint given by address.
 """
 
 import contextlib
+import ctypes
 import os
 import secrets
 import shutil
@@ -42,6 +43,7 @@ PROGRAMS = {  # what runs, and the Debian package it comes from
 PACKAGES = ("ceph-mon", "ceph-osd", "radosgw")  # tests/system-packages.sh installs these (the rest come with them)
 START_SECONDS = 60  # each step's wait; it takes about 2 s here, minutes only when something is wrong
 STOP_SECONDS = 10  # after SIGTERM, before SIGKILL
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies (Linux)
 TEST_BUCKET = "catalog"  # the tests' deployment reads this bucket alone (CATALOG_BUCKET)
 REGION = "us-east-1"  # radosgw's default zone group answers to any region; boto3 signs with this one
 
@@ -124,6 +126,14 @@ rgw enable usage log = false
 """
 
 
+def own_group_dying_with_parent() -> None:
+    """In the daemon before it starts: a process group of its own (stop() signals it whole), and SIGKILL when
+    the process that started it dies, so that a test run killed before its teardown leaves no daemon behind."""
+    os.setsid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 class Cluster:
     """The processes started so far, all stopped by stop(), and the output of each step for the errors."""
 
@@ -151,7 +161,7 @@ class Cluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.root,
-            start_new_session=True,
+            preexec_fn=own_group_dying_with_parent,
         )
         log.close()
 
