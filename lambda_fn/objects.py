@@ -14,6 +14,7 @@ The function reads and tags objects and never writes one, so nothing it does fir
 """
 
 import functools
+import math
 from dataclasses import dataclass
 
 from lambda_fn.errors import RequestError, echo
@@ -41,9 +42,10 @@ class ObjectRef:
         return {"Bucket": self.bucket, "Key": self.key} | ({"VersionId": self.version_id} if self.version_id else {})
 
 
-@functools.cache
-def client(connect_timeout: float, read_timeout: float):
-    """One S3 client per instance, made on first use (boto3 costs its import only to those who read S3).
+@functools.lru_cache(maxsize=2)
+def client(connect_timeout: float, read_timeout: int):
+    """One S3 client per instance, made on first use (boto3 costs its import only to those who read S3); the
+    read timeout in whole seconds, so that a request's time cut short near its deadline rarely makes another.
     Its endpoint, region and credentials are boto3's own: the Lambda's role, or AWS_ENDPOINT_URL_S3 and keys."""
     import boto3
     from botocore.config import Config
@@ -105,7 +107,7 @@ def body_socket(body):
 def read(ref: ObjectRef, limits: FetchLimits, bucket: str) -> bytes:
     """The object's bytes, within limits (max_bytes; total_timeout: what is left of the request's time)."""
     allowed(ref, bucket)
-    s3 = client(limits.connect_timeout, limits.total_timeout)
+    s3 = client(limits.connect_timeout, math.ceil(limits.total_timeout))
     from botocore.exceptions import BotoCoreError, ClientError
 
     with Watchdog(limits.total_timeout) as watchdog:
@@ -130,7 +132,7 @@ def read(ref: ObjectRef, limits: FetchLimits, bucket: str) -> bytes:
 def tag(ref: ObjectRef, tags: dict[str, str], limits: FetchLimits, bucket: str) -> None:
     """Set these tags on the object, keeping its other tags (S3 replaces the whole set on each put)."""
     allowed(ref, bucket)
-    s3 = client(limits.connect_timeout, limits.total_timeout)
+    s3 = client(limits.connect_timeout, math.ceil(limits.total_timeout))
     from botocore.exceptions import BotoCoreError, ClientError
 
     with Watchdog(limits.total_timeout) as watchdog:

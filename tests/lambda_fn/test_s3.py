@@ -3,6 +3,7 @@
 caller's format, tagged; S3's failures temporary, the photos' own permanent; no other bucket read."""
 
 import json
+import math
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -114,7 +115,7 @@ def test_no_object_outside_the_named_bucket_is_read(app, catalog, sam_event):
     from lambda_fn import objects
 
     asked: list[str] = []
-    s3_client = objects.client(app.SETTINGS.fetch.connect_timeout, app.SETTINGS.fetch.total_timeout)
+    s3_client = objects.client(app.SETTINGS.fetch.connect_timeout, math.ceil(app.SETTINGS.fetch.total_timeout))
     s3_client.meta.events.register("before-call.s3.*", lambda params, **_: asked.append(params["url_path"]))
     _, result = invoke_batch(app, sam_event, catalog["elsewhere"])
     assert result["answer"]["error"] == "bucket_not_allowed" and asked == []
