@@ -100,3 +100,24 @@ def sam_event():
         return result.stdout
 
     return lambda *args: json.loads(generated(*args))  # each call its own copy, to change as it likes
+
+
+@pytest.fixture(scope="session")
+def batch_event(sam_event):
+    """batch_event(object, schema): SAM CLI's Batch Operations event (schema 1.0) for this object (its Bucket,
+    Key, VersionId); 2.0 as AWS documents it (the bucket by name, the job's userArguments). SAM's sample names
+    version "1": the object's own is put in its place."""
+
+    def make(obj: dict, schema: str = "1.0") -> dict:
+        event = sam_event(
+            "s3", "batch-invocation", "--bucket-arn", f"arn:aws:s3:::{obj['Bucket']}", "--key", obj["Key"]
+        )
+        (task,) = event["tasks"]
+        task["s3VersionId"] = obj["VersionId"]
+        if schema == "2.0":
+            event["invocationSchemaVersion"] = "2.0"
+            event["job"]["userArguments"] = {"purpose": "catalog"}
+            task["s3Bucket"] = task.pop("s3BucketArn").split(":::")[1]
+        return event
+
+    return make

@@ -17,22 +17,9 @@ from lambda_fn.errors import TEMPORARY, RequestError
 from lambda_fn.objects import ObjectRef
 
 
-def batch_event(sam_event, obj: dict, schema: str) -> dict:
-    """SAM CLI's Batch Operations event (schema 1.0) for this object; 2.0 as AWS documents it (the bucket by
-    name, the job's userArguments). SAM's sample names version "1": the object's own is put in its place."""
-    event = sam_event("s3", "batch-invocation", "--bucket-arn", f"arn:aws:s3:::{obj['Bucket']}", "--key", obj["Key"])
-    (task,) = event["tasks"]
-    task["s3VersionId"] = obj["VersionId"]
-    if schema == "2.0":
-        event["invocationSchemaVersion"] = "2.0"
-        event["job"]["userArguments"] = {"purpose": "catalog"}
-        task["s3Bucket"] = task.pop("s3BucketArn").split(":::")[1]
-    return event
-
-
-def invoke_batch(app, sam_event, obj: dict, schema: str = "1.0") -> tuple[dict, dict]:
+def invoke_batch(app, batch_event, obj: dict, schema: str = "1.0") -> tuple[dict, dict]:
     """(the whole response, its one result with resultString parsed)."""
-    event = batch_event(sam_event, obj, schema)
+    event = batch_event(obj, schema)
     response = app.lambda_handler(event, None)
     assert response["invocationSchemaVersion"] == schema
     assert response["invocationId"] == event["invocationId"]
@@ -85,8 +72,8 @@ def tags_of(s3_server, obj: dict) -> dict[str, str]:
 
 @pytest.mark.parametrize("schema", events.BATCH_SCHEMAS)
 @pytest.mark.parametrize("name", ["hat", "webp"])
-def test_a_batch_task_answers_its_photo_in_the_result_string(app, catalog, sam_event, schema, name):
-    _, result = invoke_batch(app, sam_event, catalog[name], schema)
+def test_a_batch_task_answers_its_photo_in_the_result_string(app, catalog, batch_event, schema, name):
+    _, result = invoke_batch(app, batch_event, catalog[name], schema)
     assert result["resultCode"] == "Succeeded", result
     answer = result["answer"]
     assert answer["label"] in app.MODEL.labels and 0 <= answer["probability"] <= 1
@@ -105,45 +92,45 @@ def test_a_batch_task_answers_its_photo_in_the_result_string(app, catalog, sam_e
         ("elsewhere", "bucket_not_allowed"),
     ],
 )
-def test_a_photo_that_can_never_be_classified_fails_its_task_for_good(app, catalog, sam_event, name, code):
-    _, result = invoke_batch(app, sam_event, catalog[name], "2.0")
+def test_a_photo_that_can_never_be_classified_fails_its_task_for_good(app, catalog, batch_event, name, code):
+    _, result = invoke_batch(app, batch_event, catalog[name], "2.0")
     assert (result["resultCode"], result["answer"]["error"]) == ("PermanentFailure", code), result
 
 
-def test_no_object_outside_the_named_bucket_is_read(app, catalog, sam_event):
+def test_no_object_outside_the_named_bucket_is_read(app, catalog, batch_event):
     """The other bucket's photo is readable with the same keys, yet the function never asks S3 for it."""
     from lambda_fn import objects
 
     asked: list[str] = []
     s3_client = objects.client(app.SETTINGS.fetch.connect_timeout, math.ceil(app.SETTINGS.fetch.total_timeout))
     s3_client.meta.events.register("before-call.s3.*", lambda params, **_: asked.append(params["url_path"]))
-    _, result = invoke_batch(app, sam_event, catalog["elsewhere"])
+    _, result = invoke_batch(app, batch_event, catalog["elsewhere"])
     assert result["answer"]["error"] == "bucket_not_allowed" and asked == []
-    _, result = invoke_batch(app, sam_event, catalog["pants"])
+    _, result = invoke_batch(app, batch_event, catalog["pants"])
     assert result["resultCode"] == "Succeeded" and asked  # the same client does read the named bucket
 
 
 @pytest.mark.parametrize("mode", ["stopped", "throttle", "error", "drip"])
-def test_s3_failing_fails_the_task_for_now(app, catalog, sam_event, s3_at, mode, monkeypatch):
+def test_s3_failing_fails_the_task_for_now(app, catalog, batch_event, s3_at, mode, monkeypatch):
     """A stopped S3 (nothing on the port), throttling (503 SlowDown), a 500, a body slower than the fetch's
     time: TemporaryFailure, so Batch Operations retries the task."""
     monkeypatch.setattr(app, "SETTINGS", app.dataclasses.replace(app.SETTINGS, fetch=app.dataclasses.replace(
         app.SETTINGS.fetch, total_timeout=2.0)))  # fmt: skip
     if mode == "stopped":
         s3_at(f"http://127.0.0.1:{free_port()}")
-        _, result = invoke_batch(app, sam_event, catalog["hat"])
+        _, result = invoke_batch(app, batch_event, catalog["hat"])
     else:
         with s3.misbehaving_s3(mode) as endpoint:
             s3_at(endpoint)
-            _, result = invoke_batch(app, sam_event, catalog["hat"])
+            _, result = invoke_batch(app, batch_event, catalog["hat"])
     assert result["resultCode"] == "TemporaryFailure", result
     assert result["answer"]["error"] in TEMPORARY
 
 
-def test_a_size_over_the_cap_is_refused_before_the_body_is_read(app, catalog, sam_event, s3_at):
+def test_a_size_over_the_cap_is_refused_before_the_body_is_read(app, catalog, batch_event, s3_at):
     with s3.misbehaving_s3("huge") as endpoint:  # says 1 GB, sends nothing: a read would wait for it
         s3_at(endpoint)
-        _, result = invoke_batch(app, sam_event, catalog["hat"])
+        _, result = invoke_batch(app, batch_event, catalog["hat"])
     assert (result["resultCode"], result["answer"]["error"]) == ("PermanentFailure", "payload_too_large")
     assert "1073741824 bytes" in result["answer"]["message"]
 
