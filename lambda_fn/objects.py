@@ -80,7 +80,9 @@ def s3_failure(err: Exception, ref: ObjectRef, watchdog: Watchdog) -> RequestErr
             return RequestError("object_not_found", f"{echo(str(ref))} does not exist")
         if code == "AccessDenied" or status == 403:
             return RequestError(
-                "object_access_denied", f"S3 refused to let the function read {echo(str(ref))} ({echo(code)})"
+                "object_access_denied",
+                f"S3 refused to let the function read {echo(str(ref))} ({echo(code)}); S3 answers so for a "
+                "missing object too when the function may not list the bucket (its role may not, by design)",
             )
         if code in BUSY_CODES or status >= 500:
             return RequestError("s3_unavailable", f"S3 answered {status} {echo(code)} for {echo(str(ref))}; try later")
