@@ -23,13 +23,14 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
 
-from lambda_fn import events, logs, metrics, settings
+from lambda_fn import events, logs, metrics, objects, settings
 from lambda_fn.answers import ModelId, Prediction
 from lambda_fn.confidence import answer, calibrated
 from lambda_fn.errors import RequestError, error_body
 from lambda_fn.events import Kind
-from lambda_fn.fetch import fetch
+from lambda_fn.fetch import FetchLimits, fetch
 from lambda_fn.model import Model
+from lambda_fn.objects import ObjectRef
 
 
 def return_freed_images_to_the_os() -> None:
@@ -112,19 +113,79 @@ def predict(image: bytes, timings: dict, deadline: float) -> Prediction:
     return answer(MODEL.labels, probabilities, MIN_CONFIDENCE)
 
 
-def predict_url(url: str, timings: dict, deadline: float) -> Prediction:
-    """The fetch ends by the request's deadline too (its watchdog closes the connection then)."""
+def limits_until(deadline: float) -> FetchLimits:
+    """The fetch's limits, its time cut to what is left of the request's."""
     left = max(deadline - time.monotonic(), 0.001)
-    limits = dataclasses.replace(SETTINGS.fetch, total_timeout=min(SETTINGS.fetch.total_timeout, left))
+    return dataclasses.replace(SETTINGS.fetch, total_timeout=min(SETTINGS.fetch.total_timeout, left))
+
+
+def predict_fetched(download: Callable[[FetchLimits], bytes], timings: dict, deadline: float) -> Prediction:
+    """The download (a URL's, an S3 object's) ends by the request's deadline too (its watchdog closes the
+    connection then)."""
     with timed(timings, "fetch_ms"):
         try:
-            image = fetch(url, limits)
+            image = download(limits_until(deadline))
         except RequestError as err:
             if err.code == "upstream_timeout" and time.monotonic() >= deadline:
                 raise out_of_time() from None  # cut short by the request's time, not by the server's slowness
             raise
     timings["bytes"] = timings.get("bytes", 0) + len(image)
     return predict(image, timings, deadline)
+
+
+def predict_url(url: str, timings: dict, deadline: float) -> Prediction:
+    return predict_fetched(lambda limits: fetch(url, limits), timings, deadline)
+
+
+def predict_object(ref: ObjectRef, timings: dict, deadline: float) -> Prediction:
+    return predict_fetched(lambda limits: objects.read(ref, limits, SETTINGS.catalog_bucket), timings, deadline)
+
+
+def each_object(refs: list[ObjectRef], answer_one: Callable[[ObjectRef], dict], request_id: str, deadline: float):
+    """One answer per object, in order (Batch Operations sends one; S3 one record an event): its own, or its
+    error; past the request's deadline, out_of_time."""
+    answers = []
+    for ref in refs:
+        try:
+            in_time(deadline)
+            answers.append(answer_one(ref))
+        except RequestError as err:
+            answers.append(err.body())
+        except Exception:  # a bug, but one object never fails the others
+            log.exception("unexpected failure for %s in request %s", ref, request_id)
+            answers.append(internal_error(request_id))
+    return answers
+
+
+def answer_tasks(job: events.BatchTasks, timings: dict, request_id: str, deadline: float) -> dict:
+    """Each task's prediction or error, beside the invocation that events.batch_answer shapes them for."""
+    refs = [ref for _, ref in job.tasks]
+    answers = each_object(refs, lambda ref: dict(predict_object(ref, timings, deadline)), request_id, deadline)
+    return {
+        "invocation": job,
+        "results": [{"taskId": task, **a} for (task, _), a in zip(job.tasks, answers, strict=True)],
+    }
+
+
+def tag_upload(ref: ObjectRef, timings: dict, deadline: float) -> dict:
+    """Classify a new object and write the answer on it as tags; a photo that can never be classified is
+    tagged with why (objects.fault_tags), so that it shows among those to review."""
+    try:
+        prediction: dict = dict(predict_object(ref, timings, deadline))
+        tags = objects.prediction_tags(prediction)
+    except RequestError as err:
+        if err.code not in objects.PHOTO_FAULTS:
+            raise
+        objects.tag(ref, objects.fault_tags(err.code), limits_until(deadline), SETTINGS.catalog_bucket)
+        raise
+    with timed(timings, "tag_ms"):
+        objects.tag(ref, tags, limits_until(deadline), SETTINGS.catalog_bucket)
+    return {**prediction, "tags": tags}
+
+
+def answer_uploads(refs: list[ObjectRef], timings: dict, request_id: str, deadline: float) -> dict:
+    answers = each_object(refs, lambda ref: tag_upload(ref, timings, deadline), request_id, deadline)
+    return {"results": [{"object": str(ref), **a} for ref, a in zip(refs, answers, strict=True)]}
 
 
 def predict_urls(urls: list[str], timings: dict, request_id: str, deadline: float) -> list[dict]:
@@ -192,6 +253,8 @@ ANSWERS: dict[Kind, Callable[[Any, dict, str, float], Mapping[str, object] | str
     Kind.IMAGE: lambda image, timings, _, deadline: answer_image(image, timings, deadline),
     Kind.UPLOAD: lambda image, timings, _, deadline: answer_image(image, timings, deadline),
     Kind.PAGE: lambda *_: events.PAGE,
+    Kind.S3_TASKS: answer_tasks,
+    Kind.S3_UPLOADS: answer_uploads,
 }
 
 

@@ -13,8 +13,11 @@ STATUS = {
     "invalid_url": 400,  # not a URL, or its host does not resolve
     "unsupported_url_scheme": 400,  # not http or https
     "url_not_allowed": 403,  # resolves to a private, loopback, link-local ... address
+    "bucket_not_allowed": 403,  # an S3 object outside the deployment's CATALOG_BUCKET
+    "object_access_denied": 403,  # S3 refused the function's read (its role, or the bucket's policy)
     "cross_site_refused": 403,  # the local server: a request a web page made, or for another Host
     "not_found": 404,  # no such route
+    "object_not_found": 404,  # no such S3 object (or version)
     "method_not_allowed": 405,
     "payload_too_large": 413,  # request body or download over the byte limit
     "image_too_large": 413,  # over the pixel limit (decompression bombs)
@@ -23,10 +26,14 @@ STATUS = {
     "too_many_redirects": 502,
     "server_busy": 503,  # the local server: over its connections or held bytes
     "upstream_error": 502,  # the image's server failed or answered with an error
-    "upstream_timeout": 504,  # the image's server was too slow
+    "upstream_timeout": 504,  # the image's server (or S3) was too slow
+    "s3_unavailable": 503,  # S3 throttled, failed (5xx) or could not be reached
     "out_of_time": 504,  # a urls entry not finished before the function's own time ran out
 }
 
+# The errors that may pass if the same request is sent again later: S3 Batch Operations retries a task that
+# answers one (TemporaryFailure), and an S3 notification's invocation fails with one so that Lambda retries it.
+TEMPORARY = frozenset({"upstream_timeout", "s3_unavailable", "out_of_time", "server_busy"})
 
 ECHO_CHARS = 200  # the most of any caller's or upstream server's string an error message repeats
 

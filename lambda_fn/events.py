@@ -1,7 +1,9 @@
 """Lambda events in, Lambda responses out: direct invocations and API Gateway (REST v1, HTTP v2).
 
 Every way in becomes a Request: one image URL, a list of URLs, image
-bytes, or (GET / over HTTP) the page to try the model in a browser.
+bytes, (GET / over HTTP) the page to try the model in a browser, or S3
+objects: S3 Batch Operations' tasks (answered in its own response format),
+and new objects that S3 (directly or through EventBridge) reports (tagged).
 Validation happens here, at the boundary, with errors that say what was
 wrong and what is accepted. Each event source is one row of SOURCES: how
 to recognise its events, parse them into a Request, and shape the answer it
@@ -21,8 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import unquote_plus
 
-from lambda_fn.errors import RequestError, echo, echo_all, has_lone_surrogate
+from lambda_fn.errors import TEMPORARY, RequestError, echo, echo_all, has_lone_surrogate
+from lambda_fn.objects import MAX_KEY_BYTES, ObjectRef
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 ROUTE = "/predict"
@@ -72,15 +76,26 @@ class Kind(StrEnum):
     IMAGE = "image"  # the image's bytes, base64 (a JSON field)
     UPLOAD = "upload"  # the image's bytes as a raw HTTP body
     PAGE = "page"  # GET /: the page to try the model in a browser
+    S3_TASKS = "s3-batch"  # S3 Batch Operations' tasks: one object each (BatchTasks)
+    S3_UPLOADS = "s3-upload"  # objects just created, which S3 or EventBridge reports: tagged with their answer
 
 
 FIELDS = (Kind.URL, Kind.URLS, Kind.IMAGE)  # a JSON request holds exactly one of these
 
 
 @dataclass(frozen=True)
+class BatchTasks:
+    """An S3 Batch Operations invocation: what its answer must repeat, and its tasks' objects."""
+
+    schema: str  # invocationSchemaVersion: "1.0" or "2.0"
+    invocation_id: str
+    tasks: list[tuple[str, ObjectRef]]  # (taskId, its object)
+
+
+@dataclass(frozen=True)
 class Request:
     kind: Kind
-    value: str | list[str] | bytes
+    value: str | list[str] | bytes | BatchTasks | list[ObjectRef]
 
 
 def is_http(event) -> bool:
@@ -249,7 +264,187 @@ def direct_answer(status: int, body: dict | str, cors_origin: str) -> dict | str
     return body
 
 
-SOURCES = [EventSource("api-gateway", is_http, parse_http, http_response)]
+def object_ref(bucket, key, version, encoded: bool, what: str) -> ObjectRef:
+    """An object an event names, its key decoded where the event URL-encodes it (as a form: a space is +)."""
+    if not isinstance(bucket, str) or not bucket:
+        raise RequestError("invalid_request", f"{what}: the bucket must be a non-empty string")
+    if not isinstance(key, str) or not key:
+        raise RequestError("invalid_request", f"{what}: the object key must be a non-empty string")
+    if encoded:
+        try:
+            key = unquote_plus(key, errors="strict")
+        except UnicodeDecodeError:
+            raise RequestError("invalid_request", f"{what}: the key {echo(key)} is not URL-encoded UTF-8") from None
+    if has_lone_surrogate(key) or len(key.encode(errors="replace")) > MAX_KEY_BYTES:
+        raise RequestError("invalid_request", f"{what}: the key {echo(key)} is not an S3 key (UTF-8, 1 to 1024 bytes)")
+    if version is not None and not isinstance(version, str):
+        raise RequestError("invalid_request", f"{what}: the version id must be a string or null")
+    return ObjectRef(bucket, key, version or None)
+
+
+def field(container, name: str, what: str):
+    """A field an event must have, or an error naming it and the event."""
+    if not isinstance(container, dict) or name not in container:
+        raise RequestError("invalid_request", f"malformed {what}: {name} is missing")
+    return container[name]
+
+
+# S3 Batch Operations (LambdaInvoke): schema 1.0 names the bucket by its ARN, 2.0 by its name (and may carry
+# userArguments, unused here); in both the key is URL-encoded as a form (a space is +), as in S3's notifications.
+BATCH = "S3 Batch Operations event"
+BATCH_SCHEMAS = ("1.0", "2.0")
+RESULT_STRING_CHARS = 1024  # kept under: each answer goes whole into the completion report's CSV
+
+
+def is_batch_operations(event) -> bool:
+    return isinstance(event, dict) and "invocationSchemaVersion" in event and "tasks" in event
+
+
+def batch_bucket(task: dict, schema: str) -> str:
+    if schema == "2.0":
+        return field(task, "s3Bucket", BATCH)
+    arn = field(task, "s3BucketArn", BATCH)
+    if not isinstance(arn, str) or not arn.startswith("arn:") or ":s3:" not in arn:
+        raise RequestError("invalid_request", f"malformed {BATCH}: s3BucketArn {echo(arn)} is not a bucket's ARN")
+    return arn.rsplit(":", 1)[-1]
+
+
+def parse_batch_operations(event: dict, max_urls: int, max_bytes: int) -> Request:
+    schema, invocation_id = event.get("invocationSchemaVersion"), field(event, "invocationId", BATCH)
+    if schema not in BATCH_SCHEMAS:
+        raise RequestError(
+            "invalid_request",
+            f"{BATCH}: invocationSchemaVersion {echo(schema)} is not one of {', '.join(BATCH_SCHEMAS)}",
+        )
+    tasks = event["tasks"]
+    if not isinstance(invocation_id, str) or not invocation_id:
+        raise RequestError("invalid_request", f"malformed {BATCH}: invocationId must be a non-empty string")
+    if not isinstance(tasks, list) or not 1 <= len(tasks) <= max_urls:
+        raise RequestError("invalid_request", f"malformed {BATCH}: tasks must be a list of 1 to {max_urls} tasks")
+    parsed = []
+    for task in tasks:
+        task_id = field(task, "taskId", BATCH)
+        if not isinstance(task_id, str) or not task_id:
+            raise RequestError("invalid_request", f"malformed {BATCH}: a taskId must be a non-empty string")
+        bucket = batch_bucket(task, schema)
+        ref = object_ref(bucket, field(task, "s3Key", BATCH), task.get("s3VersionId"), True, BATCH)
+        parsed.append((task_id, ref))
+    return Request(Kind.S3_TASKS, BatchTasks(schema, invocation_id, parsed))
+
+
+def result_code(answer: dict) -> str:
+    """Batch Operations retries a TemporaryFailure, and reports a PermanentFailure as the task's failure."""
+    if "error" not in answer:
+        return "Succeeded"
+    return "TemporaryFailure" if answer["error"]["code"] in TEMPORARY else "PermanentFailure"
+
+
+def result_string(answer: dict, model: dict | None) -> str:
+    """One task's answer for the completion report, as compact JSON under RESULT_STRING_CHARS: the label, its
+    probability, confident and the candidates (the catalog's tags), or the error's code and message."""
+    if "error" in answer:
+        short = {"error": answer["error"]["code"], "message": answer["error"]["message"]}
+    else:
+        short = {k: answer[k] for k in ("label", "probability", "confident", "candidates") if k in answer}
+        short["model"] = (model or {}).get("sha256", "")[:12]
+    text = json.dumps(short, separators=(",", ":"))
+    while len(text) > RESULT_STRING_CHARS:  # only a message can be long: cut it to fit
+        short["message"] = short.get("message", "")[: -(len(text) - RESULT_STRING_CHARS) - 3] + "..."
+        text = json.dumps(short, separators=(",", ":"))
+    return text
+
+
+def batch_answer(status: int, body: dict | str, cors_origin: str) -> dict | str:
+    """Batch Operations' response: each task's result code and string. An event too malformed to answer in
+    that format gets the error itself (Batch Operations then fails the task, with the message in its report)."""
+    if not isinstance(body, dict) or "invocation" not in body:
+        return body
+    invocation: BatchTasks = body["invocation"]
+    return {
+        "invocationSchemaVersion": invocation.schema,
+        "treatMissingKeysAs": "PermanentFailure",
+        "invocationId": invocation.invocation_id,
+        "results": [
+            {
+                "taskId": answer["taskId"],
+                "resultCode": result_code(answer),
+                "resultString": result_string(answer, body.get("model")),
+            }
+            for answer in body["results"]
+        ],
+    }
+
+
+# S3's notifications of new objects: directly (Records[].s3, the key URL-encoded as a form), or through
+# EventBridge ("Object Created", detail.object.key as it is).
+NOTIFICATION = "S3 notification"
+EVENTBRIDGE = "EventBridge S3 event"
+
+
+def is_s3_notification(event) -> bool:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and isinstance(records[0], dict)
+        and (records[0].get("eventSource") == "aws:s3")
+    )
+
+
+def parse_s3_notification(event: dict, max_urls: int, max_bytes: int) -> Request:
+    records = event["Records"]
+    if len(records) > max_urls:
+        raise RequestError("invalid_request", f"{NOTIFICATION}: {len(records)} records; at most {max_urls}")
+    refs = []
+    for record in records:
+        name = field(record, "eventName", NOTIFICATION)
+        if not isinstance(name, str) or not name.startswith("ObjectCreated:"):
+            raise RequestError(
+                "invalid_request", f"{NOTIFICATION}: {echo(name)} is not an ObjectCreated event; subscribe to those"
+            )
+        s3 = field(record, "s3", NOTIFICATION)
+        bucket, obj = field(s3, "bucket", NOTIFICATION), field(s3, "object", NOTIFICATION)
+        bucket_name, key = field(bucket, "name", NOTIFICATION), field(obj, "key", NOTIFICATION)
+        refs.append(object_ref(bucket_name, key, obj.get("versionId"), True, NOTIFICATION))
+    return Request(Kind.S3_UPLOADS, refs)
+
+
+def is_eventbridge_s3(event) -> bool:
+    return isinstance(event, dict) and event.get("source") == "aws.s3" and "detail-type" in event
+
+
+def parse_eventbridge_s3(event: dict, max_urls: int, max_bytes: int) -> Request:
+    if event["detail-type"] != "Object Created":
+        raise RequestError(
+            "invalid_request", f"{EVENTBRIDGE}: {echo(event['detail-type'])} is not 'Object Created'; route those"
+        )
+    detail = field(event, "detail", EVENTBRIDGE)
+    bucket, obj = field(detail, "bucket", EVENTBRIDGE), field(detail, "object", EVENTBRIDGE)
+    key = field(obj, "key", EVENTBRIDGE)
+    ref = object_ref(field(bucket, "name", EVENTBRIDGE), key, obj.get("version-id"), False, EVENTBRIDGE)
+    return Request(Kind.S3_UPLOADS, [ref])
+
+
+class RetryLater(Exception):
+    """Raised to Lambda, so that it retries an S3 notification (an asynchronous invocation) that met a
+    temporary failure: a returned error would end it, and the photo would stay untagged."""
+
+
+def upload_answer(status: int, body: dict | str, cors_origin: str) -> dict | str:
+    """The answers, for the log and the caller; a temporary failure fails the invocation (RetryLater)."""
+    results = body.get("results", []) if isinstance(body, dict) else []
+    later = [r for r in results if r.get("error", {}).get("code") in TEMPORARY]
+    if later:
+        raise RetryLater("; ".join(f"{r['object']}: {r['error']['message']}" for r in later))
+    return body
+
+
+SOURCES = [
+    EventSource("api-gateway", is_http, parse_http, http_response),
+    EventSource("s3-batch-operations", is_batch_operations, parse_batch_operations, batch_answer),
+    EventSource("s3-notification", is_s3_notification, parse_s3_notification, upload_answer),
+    EventSource("eventbridge-s3", is_eventbridge_s3, parse_eventbridge_s3, upload_answer),
+]
 # Whatever no source recognises is a direct invocation (boto3, the RIE, the console): its JSON fields, answered
 # with the body itself; a malformed one is refused there, by name.
 DIRECT = EventSource("direct", lambda event: True, parse_fields, direct_answer)

@@ -241,23 +241,31 @@ def open_url(target: Target, limits: FetchLimits, watchdog: Watchdog):
     return response
 
 
+def read_capped(read, declared: int | None, max_bytes: int, what: str, watchdog: Watchdog | None = None) -> bytes:
+    """A body read with read(n): refused by its declared size before a byte is read, cut off as soon as it
+    passes max_bytes, and (with a watchdog) given up past its deadline between reads. `what` names it."""
+    if declared is not None and declared > max_bytes:
+        raise RequestError("payload_too_large", f"{what} is {declared} bytes; at most {max_bytes} are accepted")
+    data = bytearray()
+    while chunk := read(CHUNK):
+        data += chunk
+        if len(data) > max_bytes:
+            raise RequestError("payload_too_large", f"{what} passed {max_bytes} bytes, the most accepted")
+        if watchdog is not None and watchdog.expired:
+            raise TimeoutError()
+    return bytes(data)
+
+
 def read_limited(response, limits: FetchLimits) -> bytes:
     """Stream the body, stopping as soon as it passes the limit (Content-Length or not)."""
-    declared = response.getheader("Content-Length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limits.max_bytes:
-        raise RequestError(
-            "payload_too_large", f"the image is {declared} bytes; at most {limits.max_bytes} are accepted"
-        )
-    data = bytearray()
-    while chunk := response.read1(CHUNK):
-        data += chunk
-        if len(data) > limits.max_bytes:
-            raise RequestError("payload_too_large", f"the download passed {limits.max_bytes} bytes, the most accepted")
-    if declared.isascii() and declared.isdigit() and len(data) < int(declared):
+    header = response.getheader("Content-Length", "")
+    declared = int(header) if header.isascii() and header.isdigit() else None
+    data = read_capped(response.read1, declared, limits.max_bytes, "the image")
+    if declared is not None and len(data) < declared:
         raise RequestError(
             "upstream_error", f"the image server closed the connection after {len(data)} of the {declared} bytes"
         )
-    return bytes(data)
+    return data
 
 
 def redirect_target(url: str, location: str) -> str:

@@ -7,6 +7,7 @@ limit nobody chose.
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class Settings:
     function_timeout: int  # seconds; the template passes the function's Timeout
     min_confidence: float | None  # the calibrated probability an answer must reach; None: the model's own
     model_variant: str | None  # the variant the stack declares (its ModelVariant); the bundle must be it
+    catalog_bucket: str  # the one S3 bucket whose photos are read (S3 events, Batch Operations); "": none
 
 
 def integer(env, name: str, default: int, minimum: int = 1) -> int:
@@ -78,6 +80,20 @@ def fraction_or_model(env, name: str) -> float | None:
             "threshold the model was calibrated with (model.json)"
         )
     return value
+
+
+# S3's rules for a bucket's name: 3 to 63 lowercase letters, digits, dots and hyphens, a letter or digit at each end
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def bucket_or_none(env, name: str) -> str:
+    raw = env.get(name, "")
+    if raw and not BUCKET_NAME.fullmatch(raw):
+        raise ValueError(
+            f"environment variable {name}={raw!r} must be an S3 bucket's name (3 to 63 lowercase letters, digits, "
+            "dots and hyphens), or empty for none"
+        )
+    return raw
 
 
 def level(env, name: str, default: str) -> int:
@@ -127,4 +143,5 @@ def read(env) -> Settings:
         function_timeout=integer(env, "FUNCTION_TIMEOUT", 900),  # Lambda's most; the template passes its own
         min_confidence=fraction_or_model(env, "MIN_CONFIDENCE"),
         model_variant=env.get("MODEL_VARIANT") or None,  # unset outside the stack: any bundle serves
+        catalog_bucket=bucket_or_none(env, "CATALOG_BUCKET"),
     )

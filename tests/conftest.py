@@ -1,5 +1,5 @@
 """Shared fixtures: a tiny generated dataset, the real data beside the project, a tiny bundle; real image files of
-every kind, an HTTP server on 127.0.0.1 serving them, the local server on the tiny bundle.
+every kind, an HTTP server on 127.0.0.1 serving them, the local server on the tiny bundle, a real S3 (radosgw).
 
 Fixtures that need TensorFlow import it lazily, so that the serving tests
 also run in the Lambda's TensorFlow-free environment.
@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from harness import servers
+from harness import s3, servers
 from harness.browser import chromium
 from harness.dataset import make_tiny_dataset, tiny_training_flags, write_image
 from harness.inputs import encode, png_bomb
-from harness.needs import need_shared
+from harness.needs import missing, need_shared
 from project.paths import ARTIFACTS
 from train.data import SHARED_DATA
 
@@ -102,6 +102,7 @@ def app(tiny_bundle):
     with pytest.MonkeyPatch.context() as env:  # read once, at import, as in Lambda; then put back
         env.setenv("MODEL_DIR", str(tiny_bundle))
         env.setenv("ALLOW_PRIVATE_URLS", "true")
+        env.setenv("CATALOG_BUCKET", s3.TEST_BUCKET)  # the one bucket it reads (tests/lambda_fn/test_s3.py)
         import lambda_fn.app as app
     return app
 
@@ -174,3 +175,12 @@ def local_server_process(tiny_bundle):
 @pytest.fixture
 def local_server(local_server_process) -> str:
     return local_server_process.url
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[s3.S3Server]:
+    """A real S3 (Ceph's radosgw) on 127.0.0.1, with a user's keys: started once, stopped at the end."""
+    if absent := s3.missing_programs():
+        missing(f"S3's test server is not installed: {', '.join(absent)} (apt-get install {' '.join(s3.PACKAGES)})")
+    with s3.s3_server() as server:
+        yield server

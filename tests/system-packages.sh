@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What make test needs from Debian's packages, installed when it runs as root with apt-get (as in CI):
 # Chromium and its driver (the page's browser test), a container engine and debootstrap (the image test
-# and its stand-in base image), qemu-user-static (the arm64 image, run through binfmt_misc). Elsewhere it
-# only says what is missing; those tests then skip (CI: fail).
+# and its stand-in base image), qemu-user-static (the arm64 image, run through binfmt_misc), Ceph's monitor,
+# OSD and radosgw (a real S3 on 127.0.0.1 for the catalog's tests: harness/s3.py). Elsewhere it only says
+# what is missing; those tests then skip (CI: fail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -10,6 +11,8 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 infra/container-engine >/dev/null 2>&1 || need+=(podman runc)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v ceph-mon >/dev/null && command -v ceph-osd >/dev/null && command -v radosgw >/dev/null ||
+  need+=(ceph-mon ceph-osd radosgw)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq

@@ -69,7 +69,11 @@ def test_both_routes_call_the_live_alias(transformed):
         integration = operation["x-amazon-apigateway-integration"]
         assert integration["payloadFormatVersion"] == "2.0" and integration["type"] == "aws_proxy"
         assert "${FunctionAliaslive}" in integration["uri"]["Fn::Sub"], path
-    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    permissions = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
     assert len(permissions) == 2 and all(p["FunctionName"] == {"Ref": "FunctionAliaslive"} for p in permissions)
     assert resources["FunctionAliaslive"]["Properties"]["Name"] == "live"
 
@@ -101,6 +105,8 @@ def test_throttling_cors_and_stage(transformed, template):
         "FunctionAliasArn",
         "DashboardUrl",
         "AlarmTopicArn",
+        "BatchOperationsRoleArn",  # with a CatalogBucket
+        "CatalogJobsBucket",  # with a CatalogBucket
     }
 
 
@@ -203,3 +209,76 @@ def test_the_function_starts_with_every_combination_the_template_admits(template
                 except ValueError:
                     refused.append(env)
     assert refused == []
+
+
+def policy_statements(resources: dict, condition: str) -> list[dict]:
+    """The statements of the function role's policy that the condition switches on."""
+    found = []
+    for policy in resources["FunctionRole"]["Properties"]["Policies"]:
+        if "Fn::If" in policy and policy["Fn::If"][0] == condition:
+            found += policy["Fn::If"][1]["PolicyDocument"]["Statement"]
+    return found
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [{}, {"CatalogBucket": "shop-photos"}, {"CatalogBucket": "shop-photos", "TagOnUpload": "true"}],
+    ids=["off", "batch-only", "tag-on-upload"],
+)
+def test_the_catalog_is_read_with_least_privilege(transformed, template, parameters):
+    """GetObject on the catalog's objects alone; tagging only with TagOnUpload; never s3:PutObject on it; the
+    catalog's resources made only with a bucket (CloudFormation resolves the conditions at deploy)."""
+    resources = transformed(**parameters)
+    conditions = template["Conditions"]
+    assert conditions["ReadsCatalog"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CatalogBucket"}, ""]}]}
+    assert {"Condition": "ReadsCatalog"} in conditions["TagsOnUpload"]["Fn::And"]
+    catalog_objects = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${CatalogBucket}/*"}
+    (read,) = policy_statements(resources, "ReadsCatalog")
+    assert read["Action"] == ["s3:GetObject", "s3:GetObjectVersion"] and read["Resource"] == catalog_objects
+    (tagging,) = policy_statements(resources, "TagsOnUpload")
+    assert all(action.endswith("Tagging") for action in tagging["Action"]) and tagging["Resource"] == catalog_objects
+    assert '"s3:PutObject"' not in json.dumps(resources["FunctionRole"])
+    variables = resources["Function"]["Properties"]["Environment"]["Variables"]
+    assert variables["CATALOG_BUCKET"] == {"Ref": "CatalogBucket"}
+    for name, condition in [
+        ("CatalogJobs", "ReadsCatalog"),
+        ("BatchOperationsRole", "ReadsCatalog"),
+        ("UploadRule", "TagsOnUpload"),
+        ("UploadRulePermission", "TagsOnUpload"),
+    ]:
+        assert resources[name]["Condition"] == condition
+
+
+def test_batch_operations_may_invoke_the_function_and_write_reports_beside_the_catalog(transformed, template):
+    resources = transformed(CatalogBucket="shop-photos")
+    role = resources["BatchOperationsRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
+    statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert actions == {
+        "lambda:InvokeFunction",
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:GetBucketLocation",
+    }
+    (put,) = [s for s in statements if s["Action"] == "s3:PutObject"]
+    assert put["Resource"] == {"Fn::Sub": "${CatalogJobs.Arn}/*"}  # reports never land in the catalog itself
+    outputs = template["Outputs"]
+    assert outputs["BatchOperationsRoleArn"]["Value"] == {"Fn::GetAtt": ["BatchOperationsRole", "Arn"]}
+
+
+def test_uploads_reach_the_live_alias_through_eventbridge(transformed):
+    resources = transformed(CatalogBucket="shop-photos", TagOnUpload="true")
+    rule = resources["UploadRule"]["Properties"]
+    assert rule["EventPattern"] == {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [{"Ref": "CatalogBucket"}]}},
+    }
+    (target,) = rule["Targets"]
+    alias = target["Arn"]["Ref"]
+    assert resources[alias]["Type"] == "AWS::Lambda::Alias"
+    permission = resources["UploadRulePermission"]["Properties"]
+    assert permission["FunctionName"] == {"Ref": alias} and permission["Principal"] == "events.amazonaws.com"

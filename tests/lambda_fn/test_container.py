@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO
+from harness import REPO, s3
 from harness.containers import (
     INVOCATIONS,
     build_image,
@@ -146,3 +146,19 @@ def test_the_arm64_image_answers_as_the_x86_64_one(image, tiny_bundle, tmp_path_
     assert answer["label"] == expected["label"], logs
     for ours, theirs in zip(answer["probabilities"], expected["probabilities"], strict=True):
         assert ours["label"] == theirs["label"] and abs(ours["probability"] - theirs["probability"]) < 1e-4
+
+
+@pytest.mark.container
+def test_the_image_classifies_a_photo_in_s3(image, app, catalog, s3_server, batch_event):
+    """boto3 is in the image, and the image reads the catalog's photo from the real S3 (on the host's 127.0.0.1:
+    run_under_rie uses the host's network) as the in-process handler does."""
+    engine, tag, _ = image
+    settings = [f"{name}={value}" for name, value in s3_server.environment().items()]
+    container, url = run_under_rie(engine, tag, handler(), *settings, f"CATALOG_BUCKET={s3.TEST_BUCKET}")
+    event = batch_event(catalog["hat"], "2.0")
+    try:
+        answer = invoke_rie(url, event)
+    finally:
+        logs = remove(engine, container)
+    assert answer == app.lambda_handler(event, None), logs
+    assert answer["results"][0]["resultCode"] == "Succeeded"

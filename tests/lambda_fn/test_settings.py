@@ -11,6 +11,7 @@ def test_defaults_are_safe():
     s = settings.load({})
     assert s.fetch.allow_private is False and s.max_urls == 10 and s.fetch.max_bytes == 10 * 1024 * 1024
     assert s.threads >= 1 and s.fetch.max_redirects == 3
+    assert s.catalog_bucket == ""  # no bucket is read unless the deployment names one
 
 
 @pytest.mark.parametrize(
@@ -26,6 +27,8 @@ def test_defaults_are_safe():
         ("MIN_CONFIDENCE", "-0.1", "MIN_CONFIDENCE='-0.1' must be a probability"),
         ("MIN_CONFIDENCE", "nan", "MIN_CONFIDENCE='nan' must be a probability"),
         ("MIN_CONFIDENCE", "inf", "MIN_CONFIDENCE='inf' must be a probability"),
+        ("CATALOG_BUCKET", "Shop_Photos", "CATALOG_BUCKET='Shop_Photos' must be an S3 bucket's name"),
+        ("CATALOG_BUCKET", "s3://shop", "CATALOG_BUCKET='s3://shop' must be an S3 bucket's name"),
     ],
 )
 def test_bad_values_name_the_variable(name, value, words):
