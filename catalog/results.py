@@ -161,14 +161,18 @@ FIRST_WRITTEN = {"csv": ",".join(COLUMNS) + "\r\n", "jsonl": '{"source": '}
 
 def previous_rows(path: Path, form: str) -> list[dict]:
     """The rows a stopped run wrote. A row of any other shape (cut off by the stop, or not this tool's) is
-    dropped and its source asked again. A file that holds no row at all is not this tool's in this format (another
-    --format's, or someone else's): Unreadable, so that it is never rewritten, and so lost."""
-    if not path.is_file():
-        return []
-    with path.open(encoding="utf-8", errors="replace", newline="") as f:  # as written: a CR inside a cell stays
-        text = f.read()
-    found = rows_in(text, form)
-    if found or started(text, form):  # rows, or a file cut before its first row was whole
+    dropped and its source asked again."""
+    return rows_in(text_of(path), form) if path.is_file() else []
+
+
+def resumed_rows(path: Path, form: str) -> list[dict]:
+    """previous_rows, of a file --resume is about to rewrite. One that holds no row at all is not this tool's in
+    this format (another --format's, or someone else's): Unreadable, so that it is never rewritten, and so lost."""
+    found = previous_rows(path, form)
+    if found or not path.is_file():
+        return found
+    text = text_of(path)
+    if started(text, form):  # empty, or cut before its first row was whole
         return found
     other = next(name for name in FORMATS if name != form)
     if rows_in(text, other) or started(text, other):
@@ -177,6 +181,11 @@ def previous_rows(path: Path, form: str) -> list[dict]:
         f"{path} holds no row of this tool's ({len(text)} characters of something else); it is left as it is: "
         "name another --out, or move this file away"
     )
+
+
+def text_of(path: Path) -> str:
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:  # as written: a CR inside a cell stays
+        return f.read()
 
 
 def started(text: str, form: str) -> bool:

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from catalog.calls import RateLimit, classify, requests_of
 from catalog.client import add_target_arguments, check_target, is_url, target_of
-from catalog.results import FORMATS, Output, Unreadable, previous_rows, row, summary
+from catalog.results import FORMATS, Output, Unreadable, resumed_rows, row, summary
 from catalog.sources import read_sources
 from project.progress import Progress
 
@@ -57,7 +57,7 @@ def terminal_log() -> logging.Logger:
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
-        kept = previous_rows(args.out, args.format) if args.resume and args.out else []
+        kept = resumed_rows(args.out, args.format) if args.resume and args.out else []
     except Unreadable as err:  # before any file is opened for writing: nothing is lost
         print(f"--resume: {err}", file=sys.stderr)
         return 2

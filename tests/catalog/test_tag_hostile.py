@@ -431,9 +431,9 @@ def test_a_file_cut_anywhere_resumes_in_its_own_format_and_is_never_rewritten_in
     other = next(f for f in results.FORMATS if f != form)
     out.write_bytes(cut)
     with pytest.raises(results.Unreadable, match=f"resume it with --format {form}"):
-        results.previous_rows(out, other)
+        results.resumed_rows(out, other)
     assert out.read_bytes() == cut
-    kept = results.previous_rows(out, form)
+    kept = results.resumed_rows(out, form)
     assert len(kept) <= 4 and all(r["source"].startswith("http://127.0.0.1:9/fine") for r in kept)
 
 
@@ -443,7 +443,7 @@ def test_resume_never_rewrites_a_file_it_cannot_read_back_as_rows(tmp_path_facto
     out = tmp_path_factory.mktemp("foreign") / "tags.out"
     out.write_bytes(content)
     try:
-        kept = results.previous_rows(out, form)
+        kept = results.resumed_rows(out, form)
     except results.Unreadable:
         return
     text = content.decode("utf-8", "replace")
