@@ -213,24 +213,40 @@ def test_connections_over_the_cap_get_503(server):
             sock.close()
 
 
-def test_clients_that_reconnect_for_each_request_are_never_refused(server):
-    """As many clients as the cap, each sending request after request on a new connection (closed before the next
-    opens: at most the cap open at once), as 64 sequential clients meet the real server's 64: none is refused."""
+def sequential_clients(port: int, photo: bytes, clients: int, requests: int) -> list:
+    """What `clients` clients see, each posting `requests` photos one after another, each on a new connection
+    closed before the next opens (so at most `clients` are open at once): statuses, or the exception met."""
 
-    def one_client(_) -> list[int]:
-        statuses = []
-        for _ in range(30):
-            connection = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
-            connection.request("GET", "/nowhere", headers={"Connection": "close"})
-            response = connection.getresponse()
-            response.read()
+    def one_client(_) -> list:
+        seen: list = []
+        for _ in range(requests):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                connection.request("POST", "/predict", body=photo, headers={"Content-Type": "image/jpeg"})
+                response = connection.getresponse()
+                response.read()
+                seen.append(response.status)
+            except OSError as err:  # a reset: the server closed on the request unread
+                seen.append(type(err).__name__)
             connection.close()
-            statuses.append(response.status)
-        return statuses
+        return seen
 
-    with ThreadPoolExecutor(3) as pool:
-        statuses = [status for client in pool.map(one_client, range(3)) for status in client]
-    assert statuses == [404] * 90
+    with ThreadPoolExecutor(clients) as pool:
+        return [status for client in pool.map(one_client, range(clients)) for status in client]
+
+
+def test_clients_that_reconnect_for_each_request_are_never_refused(server, image_files):
+    """As many clients as the cap (3 here): none is refused, however fast each reconnects."""
+    assert sequential_clients(server, image_files["hat.jpg"].read_bytes(), 3, 30) == [200] * 90
+
+
+@pytest.mark.usefixtures("app")  # importing the server module loads the model where it reads it at import
+def test_64_sequential_clients_at_the_real_cap_are_never_refused(local_server, image_files):
+    """The server in its own process, as `make serve` runs it, at its own cap (before: 43 of 512 refused or reset)."""
+    from lambda_fn.local_server import MAX_CONNECTIONS
+
+    port, photo = int(local_server.rsplit(":", 1)[1]), image_files["hat.jpg"].read_bytes()
+    assert sequential_clients(port, photo, MAX_CONNECTIONS, 5) == [200] * 5 * MAX_CONNECTIONS
 
 
 def test_a_client_over_the_cap_reads_a_503_not_a_broken_pipe(server):
