@@ -1,14 +1,18 @@
 """Classify image URLs or local files through the function, wherever it runs.
 
     python -m catalog.client --function fashion-classifier https://example.com/shirt.jpg
+    python -m catalog.client --function fashion-classifier --qualifier 7 shirt.jpg   # version 7, not the alias
     python -m catalog.client --endpoint http://localhost:9000 photo.jpg       # RIE or local server
     python -m catalog.client --api https://abc.execute-api.eu-west-1.amazonaws.com photo.jpg [--iam]
 
 --function and --endpoint invoke with boto3 (a URL as {"url": ...}, a file
-as {"image": base64}); --api POSTs to <api>/predict (a URL as JSON, a file
-as its raw bytes), signed with your AWS credentials when the API requires
-IAM authorization (--iam). For a whole catalog, with concurrency, retries
-and resume: python -m catalog.tag.
+as {"image": base64}); --function calls the stack's live alias (what the API
+calls: the version CodeDeploy rolled out, warmed by provisioned concurrency
+and watched by the alias's alarms) unless --qualifier names another version
+or alias. --api POSTs to <api>/predict (a URL as JSON, a file as its raw
+bytes), signed with your AWS credentials when the API requires IAM
+authorization (--iam). For a whole catalog, with concurrency, retries and
+resume: python -m catalog.tag.
 """
 
 import argparse
@@ -18,6 +22,7 @@ import json
 import math
 import mimetypes
 import os
+import re
 import stat
 import sys
 import time
@@ -35,6 +40,10 @@ MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer (or for 1e308) is 
 CHUNK = 64 * 1024
 # a photo sent from disk: the function's own default limit (MAX_IMAGE_BYTES), so a file it would refuse is not sent
 MAX_FILE_BYTES = FetchLimits.max_bytes
+# The alias --function invokes unless --qualifier names another: the template's AutoPublishAlias, the one its API
+# routes, provisioned concurrency, alarms and roll-outs are on ($LATEST, the default of a bare invoke, is none of them)
+LIVE_ALIAS = "live"
+QUALIFIER = re.compile(r"[A-Za-z0-9$_-]{1,128}")  # Lambda's: a version number, an alias name or $LATEST
 
 
 class Transient(Exception):
@@ -94,9 +103,12 @@ class Target:
     or the API Gateway endpoint. Each call returns the function's answer (a prediction, a list of them, or an
     error body) or raises Transient."""
 
-    def __init__(self, function=None, endpoint=None, api=None, iam=False, region=None, timeout: float = 60):
+    def __init__(
+        self, function=None, endpoint=None, api=None, iam=False, region=None, timeout: float = 60, qualifier=None
+    ):
         self.function, self.endpoint, self.api, self.iam, self.region = function, endpoint, api, iam, region
         self.timeout = timeout
+        self.qualifier = qualifier or (LIVE_ALIAS if function else None)  # the RIE and local server have no aliases
         self.lambda_client = None if api else self.boto3_client()
 
     def boto3_client(self):
@@ -132,8 +144,9 @@ class Target:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
+            which = {"Qualifier": self.qualifier} if self.qualifier else {}
             response = self.lambda_client.invoke(  # type: ignore[union-attr]
-                FunctionName=self.function or "function", Payload=json.dumps(event).encode()
+                FunctionName=self.function or "function", Payload=json.dumps(event).encode(), **which
             )
             body = json.loads(read_bounded(response["Payload"], time.monotonic() + self.timeout))
         except TooLarge as err:
@@ -210,14 +223,31 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--endpoint", help="the RIE's or local server's base URL, e.g. http://localhost:9000")
     where.add_argument("--api", help="the API Gateway endpoint URL (the stack's ApiUrl output)")
     p.add_argument("--iam", action="store_true", help="sign --api requests (the stack's RequireIam=true)")
+    p.add_argument(
+        "--qualifier",
+        type=qualifier,
+        help=f"the version or alias --function invokes (default: {LIVE_ALIAS}, the alias the API calls); e.g. 7",
+    )
     p.add_argument("--region")
     p.add_argument(
         "--timeout", type=float, default=60, help="seconds a request may take, its whole answer included (default: 60)"
     )
 
 
+def qualifier(text: str) -> str:
+    if not QUALIFIER.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a version number, an alias name or $LATEST")
+    return text
+
+
+def check_target(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A qualifier for the API, which always calls the live alias, is refused."""
+    if args.qualifier and args.api:
+        p.error(f"--qualifier names a version of --function; --api calls the stack's {LIVE_ALIAS} alias")
+
+
 def target_of(args: argparse.Namespace) -> Target:
-    return Target(args.function, args.endpoint, args.api, args.iam, args.region, args.timeout)
+    return Target(args.function, args.endpoint, args.api, args.iam, args.region, args.timeout, args.qualifier)
 
 
 def main(argv=None) -> int:
@@ -225,6 +255,7 @@ def main(argv=None) -> int:
     p.add_argument("sources", nargs="+", help="image URLs or local image files")
     add_target_arguments(p)
     args = p.parse_args(argv)
+    check_target(p, args)
     target = target_of(args)
     failed = False
     for source in args.sources:

@@ -1,17 +1,19 @@
-"""A catalog's results: one row per source (COLUMNS), written as JSON Lines or CSV as they arrive, flushed, so a
-run that is stopped keeps every answer it had; read back by --resume, which keeps only rows of the right shape.
-CSV cells that a spreadsheet would run as a formula are written behind a ' (OWASP's advice).
+"""A catalog's results: one row per source (COLUMNS), written as UTF-8 JSON Lines or CSV as they arrive, flushed,
+so a run that is stopped keeps every answer it had; read back by --resume, which keeps only rows of the right shape
+and refuses a file it cannot read back as rows. CSV cells that a spreadsheet could run as a formula are written
+behind a ' (FORMULA POLICY below).
 """
 
 import csv
 import io
 import json
 import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from lambda_fn.answers import is_number, is_probability, is_text
+from lambda_fn.answers import is_number, is_probability, is_text, is_unicode
 
 # A row's columns and what each holds (a row restored by --resume must have these, or it is asked again)
 COLUMNS: dict[str, Callable[[object], bool]] = {
@@ -28,9 +30,20 @@ COLUMNS: dict[str, Callable[[object], bool]] = {
     "model_sha256": lambda v: v is None or is_text(v),
     "attempts": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
 }
-# A spreadsheet runs a cell that starts with these as a formula (OWASP, "CSV Injection"): such a cell is written
-# behind a ', and so is one that starts with ' itself, so that reading a cell back only drops the first '
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+# FORMULA POLICY (docs/catalog.md). Excel, LibreOffice Calc and Google Sheets run a CSV cell that starts with
+# = + - or @ as a formula; OWASP's "CSV Injection" adds tab, CR and (since 2025) LF. What else they evaluate is
+# documented by no vendor and differs by version, locale and import path: importers and converters are reported to
+# strip leading whitespace first (so " =1+1" and NBSP + "=1+1" run), and locales to take full-width signs (＝
+# U+FF1D) for ASCII ones. So the rule is wider than any one spreadsheet: a cell is written behind a ' when its
+# first character, read as its NFKC form (full-width, small, superscript and subscript look-alikes as the plain
+# sign), is
+#   - a formula sign: = + - @ or the minus sign U+2212, or any dash (Unicode category Pd);
+#   - whitespace or invisible: any category C or Z (space, tab, CR, LF, NBSP, U+3000, the BOM U+FEFF, zero-width
+#     and bidi marks, controls), since what follows it may be what a spreadsheet sees first;
+#   - or a ' itself (the raw character), so that reading a cell back drops exactly the one ' written: lossless.
+# Labels, numbers, URLs and paths seldom start so; an escape that was not needed costs a ', a miss runs code.
+# JSON Lines is not a spreadsheet's format: its text is written as it is.
+FORMULA_SIGNS = "=+-@\N{MINUS SIGN}"
 
 
 def is_pair(value) -> bool:
@@ -58,8 +71,17 @@ def row(source: str, answer: dict, attempts: int) -> dict:
     }
 
 
+def spreadsheet_could_run(cell: str) -> bool:
+    """Whether a spreadsheet opening the CSV could take this cell for a formula (FORMULA POLICY)."""
+    if not cell:
+        return False
+    first = unicodedata.normalize("NFKC", cell[0])[:1]  # a full-width or other look-alike as its plain form
+    kind = unicodedata.category(first)
+    return cell[0] == "'" or kind[0] in "CZ" or kind == "Pd" or first in FORMULA_SIGNS
+
+
 def spreadsheet_safe(value):
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+    return "'" + value if isinstance(value, str) and spreadsheet_could_run(value) else value
 
 
 class Table:
@@ -67,7 +89,7 @@ class Table:
 
     def __init__(self, path: Path | None, form: str):
         self.form = form
-        self.file = path.open("w", newline="") if path else sys.stdout
+        self.file = path.open("w", encoding="utf-8", newline="") if path else sys.stdout
         if form == "csv":
             self.writer = csv.DictWriter(self.file, list(COLUMNS))
             self.writer.writeheader()
@@ -128,13 +150,50 @@ def from_csv(cells: dict) -> dict:
     return restored
 
 
+class Unreadable(Exception):
+    """A file --resume would rewrite that holds no row it can read back: it is left as it is."""
+
+
+FORMATS = {"jsonl": "JSON Lines", "csv": "CSV"}
+# How every file of each format starts: csv.DictWriter's header line (its lines end in CRLF), and json.dumps of a row
+FIRST_WRITTEN = {"csv": ",".join(COLUMNS) + "\r\n", "jsonl": '{"source": '}
+
+
 def previous_rows(path: Path, form: str) -> list[dict]:
     """The rows a stopped run wrote. A row of any other shape (cut off by the stop, or not this tool's) is
-    dropped and its source asked again; nothing in the file stops the run."""
-    if not path.is_file():
-        return []
-    with path.open(errors="replace", newline="") as f:  # as written: a CR inside a cell stays a CR
-        text = f.read()
+    dropped and its source asked again."""
+    return rows_in(text_of(path), form) if path.is_file() else []
+
+
+def resumed_rows(path: Path, form: str) -> list[dict]:
+    """previous_rows, of a file --resume is about to rewrite. One that holds no row at all is not this tool's in
+    this format (another --format's, or someone else's): Unreadable, so that it is never rewritten, and so lost."""
+    found = previous_rows(path, form)
+    if found or not path.is_file():
+        return found
+    text = text_of(path)
+    if started(text, form):  # empty, or cut before its first row was whole
+        return found
+    other = next(name for name in FORMATS if name != form)
+    if rows_in(text, other) or started(text, other):
+        raise Unreadable(f"{path} holds {FORMATS[other]} rows, not {FORMATS[form]}: resume it with --format {other}")
+    raise Unreadable(
+        f"{path} holds no row of this tool's ({len(text)} characters of something else); it is left as it is: "
+        "name another --out, or move this file away"
+    )
+
+
+def text_of(path: Path) -> str:
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:  # as written: a CR inside a cell stays
+        return f.read()
+
+
+def started(text: str, form: str) -> bool:
+    """Whether the text is what a run of this format writes first, whole or cut short (an empty file included)."""
+    return text.startswith(FIRST_WRITTEN[form]) or FIRST_WRITTEN[form].startswith(text)
+
+
+def rows_in(text: str, form: str) -> list[dict]:
     found: list = []
     if form == "csv":
         complete = text if text.endswith("\n") else text[: text.rfind("\n") + 1]
@@ -157,7 +216,7 @@ def previous_rows(path: Path, form: str) -> list[dict]:
 
 
 def fits(result: dict) -> bool:
-    return all(holds(result[name]) for name, holds in COLUMNS.items())
+    return all(holds(result[name]) for name, holds in COLUMNS.items()) and is_unicode(result)
 
 
 def summary(rows: list[dict], seconds: float) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from catalog.client import is_url
-from lambda_fn.errors import echo, error_body
+from lambda_fn.errors import echo, error_body, has_lone_surrogate
 from lambda_fn.events import IMAGE_TYPES, MAX_URL_CHARS
 
 # what a folder's photos may be: the types the API takes as a raw body (events.IMAGE_TYPES), by file suffix
@@ -32,12 +32,28 @@ def invalid(where: str, message: str) -> Source:
 
 
 def read_sources(inputs: list[str], column: str) -> Iterator[Source]:
-    """Every source the inputs name, in order, each once."""
+    """Every source the inputs name, in order, each once, named in text a results file can hold."""
     seen: set[str] = set()
-    for found in expand(inputs, column):
+    for found in map(as_text, expand(inputs, column)):
         if found.name not in seen:
             seen.add(found.name)
             yield found
+
+
+def as_text(source: Source) -> Source:
+    """A name that is not UTF-8 (a file's name in another encoding, which Python decodes to lone surrogates) cannot
+    be a row's key in a UTF-8 results file: its row names it with those bytes escaped (x\\xff.jpg) and says so,
+    and the file is not sent. The name is the same on every run, so --resume knows the row."""
+    if not has_lone_surrogate(source.name):
+        return source
+    try:
+        raw = source.name.encode("utf-8", "surrogateescape")  # the bytes the file system holds
+    except UnicodeEncodeError:  # a surrogate no file system name decodes to
+        raw = source.name.encode("utf-8", "surrogatepass")
+    shown = raw.decode("utf-8", "backslashreplace")
+    if source.problem is not None:
+        return Source(shown, source.problem)
+    return invalid(shown, f"the name {shown} is not UTF-8 text: rename the file (convmv -f latin1 -t utf8 ...)")
 
 
 def expand(inputs: list[str], column: str) -> Iterator[Source]:
@@ -60,7 +76,7 @@ def expand(inputs: list[str], column: str) -> Iterator[Source]:
 
 def url_list(path: Path) -> Iterator[Source]:
     """A list of URLs holds http(s) URLs, one a line: a path or any other line is its own error row."""
-    with path.open(errors="replace") as f:
+    with path.open(encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(bounded_lines(f, MAX_URL_CHARS), 1):
             text = line.strip() if line is not None else None
             if text is None:
@@ -90,7 +106,7 @@ def csv_sources(path: Path, column: str) -> Iterator[Source]:
                 too_long.append(number)
             yield line or "\n"
 
-    with path.open(newline="", errors="replace") as f:
+    with path.open(encoding="utf-8-sig", newline="", errors="replace") as f:  # -sig: a spreadsheet's BOM is no cell
         reader = csv.DictReader(lines(f))
         try:
             names = reader.fieldnames or []
@@ -123,7 +139,10 @@ def csv_source(path: Path, folder: Path, line: int, value: str, extra_cells: boo
         return invalid(where, f"row {line} has no usable value in its column")
     if is_url(value):
         return Source(value)
-    inside = (path.parent / value).resolve()
+    try:
+        inside = (path.parent / value).resolve()
+    except (ValueError, OSError, RuntimeError) as err:  # a NUL byte; a loop of links (RuntimeError before 3.13)
+        return invalid(where, f"row {line} names {echo(value)}, which names no file here ({err})")
     if not inside.is_relative_to(folder):
         return invalid(where, f"row {line} names {echo(value)}, outside the CSV's folder: only its own files are sent")
     return Source(str(path.parent / value))

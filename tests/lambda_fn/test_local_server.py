@@ -1,5 +1,6 @@
 """The local server (no Docker) with the RIE's and API Gateway's routes, and the client against it."""
 
+import http.client
 import json
 import socket
 import struct
@@ -7,6 +8,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -137,6 +139,8 @@ def server(app, monkeypatch):
 
     monkeypatch.setattr(local_server, "REQUEST_DEADLINE", 1.0)
     monkeypatch.setattr(local_server, "MAX_CONNECTIONS", 3)
+    monkeypatch.setattr(local_server, "MAX_WAITING", 2)
+    monkeypatch.setattr(local_server, "SLOT_WAIT", 0.2)
     monkeypatch.setattr(local_server, "MAX_HELD_BYTES", 1_000_000)
     httpd = local_server.Server(("127.0.0.1", 0), local_server.Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -206,6 +210,72 @@ def test_connections_over_the_cap_get_503(server):
         assert status_of(exchange(server, head(server, "Content-Length: 0\r\n"))) == 503
     finally:
         for sock in idle:
+            sock.close()
+
+
+def sequential_clients(port: int, photo: bytes, clients: int, requests: int) -> list:
+    """What `clients` clients see, each posting `requests` photos one after another, each on a new connection
+    closed before the next opens (so at most `clients` are open at once): statuses, or the exception met."""
+
+    def one_client(_) -> list:
+        seen: list = []
+        for _ in range(requests):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                connection.request("POST", "/predict", body=photo, headers={"Content-Type": "image/jpeg"})
+                response = connection.getresponse()
+                response.read()
+                seen.append(response.status)
+            except OSError as err:  # a reset: the server closed on the request unread
+                seen.append(type(err).__name__)
+            connection.close()
+        return seen
+
+    with ThreadPoolExecutor(clients) as pool:
+        return [status for client in pool.map(one_client, range(clients)) for status in client]
+
+
+def test_clients_that_reconnect_for_each_request_are_never_refused(server, image_files):
+    """As many clients as the cap (3 here): none is refused, however fast each reconnects."""
+    assert sequential_clients(server, image_files["hat.jpg"].read_bytes(), 3, 30) == [200] * 90
+
+
+@pytest.mark.usefixtures("app")  # importing the server module loads the model where it reads it at import
+def test_64_sequential_clients_at_the_real_cap_are_never_refused(local_server, image_files):
+    """The server in its own process, as `make serve` runs it, at its own cap (before: 43 of 512 refused or reset)."""
+    from lambda_fn.local_server import MAX_CONNECTIONS
+
+    port, photo = int(local_server.rsplit(":", 1)[1]), image_files["hat.jpg"].read_bytes()
+    assert sequential_clients(port, photo, MAX_CONNECTIONS, 5) == [200] * 5 * MAX_CONNECTIONS
+
+
+def test_a_client_over_the_cap_reads_a_503_not_a_broken_pipe(server):
+    """Its request (a 4 MB photo: more than the socket buffers hold) is read and dropped, then answered."""
+    idle = [socket.create_connection(("127.0.0.1", server)) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        connection = http.client.HTTPConnection("127.0.0.1", server, timeout=10)
+        connection.request("POST", "/predict", body=b"x" * 4_000_000, headers={"Content-Type": "image/jpeg"})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+    finally:
+        for sock in idle:
+            sock.close()
+    assert response.status == 503 and body["error"]["code"] == "server_busy"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_connections_past_the_waiting_room_are_closed_unanswered(server):
+    """The cap (3) served, the waiting room (2) full: the next is closed at once, no thread spent on it."""
+    held = [socket.create_connection(("127.0.0.1", server)) for _ in range(5)]
+    try:
+        time.sleep(0.1)
+        started = time.monotonic()
+        assert exchange(server, head(server, "Content-Length: 0\r\n")) == b""
+        assert time.monotonic() - started < 0.5
+    finally:
+        for sock in held:
             sock.close()
 
 
