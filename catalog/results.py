@@ -183,6 +183,22 @@ def resumed_rows(path: Path, form: str) -> list[dict]:
     )
 
 
+def rows_of_either(path: Path) -> list[dict]:
+    """The rows of a results file in whichever format it was written (the review page takes both): Unreadable when
+    it holds none and is not the start of either (empty, or cut before its first row was whole)."""
+    text = text_of(path)
+    for form in FORMATS:
+        if found := rows_in(text, form):
+            return found
+    if any(started(text, form) for form in FORMATS):
+        return []
+    unit = "line" if text.lstrip().startswith("{") else "row"
+    raise Unreadable(
+        f"{path} is not a results file of catalog.tag: no {unit} has its columns ({', '.join(COLUMNS)}), "
+        "as JSON Lines or CSV"
+    )
+
+
 def text_of(path: Path) -> str:
     with path.open(encoding="utf-8", errors="replace", newline="") as f:  # as written: a CR inside a cell stays
         return f.read()

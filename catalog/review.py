@@ -36,7 +36,7 @@ from pathlib import Path
 from PIL import Image
 
 from catalog.client import Refused, is_url, read_photo
-from catalog.results import COLUMNS, previous_rows
+from catalog.results import Unreadable, rows_of_either
 from lambda_fn.confidence import candidates
 from lambda_fn.errors import RequestError, echo, error_body
 from lambda_fn.events import JSON_POLICY, SECURITY_HEADERS, page_policy, parse_json
@@ -75,26 +75,14 @@ class Item:
     candidates: list[str]
 
 
-def results_form(text: str) -> str:
-    """JSON Lines or CSV, as the first line shows (catalog.tag writes either)."""
-    return "jsonl" if text.lstrip().startswith("{") else "csv"
-
-
 def read_results(path: Path) -> list[dict]:
     """The results file's rows, one per source (the last, as catalog.tag --resume keeps), or NotReviewable."""
     if not path.is_file():
         raise NotReviewable(f"{path} is not a file: give the results file catalog.tag wrote (--out or --review)")
-    with path.open(errors="replace") as f:
-        head = f.read(64 * 1024)
-    form = results_form(head)
-    rows = previous_rows(path, form)
-    lines = [line for line in head.splitlines() if line.strip()]
-    is_empty = not lines or (form == "csv" and len(lines) == 1 and lines[0].strip().split(",") == list(COLUMNS))
-    if not rows and not is_empty:
-        raise NotReviewable(
-            f"{path} is not a results file of catalog.tag: no {'line' if form == 'jsonl' else 'row'} has its "
-            f"columns ({', '.join(COLUMNS)}), as JSON Lines or CSV"
-        )
+    try:
+        rows = rows_of_either(path)
+    except Unreadable as err:
+        raise NotReviewable(str(err)) from None
     return list({r["source"]: r for r in rows}.values())
 
 
