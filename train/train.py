@@ -50,6 +50,7 @@ from train.features import (  # noqa: E402
     trunk_file,
 )
 from train.report import evaluate, plot_confusion, plot_curves  # noqa: E402
+from train.reviewed import shop_photos  # noqa: E402
 
 log = logging.getLogger("train")
 
@@ -333,6 +334,7 @@ class Prepared:
     stats: dict
     budget: list[Stage]  # the stages' work and estimates (empty where the images train on an accelerator)
     rate_gflops: float
+    reviewed: dict | None  # the shop's reviewed photos: how many trained, were held out, refused (train/reviewed.py)
 
 
 def training_budget(config: TrainConfig, net: models.Models, items, fill_work: int, rate: float) -> list[Stage]:
@@ -356,6 +358,9 @@ def training_budget(config: TrainConfig, net: models.Models, items, fill_work: i
 
 def prepare(config: TrainConfig) -> Prepared:
     classes, items = scan_dataset(config.data)
+    shop = shop_photos(config.reviewed, classes, items, config.cache, ("train",)) if config.reviewed else None
+    if shop:  # the reviewed photos train beside the dataset's, read and cached as they are
+        items = {**items, "train": items["train"] + shop.train}
     weights_id = weights_identity(config.weights, config.seed)
     net = models.build(config.backbone_entry, config, len(classes))
     budget, rate, started = [], 0.0, time.perf_counter()
@@ -367,7 +372,8 @@ def prepare(config: TrainConfig) -> Prepared:
     else:
         train_batches, val_batches, stats = image_inputs(config, classes, items)
     stats["seconds"] = round(time.perf_counter() - started, 2)
-    return Prepared(classes, items, weights_id, net, train_batches, val_batches, stats, budget, rate)
+    reviewed = shop.record() if shop else None
+    return Prepared(classes, items, weights_id, net, train_batches, val_batches, stats, budget, rate, reviewed)
 
 
 def train(config: TrainConfig) -> dict:
@@ -382,7 +388,7 @@ def train(config: TrainConfig) -> dict:
     with scope:
         prepared = prepare(config)
         classes, items, net = prepared.classes, prepared.items, prepared.net
-        meta = run_metadata(config, classes, prepared.weights_id)
+        meta = {**run_metadata(config, classes, prepared.weights_id), "reviewed": prepared.reviewed}
         write_json(out / "run.json", meta)
         best, timer = BestCheckpoint(net.full, out, stem), EpochTimer()
         history = fit_phases(config, net, prepared.train_batches, prepared.val_batches, [best, timer], best)
