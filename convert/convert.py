@@ -66,8 +66,16 @@ REPRESENTATIVE_IMAGES = 100  # training images that calibrate full-integer int8
 LATENCY_RUNS = 20  # single-image invokes timed per variant (median reported)
 # What model.json's "calibration" holds: what the Lambda reads (lambda_fn/model.py), and the promise's proof (on
 # which photos, how many, the bound, the confidence, the coverage; why it fell back); the figures stay in "parity"
-SERVED_CALIBRATION = ("method", "temperature", "min_confidence", "target_precision", "confidence", "fitted_on")
-SERVED_CALIBRATION += ("proof", "fallback")
+SERVED_CALIBRATION = (
+    "method",
+    "temperature",
+    "min_confidence",
+    "target_precision",
+    "confidence",
+    "fitted_on",
+    "proof",
+    "fallback",
+)
 # A candidate's model.json while its gate runs: the raw softmax, every answer confident
 UNCALIBRATED = {"method": "none", "temperature": 1.0, "min_confidence": 0.0, "target_precision": None}
 PREPROCESSING_CHECKS = 8  # images on which the serving preprocessing is checked against the backbone's own

@@ -160,8 +160,8 @@ def shop_photos(
             continue
         try:
             path = cached_photo(decision, Path(cache) / FOLDER, limits)
-        except Refused as why:
-            shop.refused[decision.source] = str(why)
+        except Refused as err:
+            shop.refused[decision.source] = str(err)
             continue
         getattr(shop, side).append(Item(path, classes.index(str(decision.label))))
     for source, why in shop.refused.items():

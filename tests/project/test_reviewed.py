@@ -10,8 +10,8 @@ import sys
 from hypothesis import given
 from hypothesis import strategies as st
 
-from project import reviewed
 from harness import REPO
+from project import reviewed
 
 LABELS = ("dress", "hat", "pants")
 DIGEST = hashlib.sha256(b"photo").hexdigest()
