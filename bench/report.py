@@ -21,7 +21,7 @@ REFERENCE = "inference"
 # The order sections appear in: what a user asks first (how fast, how much) before how the project was built.
 ORDER = ["inference", "cold_start", "bill", "server", "footprint", "tagging", "hostile", "container", "accuracy"]
 ORDER += ["calibration", "backbones", "lite_port", "request_split"]
-ORDER += ["make_run", "seeds", "fill", "training", "fine_tune", "backends"]
+ORDER += ["make_run", "seeds", "fill", "training", "fine_tune", "backends", "shop"]
 INTRO = """\
 # Benchmarks
 
