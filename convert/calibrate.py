@@ -202,12 +202,10 @@ def more_photos_needed(accepted: np.ndarray, right: np.ndarray, target: float, c
     return None
 
 
-def min_confidence_for(
-    probabilities: np.ndarray, labels: np.ndarray, precision: float = TARGET_PRECISION, temperature: float = 1.0
-) -> float:
+def min_confidence_for(probabilities: np.ndarray, labels: np.ndarray, precision: float = TARGET_PRECISION) -> float:
     """prove's threshold on these (calibrated) probabilities; above every answer (nothing confident) where none
     was proven."""
-    found = prove(probabilities, labels, "validation", temperature, precision).min_confidence
+    found = prove(probabilities, labels, "validation", 1.0, precision).min_confidence
     return NOTHING_CONFIDENT if found is None else found
 
 

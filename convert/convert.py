@@ -151,7 +151,7 @@ def scan_for(meta: dict, data: Path) -> dict:
 
 def tflite_logits(model, x: np.ndarray, progress: Progress) -> np.ndarray:
     """One image at a time, as the Lambda runs it."""
-    rows = []
+    rows = [np.zeros((0, len(model.labels)), np.float32)]  # no images (every reviewed photo refused): no rows
     for image in x:
         rows.append(model.logits(image[None]))
         progress.advance()
