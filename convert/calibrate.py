@@ -241,6 +241,7 @@ def calibrate(
     test_logits: np.ndarray,
     test_labels: np.ndarray,
     shop: tuple[np.ndarray, np.ndarray] | None = None,
+    not_these: np.ndarray | None = None,
 ) -> dict:
     """model.json's "calibration": the temperature and threshold served, on which photos their promise was
     proven (prove), and every split's figures before (raw softmax) and after.
@@ -251,7 +252,8 @@ def calibrate(
     photos a proof on the shop's would take: the course's photos are not the shop's, but a shop that has
     reviewed too few photos is no worse off than one that reviewed none. Where validation proves none either,
     nothing is confident: the service still answers, every answer "not sure" with its candidates, and makes
-    no promise nobody proved."""
+    no promise nobody proved. `not_these`: logits of photos reviewed as none of the classes, of which the share
+    answered "confident" is what the promise does not cover."""
     val_temperature = fit_temperature(val_logits, val_labels)
     proofs = {"validation": prove(calibrated(val_logits, val_temperature), val_labels, "validation", val_temperature)}
     if shop is not None:
@@ -271,6 +273,10 @@ def calibrate(
     splits = {"validation": (val_logits, val_labels), "test": (test_logits, test_labels)}
     if shop is not None and len(shop[1]):
         splits["shop"] = shop
+    outside = {}
+    if not_these is not None:
+        answered = calibrated(not_these, temperature).max(1, initial=0) >= min_confidence
+        outside = {"not_these_classes": {"photos": len(answered), "answered_confident": int(answered.sum())}}
     return {
         "method": "temperature",
         "temperature": temperature,
@@ -288,6 +294,7 @@ def calibrate(
             }
             for name, (logits, labels) in splits.items()
         },
+        **outside,
     }
 
 

@@ -45,7 +45,7 @@ from project.paths import BUNDLE  # noqa: E402
 from project.progress import Progress  # noqa: E402
 from train import budget as budgets  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
-from train.data import file_digest, read_images, scan_dataset  # noqa: E402
+from train.data import Item, file_digest, read_images, scan_dataset  # noqa: E402
 from train.export import export_saved_model, tflite_bytes  # noqa: E402
 from train.reviewed import ReviewedError, shop_photos  # noqa: E402
 
@@ -186,7 +186,8 @@ class Source:
     meta: dict  # its run.json
     items: dict  # the dataset's splits (int8-full calibrates its ranges on training images)
     skipped: list[str]  # gate images that could not be read
-    shop: tuple[np.ndarray, np.ndarray] | None = None  # the reviewed photos training did not see: input, labels
+    # the reviewed photos training did not see (input, labels), and those of none of the classes (input)
+    shop: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     shop_photos: dict | None = None  # how many shop photos trained and proved (model.json "shop_photos")
 
 
@@ -198,11 +199,12 @@ def gate(
     lite_test: np.ndarray,
     reference: dict | None,
     lite_shop: tuple[np.ndarray, np.ndarray] | None = None,
+    lite_none: np.ndarray | None = None,
 ):
     """The parity figures, the variant's calibration (fitted on its own served logits: the shop's reviewed photos'
     where they prove the promise, else validation's), and whether they pass this variant's thresholds (the gate
     reads validation; `reference` is float32's figures)."""
-    calibration = calibrate(lite_val, val.labels, lite_test, test.labels, lite_shop)
+    calibration = calibrate(lite_val, val.labels, lite_test, test.labels, lite_shop, lite_none)
     temperature, min_confidence = calibration["temperature"], calibration["min_confidence"]
     keras_p, lite_p = calibrated(val.keras, temperature), calibrated(lite_val, temperature)
     figures = {
@@ -268,26 +270,28 @@ def bundle_meta(variant: str, checkpoint: Path, meta: dict) -> dict:
     }
 
 
-def shop_split(meta: dict, reviewed: Path, items: dict) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
-    """The reviewed photos held out of training (train/reviewed.py), read as the gate reads validation (the
-    Lambda's path, load_split), and model.json's account of the shop's photos. A photo the run trained on is
-    refused too: the proof needs photos the model has not seen, whatever file or rule the run used."""
+def shop_split(meta: dict, reviewed: Path, items: dict) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict]:
+    """The reviewed photos held out of training (train/reviewed.py) and those of none of the classes, read as the
+    gate reads validation (the Lambda's path, load_split), and model.json's account of the shop's photos. A photo
+    the run trained on is refused too: the proof needs photos the model has not seen, whatever file or rule the
+    run used. Returns ((input, labels, input of the photos of none of the classes), the account)."""
     trained = meta.get("reviewed") or {}
-    shop = shop_photos(reviewed, meta["classes"], items, Path(meta["config"]["cache"]), ("calibration",))
+    shop = shop_photos(reviewed, meta["classes"], items, Path(meta["config"]["cache"]), ("calibration", "none"))
     unseen = [item for item in shop.calibration if item.path.stem not in trained.get("trained_sha256", [])]
     x, labels, skipped = load_split(meta, unseen)
+    x_none, _, skipped_none = load_split(meta, [Item(path, -1) for path in shop.not_these])  # no label to check
     record = {
         "training": {k: v for k, v in trained.items() if k != "trained_sha256"} or None,
         "calibration": {
             "file": str(reviewed),
             "photos": int(len(labels)),
             "trained_on_by_this_run": len(shop.calibration) - len(unseen),
-            "unreadable": skipped,
+            "unreadable": skipped + skipped_none,
             "refused": shop.refused,
             "none": shop.none,  # "not one of these classes": no label to check an answer against
         },
     }
-    return (x, labels), record
+    return (x, labels, x_none), record
 
 
 def convert(
@@ -316,7 +320,7 @@ def convert(
             meta["reviewed"]["file"],
         )
     order = ["float32"] + [v for v in variants if v != "float32"]  # float32 is the reference
-    images = len(y_val) + len(y_test) + (len(shop[1]) if shop else 0)
+    images = len(y_val) + len(y_test) + (len(shop[1]) + len(shop[2]) if shop else 0)
     trained = meta.get("budget")  # a run of make train: its rate, its stages estimated and actual
     rate = trained["rate_gflops"] if trained else budgets.machine_gflops()
     passes = len(order) + 1  # each variant's, and Keras' reference pass
@@ -362,8 +366,11 @@ def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference,
     (candidate / "model.json").write_text(json.dumps({**info, "calibration": UNCALIBRATED}))
     served = Model(candidate, threads=os.cpu_count())
     lite_val, lite_test = tflite_logits(served, val.x, progress), tflite_logits(served, test.x, progress)
-    lite_shop = (tflite_logits(served, source.shop[0], progress), source.shop[1]) if source.shop else None
-    parity, calibration = gate(variant, val, lite_val, test, lite_test, reference, lite_shop)
+    lite_shop, lite_none = None, None
+    if source.shop:
+        lite_shop = (tflite_logits(served, source.shop[0], progress), source.shop[1])
+        lite_none = tflite_logits(served, source.shop[2], progress)
+    parity, calibration = gate(variant, val, lite_val, test, lite_test, reference, lite_shop, lite_none)
     parity["latency_ms_1_thread"] = single_image_latency_ms(candidate, val.x)
     parity["size_bytes"] = (candidate / "model.tflite").stat().st_size
     parity["calibration"] = calibration
@@ -428,6 +435,9 @@ def promise(calibration: dict) -> str:
         f"{proof['right']} of {proof['confident']} confident answers right, lower bound {proof['bound']:.4f}, "
         f"coverage {proof['coverage']:.1%}"
     )
+    outside = calibration.get("not_these_classes")
+    if outside:
+        line += f"; of {outside['photos']} photos of none of these classes, {outside['answered_confident']} confident"
     return line + (f" ({fallback})" if fallback else "")
 
 

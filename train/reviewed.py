@@ -20,8 +20,10 @@ training photo would be counted twice, and a held-out one would not be unseen); 
 The run goes on without them: the report lists them.
 
 "Not one of these classes" ("none") is kept and counted but trains nothing: the model has no class for it, and
-teaching it a uniform answer would change what its probabilities mean, which the promise rests on. "skip" is
-counted. Neither is calibration data: a proof checks answers against labels.
+teaching it a uniform answer would change what its probabilities mean, which the promise rests on. Nor is it
+calibration data, as a proof checks answers against labels; conversion measures instead how many of those photos
+the model would answer "confident" (necessarily wrongly): what the promise, made about the ten classes, does
+not cover. "skip" is counted.
 """
 
 import hashlib
@@ -60,7 +62,8 @@ class ShopPhotos:
     train: list[Item] = field(default_factory=list)
     held_out: int = 0  # labelled photos held out of training for the proof (for_calibration) ...
     calibration: list[Item] = field(default_factory=list)  # ... those fetched (where asked for) and usable
-    none: int = 0  # "not one of these classes"
+    none: int = 0  # "not one of these classes" ...
+    not_these: list[Path] = field(default_factory=list)  # ... their photos (where asked for): what the model says
     skipped: int = 0
     refused: dict[str, str] = field(default_factory=dict)  # source -> why
 
@@ -124,6 +127,15 @@ def cached_photo(decision: Decision, folder: Path, limits: FetchLimits) -> Path:
     return path
 
 
+def fetch_or_refuse(decision: Decision, folder: Path, limits: FetchLimits, shop: ShopPhotos) -> Path | None:
+    """cached_photo, or None with the refusal written down."""
+    try:
+        return cached_photo(decision, folder, limits)
+    except Refused as err:
+        shop.refused[decision.source] = str(err)
+        return None
+
+
 def dataset_digests(items: dict[str, list[Item]]) -> dict[str, str]:
     """Each dataset photo's sha256 -> its split and path, as a refusal names it."""
     return {file_digest(i.path): f"{split} photo {i.path}" for split, split_items in items.items() for i in split_items}
@@ -144,6 +156,9 @@ def shop_photos(
             shop.refused[decision.source] = problem
         elif decision.decision == "none":
             shop.none += 1
+            if "none" in sides:
+                fetched = fetch_or_refuse(decision, Path(cache) / FOLDER, limits, shop)
+                shop.not_these += [fetched] if fetched else []
         elif decision.decision == "skip":
             shop.skipped += 1
         elif decision.sha256 in known:
@@ -158,12 +173,9 @@ def shop_photos(
         shop.held_out += side == "calibration"
         if side not in sides:
             continue
-        try:
-            path = cached_photo(decision, Path(cache) / FOLDER, limits)
-        except Refused as err:
-            shop.refused[decision.source] = str(err)
-            continue
-        getattr(shop, side).append(Item(path, classes.index(str(decision.label))))
+        path = fetch_or_refuse(decision, Path(cache) / FOLDER, limits, shop)
+        if path:
+            getattr(shop, side).append(Item(path, classes.index(str(decision.label))))
     for source, why in shop.refused.items():
         log.warning("reviewed photo %s refused: %s", source, why)
     log.info(

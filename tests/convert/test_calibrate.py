@@ -139,12 +139,15 @@ def test_report_and_calibrate_hold_the_figures_model_json_needs():
 def test_the_shop_photos_prove_the_promise_when_there_are_enough_of_them():
     val, test = sampled(2.0, 800, seed=3), sampled(2.0, 800, seed=4)
     shop = sampled(1.0, 3000, seed=6)  # the shop's photos: another temperature
-    fitted = cal.calibrate(*val, *test, shop=shop)
+    outside = np.random.default_rng(8).normal(0, 4, size=(50, 10))  # photos of none of the classes
+    fitted = cal.calibrate(*val, *test, shop=shop, not_these=outside)
     assert fitted["fitted_on"] == "shop" and fitted["fallback"] is None
     assert fitted["temperature"] == fitted["proofs"]["shop"]["temperature"] == pytest.approx(1.0, rel=0.15)
     assert fitted["proof"] == fitted["proofs"]["shop"] and fitted["proof"]["bound"] >= 0.98
     assert fitted["min_confidence"] == fitted["proof"]["min_confidence"]
     assert fitted["shop"]["calibrated"]["confident_accuracy_bound"] == pytest.approx(fitted["proof"]["bound"])
+    answered = calibrated(outside, fitted["temperature"]).max(1) >= fitted["min_confidence"]
+    assert fitted["not_these_classes"] == {"photos": 50, "answered_confident": answered.sum()} and answered.any()
 
 
 def test_too_few_shop_photos_fall_back_to_validation_and_say_how_many_more():

@@ -75,5 +75,7 @@ def test_model_json_says_where_the_shop_photos_went_and_where_the_promise_was_pr
     assert (f"about {needed} more photos" if needed else "right less than 98%") in calibration["fallback"]
     assert calibration["confidence"] == 0.95 and calibration["proof"]["photos"] == "validation"
     assert meta["parity"]["calibration"]["shop"]["calibrated"]["images"] == held
+    outside = meta["parity"]["calibration"]["not_these_classes"]  # the bag: what the model says of it
+    assert outside["photos"] == 1 and outside["answered_confident"] in (0, 1)
     if not calibration["proof"]["proven"]:  # nine validation photos prove nothing either: nothing is confident
         assert calibration["min_confidence"] > 1 and "no answer is confident" in calibration["fallback"]

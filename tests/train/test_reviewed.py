@@ -46,6 +46,9 @@ def test_labelled_photos_train_or_prove_by_their_sha256_and_the_rest_are_counted
     assert sorted(record["trained_sha256"]) == sorted(i.path.stem for i in found.train)
     training_only = shop_photos(file, classes, items, cache, ("train",))  # what training asks for
     assert training_only.calibration == [] and training_only.held_out == len(held)
+    assert training_only.not_these == [] and training_only.none == 1
+    outside = shop_photos(file, classes, items, cache, ("none",))  # conversion measures what the model says
+    assert [p.read_bytes() for p in outside.not_these] == [photos["shop/dress-0.jpg"].read_bytes()]
 
 
 def test_a_photo_changed_since_review_is_refused_by_name(tmp_path, shop):
