@@ -98,11 +98,17 @@ def photo_bytes(decision: Decision, limits: FetchLimits) -> bytes:
     if not path.is_absolute():
         raise Refused(f"its location {location!r} is neither an http(s) URL nor an absolute path")
     try:
-        if path.stat().st_size > limits.max_bytes:
-            raise Refused(f"{location} is over {limits.max_bytes} bytes (MAX_IMAGE_BYTES), as the service refuses")
-        return path.read_bytes()
-    except OSError as err:
-        raise Refused(f"cannot read {location}: {err.strerror or err}") from None
+        if not path.exists():
+            raise Refused(f"no file at {location}")
+        if not path.is_file():  # a device or a pipe would be read without end
+            raise Refused(f"{location} is not a regular file")
+        with path.open("rb") as f:
+            data = f.read(limits.max_bytes + 1)
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path
+        raise Refused(f"cannot read {location}: {getattr(err, 'strerror', None) or err}") from None
+    if len(data) > limits.max_bytes:
+        raise Refused(f"{location} is over {limits.max_bytes} bytes (MAX_IMAGE_BYTES), as the service refuses")
+    return data
 
 
 def cached_photo(decision: Decision, folder: Path, limits: FetchLimits) -> Path:

@@ -1,13 +1,17 @@
 """The shop's reviewed photos into training (train/reviewed.py): sorted once by their sha256, fetched once and
 kept, and refused by name when they changed, cannot be read, or are the dataset's own."""
 
+import hashlib
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness import servers
-from harness.dataset import TINY_COLOURS, write_image
+from harness.dataset import TINY_COLOURS, make_tiny_dataset, write_image
 from harness.reviewed import decide
-from project.reviewed import for_calibration, latest
+from project.reviewed import Decision, append, for_calibration, latest
 from train.data import scan_dataset
 from train.reviewed import FOLDER, ReviewedError, shop_photos
 
@@ -84,7 +88,7 @@ def test_the_datasets_own_photos_conflicts_and_unusable_decisions_are_refused_wi
     assert "'shirt' is not one of the model's classes" in why["shirt.jpg"]
     assert "not a photo the service reads" in why["notes.jpg"]
     assert "neither an http(s) URL nor an absolute path" in why["relative.jpg"]
-    assert f"cannot read {tmp_path / 'gone.jpg'}" in why["gone.jpg"]
+    assert why["gone.jpg"] == f"no file at {tmp_path / 'gone.jpg'}"
     assert len(found.train) + len(found.calibration) == 1  # a.jpg alone
 
 
@@ -109,3 +113,41 @@ def test_a_missing_file_is_refused_before_anything_runs(tmp_path, shop):
     _, classes, items, cache = shop
     with pytest.raises(ReviewedError, match="no reviewed-labels file at"):
         shop_photos(tmp_path / "absent.jsonl", classes, items, cache)
+
+
+HOSTILE_LOCATIONS = [
+    "/dev/zero",  # endless
+    "/",
+    "/proc/self/mem",
+    "/etc/hostname",  # a file, not the photo reviewed
+    "file:///etc/hostname",
+    "ftp://127.0.0.1/a.jpg",
+    "http://",
+    "http://[::1/a.jpg",
+    "http://127.0.0.1:1/a.jpg",  # private: refused before connecting
+    "http://169.254.169.254/latest/meta-data/",
+    "https://photos.example.invalid/a.jpg",  # a name: the test's resolver looks up none
+    "relative/a.jpg",
+    "/tmp/a\x00b.jpg",
+]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return scan_dataset(make_tiny_dataset(tmp_path_factory.mktemp("data")))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.sampled_from(HOSTILE_LOCATIONS), st.text(max_size=60)))
+def test_any_location_is_refused_with_a_reason_never_a_crash_or_a_hang(
+    dataset, tmp_path, names_do_not_resolve, location
+):
+    classes, items = dataset
+    file = tmp_path / "reviewed.jsonl"
+    file.unlink(missing_ok=True)
+    digest = hashlib.sha256(b"the photo the reviewer saw").hexdigest()
+    append(file, Decision("p.jpg", location, digest, "label", "hat"))
+    found = shop_photos(file, classes, items, tmp_path / "cache")
+    assert not found.train and not found.calibration
+    if location:  # a decision with no location names no photo: refused too, as project/reviewed.py says
+        assert found.refused["p.jpg"]
