@@ -9,9 +9,15 @@ request's would. float32 is the reference the other variants' agreement is count
 from pathlib import Path
 
 from bench.common import DATA, parser
-from bench.results import Table, model_of, record
+from bench.results import Field, Table, model_of, record
 from lambda_fn.model import Model
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
+
+FIELDS = [
+    Field("variant", "variant"),
+    Field("test_accuracy", "test accuracy", "fraction"),
+    Field("agreement", "agreement with float32", "fraction", "{:.2%}"),
+]
 
 
 def predictions(variant: Path, images: list[Path]) -> list[str]:
@@ -29,14 +35,14 @@ def main(argv=None):
     variants = sorted(
         (d for d in args.bundle.iterdir() if (d / "model.tflite").is_file()), key=lambda d: d.name != "float32"
     )
-    reference, rows = None, []
+    reference, records = None, []
     for variant in variants:  # float32 first: the others are compared with it
         predicted = predictions(variant, images)
         reference = reference or predicted
         accuracy = sum(p == path.parent.name for p, path in zip(predicted, images, strict=True)) / len(images)
         agreement = sum(a == b for a, b in zip(predicted, reference, strict=True)) / len(images)
-        rows.append([variant.name, round(accuracy, 4), f"{agreement:.2%}"])
-    table = Table(["variant", "test accuracy", "agreement with float32"], rows)
+        records.append({"variant": variant.name, "test_accuracy": round(accuracy, 4), "agreement": agreement})
+    table = Table("variants", FIELDS, records)
     notes = [f"{len(images)} test images from {DATA}"]
     record(__spec__.name, argv, "Accuracy of the served variants", [table], notes, model_of(args.bundle / "float32"))
 

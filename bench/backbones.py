@@ -16,16 +16,35 @@ import json
 import statistics
 from pathlib import Path
 
+from bench import cpu_class
 from bench.accuracy import predictions
-from bench.bill import MEMORY_MB, dollars_per_million, projected_ms
+from bench.bill import MEMORY_MB, NOT_MEASURED, dollars_per_million, lambda_dollars, projected_ms
 from bench.cold_start import once
 from bench.common import DATA, median_ms, python_for_serving, sample_images, timed
-from bench.results import Table, record
+from bench.results import Field, Table, record
 from lambda_fn.model import Model
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 from train.backbone import BACKBONES
 
 THREADS = (1, 2)
+
+
+def fields(budget_ms: float) -> list[Field]:
+    return [
+        Field("backbone", "backbone"),
+        Field("input", "input", "px"),
+        Field("variant", "variant"),
+        Field("gflop", "GFLOP", "GFLOP"),
+        Field("test_accuracy", "test accuracy", "fraction"),
+        *(Field(f"ms_threads_{t}", f"{t} thread{'s' if t > 1 else ''} (ms)", "ms") for t in THREADS),
+        Field("speed_up", "speed-up, 1 thread", "ratio"),
+        Field("model_mb", "model (MB)", "MB"),
+        Field("cold_ms", "cold start to first prediction (ms)", "ms"),
+        Field("memory_mb", f"cheapest memory within {budget_ms:g} ms (MB)", "MB", absent="-"),
+        Field("memory_ms", "its latency (ms)", "ms", absent="-"),
+        Field("dollars", "$ per million", "USD", absent="-"),
+        Field("cost_vs_reference", "cost vs reference", "ratio", absent="-"),
+    ]
 
 
 def latency_ms(variant: Path, x, threads: int, runs: int) -> float:
@@ -34,14 +53,16 @@ def latency_ms(variant: Path, x, threads: int, runs: int) -> float:
     return round(median_ms(timed(model.logits, x, repeat=runs)), 1)
 
 
-def cheapest(latencies: dict[int, float], budget_ms: float) -> tuple[int, float, float] | None:
-    """(memory MB, projected ms, $ per million on x86_64) of the cheapest setting within the budget."""
+def cheapest(latencies: dict[int, float], budget_ms: float, cpu: dict) -> dict:
+    """The cheapest memory within the budget at x86_64's price, its projected ms, and its $ per million where the
+    latencies were measured on Lambda's x86_64 class of CPU (cpu); None where there is no such figure."""
     settings = [(projected_ms(latencies, m), m) for m in MEMORY_MB]
     costs = [(dollars_per_million(ms, m, "x86_64"), m, ms) for ms, m in settings if ms <= budget_ms]
     if not costs:
-        return None
-    cost, memory, ms = min(costs)
-    return memory, round(ms), round(cost, 2)
+        return {"memory_mb": None, "memory_ms": None, "dollars": None}
+    _, memory, ms = min(costs)
+    dollars = lambda_dollars(ms, memory, "x86_64", cpu)
+    return {"memory_mb": memory, "memory_ms": round(ms), "dollars": None if dollars is None else round(dollars, 2)}
 
 
 def main(argv=None):
@@ -54,7 +75,7 @@ def main(argv=None):
     images = sorted((DATA / "test").rglob("*.jpg"))
     photo = sample_images(1)[0]
     python, encoded = python_for_serving(), base64.b64encode(photo.read_bytes()).decode()
-    rows, reference = [], None
+    records, reference, cpu = [], None, cpu_class.this_machine()
     for bundle in args.bundles:
         for variant in sorted((d for d in bundle.iterdir() if (d / "model.tflite").is_file()), key=variant_order):
             meta = json.loads((variant / "model.json").read_text())
@@ -62,32 +83,35 @@ def main(argv=None):
             latencies = {t: latency_ms(variant, x, t, args.runs) for t in THREADS}
             correct = sum(p == i.parent.name for p, i in zip(predictions(variant, images), images, strict=True))
             cold = statistics.median(once(python, variant, encoded)[1] for _ in range(args.cold_runs)) * 1000
-            bill = cheapest(latencies, args.budget_ms)
-            reference = reference or (latencies[1], bill)
-            rows.append(
-                [
-                    meta["backbone"],
-                    meta["input"]["size"],
-                    variant.name,
-                    BACKBONES[meta["backbone"]].gflop,
-                    round(correct / len(images), 4),
-                    *latencies.values(),
-                    round(reference[0] / latencies[1], 1),
-                    round((variant / "model.tflite").stat().st_size / 1e6, 1),
-                    round(cold),
-                    *(bill if bill else ("-", "-", "-")),
-                    round(bill[2] / reference[1][2], 2) if bill and reference[1] else "-",
-                ]
+            bill = cheapest(latencies, args.budget_ms, cpu)
+            reference = reference or (latencies[1], bill["dollars"])
+            records.append(
+                {
+                    "backbone": meta["backbone"],
+                    "input": meta["input"]["size"],
+                    "variant": variant.name,
+                    "gflop": BACKBONES[meta["backbone"]].gflop,
+                    "test_accuracy": round(correct / len(images), 4),
+                    **{f"ms_threads_{t}": ms for t, ms in latencies.items()},
+                    "speed_up": round(reference[0] / latencies[1], 1),
+                    "model_mb": round((variant / "model.tflite").stat().st_size / 1e6, 1),
+                    "cold_ms": round(cold),
+                    **bill,
+                    "cost_vs_reference": round(bill["dollars"] / reference[1], 2)
+                    if bill["dollars"] and reference[1]
+                    else None,
+                }
             )
-    columns = ["backbone", "input", "variant", "GFLOP", "test accuracy", "1 thread (ms)", "2 threads (ms)"]
-    columns += ["speed-up, 1 thread", "model (MB)", "cold start to first prediction (ms)"]
-    columns += [f"cheapest memory within {args.budget_ms:g} ms (MB)", "its latency (ms)", "$ per million"]
-    columns += ["cost vs reference"]
     notes = [
         f"{len(images)} test images from {DATA}; latency on one validation photo, median of {args.runs} invokes",
-        "the bill is bench.bill's projection (x86_64, Lambda's per-request fee included): Lambda's CPUs are not ours",
+        "the bill is bench.bill's projection (x86_64, Lambda's per-request fee included), priced only where measured "
+        f"on Lambda's class of CPU; this is {cpu_class.describe(cpu)}",
     ]
-    record(__spec__.name, argv, "The backbones side by side", [Table(columns, rows)], notes)
+    if not cpu_class.is_lambdas(cpu, "x86_64"):
+        notes.append(f"$ per million and cost vs reference: {NOT_MEASURED}")
+    record(
+        __spec__.name, argv, "The backbones side by side", [Table("variants", fields(args.budget_ms), records)], notes
+    )
 
 
 def variant_order(variant: Path) -> tuple:

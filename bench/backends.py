@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 from bench.common import REPO
-from bench.results import Table, record
+from bench.results import Field, Table, record
 
 PROBE = """
 import importlib, json, sys, time, numpy as np, keras
@@ -33,6 +33,16 @@ version = importlib.import_module(keras.backend.backend()).__version__
 print(json.dumps({"version": version, "images_per_s": rate}))
 """
 MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+FIELDS = [
+    Field("backend", "Keras backend"),
+    Field("version", "version"),
+    Field(
+        "images_per_s",
+        "images/s (the default backbone at its own size, random weights)",
+        "images/s",
+        absent="not installed",
+    ),
+]
 
 
 def main(argv=None):
@@ -40,10 +50,10 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=32)
     p.add_argument("--batch", type=int, default=8)
     args = p.parse_args(argv)
-    rows = []
+    records = []
     for backend, module in MODULES.items():
         if importlib.util.find_spec(module) is None:
-            rows.append([backend, None, "not installed"])
+            records.append({"backend": backend, "version": None, "images_per_s": None})
             continue
         out = subprocess.check_output(
             [sys.executable, "-c", PROBE, str(args.images), str(args.batch)],
@@ -53,10 +63,11 @@ def main(argv=None):
             stderr=subprocess.DEVNULL,
         )
         probe = json.loads(out.splitlines()[-1])
-        rows.append([backend, probe["version"], round(probe["images_per_s"], 1)])
-    columns = ["Keras backend", "version", "images/s (the default backbone at its own size, random weights)"]
+        records.append(
+            {"backend": backend, "version": probe["version"], "images_per_s": round(probe["images_per_s"], 1)}
+        )
     notes = [f"{args.images} images in batches of {args.batch}, after one warm-up batch"]
-    record(__spec__.name, argv, "The Keras backends on this CPU", [Table(columns, rows)], notes)
+    record(__spec__.name, argv, "The Keras backends on this CPU", [Table("backends", FIELDS, records)], notes)
 
 
 if __name__ == "__main__":

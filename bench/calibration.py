@@ -24,12 +24,26 @@ import numpy as np
 from PIL import Image
 
 from bench.common import DATA, parser
-from bench.results import Table, model_of, record
+from bench.results import Field, Table, model_of, record
 from convert.calibrate import min_confidence_for, report
 from lambda_fn.confidence import calibrated
 from lambda_fn.model import Model
 from lambda_fn.preprocess import decode_image
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
+
+FIELDS = [
+    Field("variant", "variant"),
+    Field("split", "split"),
+    Field("images", "images", "images"),
+    Field("accuracy", "accuracy", "fraction"),
+    Field("ece_raw", "ECE raw", "fraction"),
+    Field("ece_calibrated", "ECE calibrated", "fraction"),
+    Field("ece_noise_floor", "ECE noise floor", "fraction"),
+    Field("confident_share", "confident: share", "fraction", "{:.1%}"),
+    Field("confident_accuracy", "confident: accuracy", "fraction", "{:.1%}", absent="-"),
+    Field("accuracy_at_80", "accuracy at 80% coverage", "fraction", "{:.1%}"),
+    Field("accuracy_at_90", "accuracy at 90% coverage", "fraction", "{:.1%}"),
+]
 
 
 def split_logits(model: Model, split: str, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -44,21 +58,21 @@ def split_logits(model: Model, split: str, mirrored: bool = False) -> tuple[np.n
     return np.array(logits), np.array([model.labels.index(p.parent.name) for p in images])
 
 
-def row(name: str, split: str, raw: dict, fitted: dict) -> list:
+def row(name: str, split: str, raw: dict, fitted: dict) -> dict:
     confident_accuracy = fitted["confident_accuracy"]
-    return [
-        name,
-        split,
-        fitted["images"],
-        round(fitted["accuracy"], 4),
-        round(raw["ece"], 4),
-        round(fitted["ece"], 4),
-        round(fitted["ece_noise_floor"], 4),
-        f"{fitted['confident_coverage']:.1%}",
-        "-" if confident_accuracy is None else f"{confident_accuracy:.1%}",
-        f"{fitted['accuracy_at_80']:.1%}",
-        f"{fitted['accuracy_at_90']:.1%}",
-    ]
+    return {
+        "variant": name,
+        "split": split,
+        "images": fitted["images"],
+        "accuracy": round(fitted["accuracy"], 4),
+        "ece_raw": round(raw["ece"], 4),
+        "ece_calibrated": round(fitted["ece"], 4),
+        "ece_noise_floor": round(fitted["ece_noise_floor"], 4),
+        "confident_share": round(fitted["confident_coverage"], 4),
+        "confident_accuracy": None if confident_accuracy is None else round(confident_accuracy, 4),
+        "accuracy_at_80": round(fitted["accuracy_at_80"], 4),
+        "accuracy_at_90": round(fitted["accuracy_at_90"], 4),
+    }
 
 
 def fit_vector_scaling(logits: np.ndarray, labels: np.ndarray, steps: int = 3000, rate: float = 0.05):
@@ -73,7 +87,7 @@ def fit_vector_scaling(logits: np.ndarray, labels: np.ndarray, steps: int = 3000
     return scale, bias
 
 
-def vector_scaling_rows(plain: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[list]:
+def vector_scaling_rows(plain: dict[str, tuple[np.ndarray, np.ndarray]]) -> list[dict]:
     """float32 with vector scaling fitted on its validation logits: validation and test."""
     scale, bias = fit_vector_scaling(*plain["validation"])
     scaled = {split: (calibrated(logits * scale + bias, 1.0), labels) for split, (logits, labels) in plain.items()}
@@ -89,7 +103,7 @@ def vector_scaling_rows(plain: dict[str, tuple[np.ndarray, np.ndarray]]) -> list
     ]
 
 
-def rows_of(variant: Path) -> tuple[list[list], str]:
+def rows_of(variant: Path) -> tuple[list[dict], str]:
     """The variant's rows (validation, test; float32 mirrored and vector-scaled too), its temperature, threshold."""
     model = Model(variant)
     rows, plain = [], {}
@@ -111,11 +125,8 @@ def main(argv=None):
     variants = sorted(
         (d for d in args.bundle.iterdir() if (d / "model.tflite").is_file()), key=lambda d: d.name != "float32"
     )
-    columns = ["variant", "split", "images", "accuracy", "ECE raw", "ECE calibrated", "ECE noise floor"]
-    columns += ["confident: share"]
-    columns += ["confident: accuracy", "accuracy at 80% coverage", "accuracy at 90% coverage"]
     measured = [rows_of(variant) for variant in variants]
-    table = Table(columns, [row for rows, _ in measured for row in rows])
+    table = Table("splits", FIELDS, [row for rows, _ in measured for row in rows])
     notes = [note for _, note in measured]
     title = "Answers a catalog can trust: calibration and selective accuracy"
     record(__spec__.name, argv, title, [table], notes, model_of(args.bundle / "float32"))

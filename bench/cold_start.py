@@ -13,7 +13,7 @@ import subprocess
 import time
 
 from bench.common import REPO, parser, python_for_serving, sample_images
-from bench.results import Table, model_of, record
+from bench.results import Field, Table, model_of, record
 
 CHILD = """
 import base64, sys, time
@@ -23,6 +23,14 @@ answer = lambda_handler({"image": sys.stdin.read()}, None)
 assert "label" in answer, answer
 print(loaded, time.time())
 """
+
+
+FIELDS = [
+    Field("variant", "variant"),
+    Field("model_mb", "model file (MB)", "MB"),
+    Field("loaded_ms", "to handler loaded (ms)", "ms"),
+    Field("answered_ms", "to first prediction (ms)", "ms"),
+]
 
 
 def once(python, variant_dir, image_b64) -> tuple[float, float]:
@@ -41,18 +49,19 @@ def main(argv=None):
     args = p.parse_args(argv)
     python = python_for_serving()
     image = base64.b64encode(sample_images(1)[0].read_bytes()).decode()
-    rows = []
+    records = []
     for variant in sorted(d for d in args.bundle.iterdir() if (d / "model.tflite").is_file()):
         runs = [once(python, variant, image) for _ in range(args.runs)]
         size = (variant / "model.tflite").stat().st_size / 1e6
         loaded, answered = (round(statistics.median(r[k] for r in runs) * 1000) for k in (0, 1))
-        rows.append([variant.name, round(size, 1), loaded, answered])
-    columns = ["variant", "model file (MB)", "to handler loaded (ms)", "to first prediction (ms)"]
+        records.append(
+            {"variant": variant.name, "model_mb": round(size, 1), "loaded_ms": loaded, "answered_ms": answered}
+        )
     where = python.relative_to(REPO) if python.is_relative_to(REPO) else python
     notes = [f"median of {args.runs} fresh processes of {where}"]
     title = "Cold start: a fresh process to its first prediction"
     model = model_of(args.bundle / "float32")
-    record(__spec__.name, argv, title, [Table(columns, rows)], notes, model)
+    record(__spec__.name, argv, title, [Table("variants", FIELDS, records)], notes, model)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.common import parser, sample_images
-from bench.results import Table, model_of, record
+from bench.results import Field, Table, model_of, record
 from harness.containers import build_image, ensure_base, find_engine, invoke_rie, remove, run_under_rie
 from harness.dockerfile import handler
 from harness.sam import invoked, sam, sam_environment
@@ -56,12 +56,21 @@ def system_of(engine: str, tag: str) -> str:
     return next(line.split("=", 1)[1].strip('"') for line in release.splitlines() if line.startswith("PRETTY_NAME="))
 
 
+LAYERS = [Field("layer", "layer (newest first)", shown="`{}`"), Field("mb", "MB", "MB")]
+RIE = [
+    Field("start", "under the RIE"),
+    Field("runs", "runs", "count"),
+    Field("median", "median", "s (cold) or ms (warm), as its row says"),
+]
+SAM = [Field("step", "SAM CLI"), Field("runs", "runs", "count"), Field("median_s", "median (s)", "s")]
+
+
 def image_table(engine: str, tag: str, base: str, arch: str) -> Table:
     size, base_size = image_mb(engine, tag), image_mb(engine, base)
-    rows = [[f"`{created}`", round(layer, 1)] for created, layer in layers(engine, tag) if layer >= 0.05]
+    records = [{"layer": created, "mb": round(layer, 1)} for created, layer in layers(engine, tag) if layer >= 0.05]
     title = f"{arch}: image {size:.0f} MB; the base ({base}) {base_size:.0f} MB; the project's layers "
     title += f"{size - base_size:.0f} MB"
-    return Table(["layer (newest first)", "MB"], rows, title)
+    return Table(f"layers_{arch}", LAYERS, records, title)
 
 
 def first_answer(engine: str, url: str) -> float:
@@ -130,21 +139,29 @@ def main(argv=None):
             runs = [first_answer(engine, url) for _ in range(args.runs)]
             warm = warm_answers(engine, url, args.warm)
         rie = [
-            [f"cold: `{engine} run` to the first answer, s", args.runs, round(statistics.median(runs), 2)],
-            ["warm: one {url} request, ms", args.warm, round(statistics.median(warm) * 1000)],
+            {
+                "start": f"cold: `{engine} run` to the first answer, s",
+                "runs": args.runs,
+                "median": round(statistics.median(runs), 2),
+            },
+            {
+                "start": "warm: one {url} request, ms",
+                "runs": args.warm,
+                "median": round(statistics.median(warm) * 1000),
+            },
         ]
-        tables.append(Table(["under the RIE", "runs", "median"], rie, "Under AWS's Runtime Interface Emulator"))
+        tables.append(Table("rie", RIE, rie, "Under AWS's Runtime Interface Emulator"))
         if args.sam:
             build, invokes = sam_invokes(engine, Path(context), args.sam)
-            sam_rows = [
-                ["`sam build` (layers cached)", 1, round(build, 1)],
-                [
-                    "`sam local invoke -e infra/events/image.json`, end to end",
-                    args.sam,
-                    round(statistics.median(invokes), 1),
-                ],
+            sam_steps = [
+                {"step": "`sam build` (layers cached)", "runs": 1, "median_s": round(build, 1)},
+                {
+                    "step": "`sam local invoke -e infra/events/image.json`, end to end",
+                    "runs": args.sam,
+                    "median_s": round(statistics.median(invokes), 1),
+                },
             ]
-            tables.append(Table(["SAM CLI", "runs", "median (s)"], sam_rows, "SAM CLI"))
+            tables.append(Table("sam", SAM, sam_steps, "SAM CLI"))
     if args.arm64:
         arm_base = ensure_base(engine, "arm64")
         with tempfile.TemporaryDirectory() as context:

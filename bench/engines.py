@@ -1,4 +1,4 @@
-"""One inference engine timed in a fresh process: `python -m bench.engines ENGINE MODEL INPUT.npy THREADS RUNS`.
+"""One inference engine timed in a fresh process: `python -m bench.engines ENGINE MODEL X.npy THREADS RUNS [WARM_UP]`.
 
 Run by bench.inference with each engine's own Python (the engines live in different virtual environments), so
 that the import-to-first-prediction time is what a Lambda's cold start would pay. Prints one JSON line: the
@@ -66,6 +66,7 @@ WARM_UP = 3  # invokes after the first, untimed: caches and thread pools settle
 
 def main(argv: list[str]) -> None:
     engine, model, inputs, threads, runs = argv[0], Path(argv[1]), Path(argv[2]), int(argv[3]), int(argv[4])
+    warm_up = int(argv[5]) if len(argv) > 5 else WARM_UP  # 0: one invoke alone (bench.avx2_answers, emulated)
     import numpy as np
 
     x = np.load(inputs)
@@ -74,7 +75,7 @@ def main(argv: list[str]) -> None:
     logits = np.asarray(run(x))
     first = time.perf_counter() - started
     first_done = time.time()
-    for _ in range(WARM_UP):
+    for _ in range(warm_up):
         run(x)
     warm = []
     for _ in range(runs):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.results import Table, record
+from bench.results import Field, Table, record
 from train import model as models
 from train.config import parse_args
 from train.data import scan_dataset
@@ -31,6 +31,13 @@ def views_per_second(frozen: FrozenLayers, config, net, items, classes, cache: P
     started = time.perf_counter()
     cached_activations(frozen, items, classes, key, cache, backbone.preprocess)
     return len(items) / (time.perf_counter() - started)
+
+
+FIELDS = [
+    Field("engine", "engine"),
+    Field("views_per_s", "image-views/s", "image-views/s"),
+    Field("vs_keras", "vs Keras", "ratio", "{:.2f}x"),
+]
 
 
 def main(argv=None):
@@ -58,16 +65,16 @@ def main(argv=None):
         export_s = time.perf_counter() - started
         litert_rate = views_per_second(litert, config, net, train_items, classes, cache)
     gflop = config.backbone_entry.gflop * (config.size / config.backbone_entry.size) ** 2
-    rows = [
-        ["Keras predict (TensorFlow)", round(keras_rate, 2), None],
-        ["LiteRT, every core", round(litert_rate, 2), f"{litert_rate / keras_rate:.2f}x"],
+    engines = [
+        {"engine": "Keras predict (TensorFlow)", "views_per_s": round(keras_rate, 2), "vs_keras": None},
+        {"engine": "LiteRT, every core", "views_per_s": round(litert_rate, 2), "vs_keras": litert_rate / keras_rate},
     ]
     notes = [
         f"{len(train_items)} training images, one augmented view each, {config.size}x{config.size}, the frozen "
         f"layers below {net.cut} (of {gflop:.1f} GFLOP for the whole base); batch {config.batch_size} for Keras",
         f"the one-off export of the frozen layers for LiteRT: {export_s:.0f} s",
     ]
-    table = Table(["engine", "image-views/s", "vs Keras"], rows)
+    table = Table("engines", FIELDS, engines)
     record(__spec__.name, argv, "The activation cache's fill: Keras against LiteRT", [table], notes)
 
 

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from bench.results import Table, bfloat16, record
+from bench.results import Field, Table, bfloat16, record
 from harness import REPO
 
 SETTINGS = [  # (name, batch size, dtype policy, TensorFlow's inter-op threads: 0 = its default)
@@ -55,6 +55,17 @@ def one_setting(data: Path, cache: Path, batch: int, policy: str, inter: int, ep
     return {"seconds": seconds, "fill_s": fill_s, "images": n}
 
 
+FIELDS = [
+    Field("setting", "setting"),
+    Field("batch", "batch", "images"),
+    Field("policy", "dtype policy"),
+    Field("inter_op_threads", "inter-op threads", "threads", absent="default"),
+    Field("epoch_s", "seconds per epoch", "s"),
+    Field("full_epoch_s", "per full epoch", "s"),
+    Field("speed_up", "speed-up", "ratio", "{:.2f}x"),
+]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=32, help="training images per class")
@@ -68,7 +79,7 @@ def main(argv=None):
     from train.data import default_data_dir, scan_dataset
 
     full_train = len(scan_dataset(default_data_dir())[1]["train"])
-    rows, measured = [], {}
+    records, measured = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         data = subset(default_data_dir(), Path(tmp) / "data", args.images)
         fill = ("the fill, untimed", 32, "float32", 0)  # in a process of its own: no setting pays for it
@@ -89,32 +100,23 @@ def main(argv=None):
     for name, batch, policy, inter in SETTINGS:
         m = measured[name]
         scaled = m["seconds"] * full_train / m["images"]
-        rows.append(
-            [
-                name,
-                batch,
-                policy,
-                inter or "default",
-                round(m["seconds"], 1),
-                round(scaled),
-                f"{reference / m['seconds']:.2f}x",
-            ]
+        records.append(
+            {
+                "setting": name,
+                "batch": batch,
+                "policy": policy,
+                "inter_op_threads": inter or None,
+                "epoch_s": round(m["seconds"], 1),
+                "full_epoch_s": round(scaled),
+                "speed_up": reference / m["seconds"],
+            }
         )
     notes = [
         f"{measured[SETTINGS[0][0]]['images']} training images, the last of {args.epochs} epochs, scaled to "
         f"{full_train}; the cache filled once, first, in a process of its own ({measured[fill[0]]['fill_s']:.0f} s)",
         f"this CPU's bfloat16 arithmetic: {', '.join(bfloat16()) or 'none'}",
     ]
-    columns = [
-        "setting",
-        "batch",
-        "dtype policy",
-        "inter-op threads",
-        "seconds per epoch",
-        "per full epoch",
-        "speed-up",
-    ]
-    record(__spec__.name, argv, "What pays in fine-tuning on a CPU", [Table(columns, rows)], notes)
+    record(__spec__.name, argv, "What pays in fine-tuning on a CPU", [Table("settings", FIELDS, records)], notes)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 from bench.common import REPO, checkpoint_of, parser
-from bench.results import Table, model_of, record
+from bench.results import Field, Table, model_of, record
 from harness.dockerfile import pip_download_lambda_wheels
 
 
@@ -26,32 +26,33 @@ def installed_wheels_mb(arch: str) -> float:
         return round(sum(i.file_size for w in Path(tmp).glob("*.whl") for i in zipfile.ZipFile(w).infolist()) / 1e6, 1)
 
 
+FIELDS = [Field("what", "what"), Field("mb", "MB", "MB")]
+
+
 def main(argv=None):
     p = parser(__doc__)
     args = p.parse_args(argv)
-    rows = [
-        [f"{venv} (installed)", tree_mb(REPO / venv)] for venv in (".venv-lambda", ".venv") if (REPO / venv).is_dir()
+    sizes = [
+        {"what": f"{venv} (installed)", "mb": tree_mb(REPO / venv)}
+        for venv in (".venv-lambda", ".venv")
+        if (REPO / venv).is_dir()
     ]
-    rows += [
-        [f"{m.parent.name} model.tflite", round(m.stat().st_size / 1e6, 1)]
+    sizes += [
+        {"what": f"{m.parent.name} model.tflite", "mb": round(m.stat().st_size / 1e6, 1)}
         for m in sorted(args.bundle.glob("*/model.tflite"))
     ]
     checkpoint = checkpoint_of(args.bundle / "float32")
     if checkpoint:
-        rows.append([f"Keras checkpoint {checkpoint.name}", round(checkpoint.stat().st_size / 1e6, 1)])
+        sizes.append({"what": f"Keras checkpoint {checkpoint.name}", "mb": round(checkpoint.stat().st_size / 1e6, 1)})
     code_mb = round(sum(f.stat().st_size for f in (REPO / "lambda_fn").glob("*.py")) / 1e6, 2)
     model_mb = round((args.bundle / "float32" / "model.tflite").stat().st_size / 1e6, 1)
     for arch in ("x86_64", "aarch64"):
         wheels = installed_wheels_mb(arch)
-        rows.append(
-            [
-                f"the image's layers over the base, {arch}: wheels {wheels} + model {model_mb} + code {code_mb}",
-                round(wheels + model_mb + code_mb, 1),
-            ]
-        )
+        what = f"the image's layers over the base, {arch}: wheels {wheels} + model {model_mb} + code {code_mb}"
+        sizes.append({"what": what, "mb": round(wheels + model_mb + code_mb, 1)})
     title = "Footprint: environments, model files, the image's layers"
     model = model_of(args.bundle / "float32")
-    record(__spec__.name, argv, title, [Table(["what", "MB"], rows)], [], model)
+    record(__spec__.name, argv, title, [Table("sizes", FIELDS, sizes)], [], model)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,9 @@ from pathlib import Path
 from PIL import Image
 
 from bench.common import median_ms, parser, python_for_serving, rss_mb, timed
-from bench.results import Table, model_of, record
+from bench.results import Field, Table, model_of, record
 from harness.inputs import (
+    JPEG_METADATA,
     chunk_flood,
     encode,
     exif_block,
@@ -31,11 +32,14 @@ from harness.inputs import (
     noise,
     non_interleaved_jpeg,
     png_bomb,
+    png_metadata,
     png_with_raw_profile,
     progressive_bomb,
     rle8_bmp,
     scan_flood,
     with_exif,
+    with_jpeg_metadata,
+    with_png_metadata,
 )
 from harness.servers import file_server, image_server, local_server
 from lambda_fn import settings, structure
@@ -66,12 +70,17 @@ def cases(folder: Path) -> dict[str, bytes]:
     side = int((DEFAULTS.max_decoded_bytes // 4) ** 0.5)  # a square image exactly at the budget
     photo = folder / "photo.jpg"
     Image.new("RGB", (6000, 4000), (120, 60, 30)).save(photo, quality=80)
+    gain_map_photo = folder / "photo.mpo"  # a JPEG with an MPF index, as phones write: Pillow opens it as MPO
+    Image.new("RGB", (6000, 4000), (120, 60, 30)).save(
+        gain_map_photo, "MPO", save_all=True, append_images=[Image.new("RGB", (1500, 1000))], quality=80
+    )
     progressive_name, progressive = progressive_at_budget()
     small = noise((640, 480))
     return {
         f"RGBA PNG {side}x{side} (at the budget; the costliest mode to convert)": png_bomb(side, side, rgba=True),
         f"1-bit PNG {side}x{side} (at the budget; expands 32x to RGB)": png_bomb(side, side),
         "JPEG 6000x4000 (over the budget: decoded at 1/2)": photo.read_bytes(),
+        "MPO 6000x4000 (a JPEG with an MPF index: decoded reduced, as its JPEG)": gain_map_photo.read_bytes(),
         f"{progressive_name} (at the coefficient budget)": progressive,
         "RGBA PNG 6300x6300 (the review's; refused from its header)": png_bomb(6300, 6300, rgba=True),
         "PNG 1x30000 (refused: aspect)": png_bomb(1, 30_000),
@@ -98,6 +107,13 @@ def cases(folder: Path) -> dict[str, bytes]:
             small, "WEBP", b"Exif\x00\x00not a TIFF header"
         ),
         "GIF behind 3.3 M empty extension blocks (refused: extensions)": gif_extension_flood(3_300_000),
+        # the fourth review's
+        "JPEG 64x32 with 4.4 MB of EXIF over 70 APP1 segments (refused: metadata parsed at open)": with_jpeg_metadata(
+            encode(noise((64, 32)), "JPEG"), JPEG_METADATA["exif"](70, 65_000)
+        ),
+        "PNG of 4,000 iCCP chunks, each inflating to 1 MB (refused: metadata inflated at open)": with_png_metadata(
+            encode(noise((64, 64)), "PNG"), png_metadata(b"iCCP", 4000)
+        ),
     }
 
 
@@ -111,6 +127,21 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (/proc/PID/stat, in clock ticks)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+MEMORY = [
+    Field("case", "one urls request of 10 of these"),
+    Field("bytes", "bytes", "bytes"),
+    Field("rss_before_mb", "RSS before (MB)", "MB"),
+    Field("peak_rss_mb", "peak RSS (MB)", "MB"),
+    Field("cpu_s", "CPU s (one)", "s"),
+    Field("answers", "answers"),
+]
+DEADLINES = [
+    Field("path", "hostile image server", shown="`{}`"),
+    Field("seconds", "seconds to the answer", "s"),
+    Field("answer", "answer"),
+]
 
 
 def invoke(server: str, event: dict, timeout=120) -> dict:
@@ -156,16 +187,19 @@ def main(argv=None):
     args = parser(__doc__, one_variant=True).parse_args(argv)
     bundle = args.bundle / args.variant
     memory = Table(
-        ["one urls request of 10 of these", "bytes", "RSS before (MB)", "peak RSS (MB)", "CPU s (one)", "answers"],
+        "memory",
+        MEMORY,
         [
-            [name, size, round(before), round(after), round(cpu, 2), outcome]
+            {"case": name, "bytes": size, "rss_before_mb": round(before), "peak_rss_mb": round(after)}
+            | {"cpu_s": round(cpu, 2), "answers": outcome}
             for name, size, before, after, cpu, outcome in peak_memory(bundle)
         ],
         "Memory and CPU: a fresh local server per case",
     )
     slow = Table(
-        ["hostile image server", "seconds to the answer", "answer"],
-        [[f"`{path}`", round(seconds, 2), code] for path, seconds, code in deadlines(bundle)],
+        "deadlines",
+        DEADLINES,
+        [{"path": path, "seconds": round(seconds, 2), "answer": code} for path, seconds, code in deadlines(bundle)],
         "Deadlines: servers that never finish",
     )
     photo = encode(noise((800, 600)), "JPEG", quality=90)

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.bill import LATENCY
 from bench.common import checkpoint_of, parser, percentile_ms, python_for_serving, sample_images
-from bench.results import Table, bfloat16, model_of, record
+from bench.results import Field, Table, bfloat16, model_of, record
 from harness import REPO
 from lambda_fn.preprocess import InputSpec
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
@@ -108,24 +109,35 @@ def candidates(bundle: Path, models: dict[str, Path]) -> list[Candidate]:
 def row(c: Candidate, threads: int, timing: dict, fastest: float, reference: np.ndarray, gflop: float, sgemm: float):
     median = statistics.median(timing["warm_s"])
     rate = gflop / median
-    delta = float(np.abs(np.array(timing["logits"]) - reference).max())
-    return [
-        c.engine,
-        c.variant,
-        threads,
-        round(median * 1000, 1),
-        percentile_ms(timing["warm_s"], 0.9),
-        round(rate, 1),
-        f"{rate / (sgemm * threads):.0%}" if c.variant.startswith("float") else None,  # int8 kernels: not sgemm's
-        f"{median / fastest:.2f}x",
-        round(timing["first_s"] * 1000),
-        round(timing["to_first_s"] * 1000),
-        f"{delta:.1e}",
-    ]
+    return {
+        "engine": c.engine,
+        "model": c.variant,
+        "threads": threads,
+        "median_ms": round(median * 1000, 1),
+        "p90_ms": percentile_ms(timing["warm_s"], 0.9),
+        "gflops": round(rate, 1),
+        # int8 kernels are not sgemm's: no share for them
+        "sgemm_share": round(rate / (sgemm * threads), 4) if c.variant.startswith("float") else None,
+        "vs_fastest": round(median / fastest, 4),
+        "first_invoke_ms": round(timing["first_s"] * 1000),
+        "to_first_prediction_ms": round(timing["to_first_s"] * 1000),
+        "logit_diff": float(np.abs(np.array(timing["logits"]) - reference).max()),
+    }
 
 
-COLUMNS = ["engine", "model", "threads", "median (ms)", "p90 (ms)", "GFLOP/s", "of sgemm x threads", "vs fastest"]
-COLUMNS += ["first invoke (ms)", "process start to first prediction (ms)", "max abs logit diff vs LiteRT float32"]
+FIELDS = [
+    Field("engine", "engine"),
+    Field("model", "model"),
+    Field("threads", "threads", "threads"),
+    Field("median_ms", "median (ms)", "ms"),
+    Field("p90_ms", "p90 (ms)", "ms"),
+    Field("gflops", "GFLOP/s", "GFLOP/s"),
+    Field("sgemm_share", "of sgemm x threads", "fraction", "{:.0%}"),
+    Field("vs_fastest", "vs fastest", "ratio", "{:.2f}x"),
+    Field("first_invoke_ms", "first invoke (ms)", "ms"),
+    Field("to_first_prediction_ms", "process start to first prediction (ms)", "ms"),
+    Field("logit_diff", "max abs logit diff vs LiteRT float32", "logit", "{:.1e}"),
+]
 
 
 def main(argv=None):
@@ -152,32 +164,32 @@ def main(argv=None):
                 )
     reference = np.array(next(t["logits"] for c, _, t in timings if (c.engine, c.variant) == ("LiteRT", "float32")))
     medians = [(threads, statistics.median(t["warm_s"])) for _, threads, t in timings]
-    rows = [
+    records = [
         row(c, threads, t, min(m for th, m in medians if th == threads), reference, gflop, sgemm)
         for c, threads, t in timings
     ]
-    others = [r for r in rows if r[0] != "LiteRT" and r[2] == cores]
-    best = min(others, key=lambda r: r[3]) if others else None
-    served = next(r for r in rows if r[:3] == ["LiteRT", "float32", cores])
+    others = [r for r in records if r["engine"] != "LiteRT" and r["threads"] == cores]
+    best = min(others, key=lambda r: r["median_ms"]) if others else None
+    served = next(r for r in records if (r["engine"], r["model"], r["threads"]) == ("LiteRT", "float32", cores))
     notes = [
         f"{gflop:.1f} GFLOP per image at {spec.size}x{spec.size}; single-thread sgemm rate "
         f"{sgemm:.1f} GFLOP/s; median and p90 of {args.runs} warm invokes",
     ]
     if best:
-        faster = best[3] < served[3] / 1.15
+        faster = best["median_ms"] < served["median_ms"] / 1.15
         verdict = "more than 15% faster: worth a look (switching is a decision for later)" if faster else "within 15%"
         notes.append(
-            f"on {cores} threads the fastest other engine is {best[0]} {best[1]} at {best[3]} ms against LiteRT "
-            f"float32's {served[3]} ms: {verdict}"
+            f"on {cores} threads the fastest other engine is {best['engine']} {best['model']} at {best['median_ms']} "
+            f"ms against LiteRT float32's {served['median_ms']} ms: {verdict}"
         )
     notes += [f"not measured, its environment or model is missing here: {', '.join(missing)}"] if missing else []
     notes += [
-        f"{r[0]} differs from LiteRT float32 by more than {AGREEMENT}"
-        for r in rows
-        if r[1] == "float32" and float(r[-1]) > AGREEMENT  # the other variants are rounded on purpose
+        f"{r['engine']} differs from LiteRT float32 by more than {AGREEMENT}"
+        for r in records
+        if r["model"] == "float32" and r["logit_diff"] > AGREEMENT  # the other variants are rounded on purpose
     ]
     title = "Inference: LiteRT beside the engines a user would pick instead"
-    tables = [Table(COLUMNS, rows)]
+    tables = [Table(LATENCY, FIELDS, records)]
     record(__spec__.name, argv, title, tables, notes, model_of(args.bundle / "float32"))
 
 

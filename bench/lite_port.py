@@ -19,7 +19,7 @@ import argparse
 import numpy as np
 
 from bench.common import DATA
-from bench.results import Table, record
+from bench.results import Field, Table, record
 from lambda_fn.preprocess import InputSpec
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
 from train import efficientnet_lite
@@ -51,7 +51,22 @@ def reference_logits(variant: str, x: np.ndarray) -> np.ndarray:
         return model.eval()(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
 
 
-def port_row(variant: str, paths: list) -> list:
+PORT = [
+    Field("variant", "variant"),
+    Field("size", "size", "px"),
+    Field("photos", "photos", "images"),
+    Field("max_logit_difference", "max abs logit difference", "logit"),
+    Field("agreement", "top-1 agreement", "fraction", "{:.1%}"),
+    Field("kept", "top-1 kept, torchvision's", "fraction", "{:.1%}"),
+]
+PROBE = [
+    Field("normalisation", "normalisation"),
+    Field("validation", "probe validation", "fraction"),
+    Field("test", "probe test", "fraction"),
+]
+
+
+def port_row(variant: str, paths: list) -> dict:
     backbone = BACKBONES[variant]
     spec = backbone.input_spec(backbone.size, "bilinear")
     x = inputs(paths, spec)
@@ -62,7 +77,14 @@ def port_row(variant: str, paths: list) -> list:
     wrong = np.asarray(model.predict(inputs(paths, torchvision_spec(spec)), batch_size=16, verbose=0))
     kept = float((wrong.argmax(1) == ours.argmax(1)).mean())
     difference = float(f"{np.abs(ours - theirs).max():.2g}")
-    return [variant, backbone.size, len(paths), difference, f"{agreement:.1%}", f"{kept:.1%}"]
+    return {
+        "variant": variant,
+        "size": backbone.size,
+        "photos": len(paths),
+        "max_logit_difference": difference,
+        "agreement": round(agreement, 4),
+        "kept": round(kept, 4),
+    }
 
 
 def torchvision_spec(spec: InputSpec) -> InputSpec:
@@ -116,15 +138,18 @@ def main(argv=None):
     right = backbone.input_spec(backbone.size, "bilinear")
     wrong = torchvision_spec(right)
     (right_val, right_test), (wrong_val, wrong_test) = probe(args.probe, right), probe(args.probe, wrong)
-    probes = [[name, round(v, 4), round(t, 4)] for name, v, t in [("(x - 127) / 128", right_val, right_test)]]
-    probes += [["torchvision's", round(wrong_val, 4), round(wrong_test, 4)]]
+    probes = [
+        {"normalisation": name, "validation": round(v, 4), "test": round(t, 4)}
+        for name, v, t in [("(x - 127) / 128", right_val, right_test), ("torchvision's", wrong_val, wrong_test)]
+    ]
     tables = [
         Table(
-            ["variant", "size", "photos", "max abs logit difference", "top-1 agreement", "top-1 kept, torchvision's"],
+            "port",
+            PORT,
             port,
             "Port vs reference (and the port's own ImageNet top-1 under torchvision's normalisation)",
         ),
-        Table(["normalisation", "probe validation", "probe test"], probes, f"Linear probe of {args.probe}"),
+        Table("probe", PROBE, probes, f"Linear probe of {args.probe}"),
     ]
     notes = [
         f"the wrong normalisation costs {(right_val - wrong_val) * 100:.1f} points of validation accuracy and "

@@ -19,12 +19,25 @@ import shlex
 from pathlib import Path
 
 from bench.common import fresh_clone, timed_make
-from bench.results import Table, record
+from bench.results import Field, Table, record
 from harness import REPO
 from train.backbone import DEFAULT_BACKBONE
 from train.budget import sgemm_one_thread
 
 FLOOR_TFLOP = 430  # the reference recipe's work (issue "make run on a CPU close to what the machine can do")
+STAGES = [Field("stage", "stage"), Field("minutes", "minutes", "min")]
+BUDGET = [
+    Field("stage", "stage"),
+    Field("work", "work"),
+    Field("tflop", "TFLOP", "TFLOP"),
+    Field("estimated_min", "estimated (min)", "min"),
+    Field("took_min", "took (min)", "min"),
+]
+MODELS = [
+    Field("model", "model"),
+    Field("validation", "validation accuracy", "fraction"),
+    Field("test", "test accuracy", "fraction"),
+]
 
 
 def du_gb(path: Path) -> float:
@@ -56,24 +69,26 @@ def main(argv=None):
     floor_tflop = FLOOR_TFLOP if default else sum(s["gflop"] for s in meta["budget"]["stages"]) / 1000
     floor_s = floor_tflop * 1000 / (cores * sgemm)
     cache_gb = du_gb(args.clone / "artifacts" / "cache")
-    rows = [
-        ["the cache's fill (prepare: every view and validation through the frozen layers)", round(fill_s / 60, 1)],
-        [f"head, {head_epochs} epochs", round(head_s / 60, 1)],
-        [
-            f"fine-tuning, {len(epochs) - head_epochs} epochs of {meta['config']['fine_tune_epochs']}",
-            round(tune_s / 60, 1),
-        ],
-        [
-            "the rest of make train (start-up, test evaluation, plots)",
-            round((train_s - fill_s - head_s - tune_s) / 60, 1),
-        ],
-        ["make convert (conversion and the gates)", round(convert_s / 60, 1)],
-        ["**make run**", round(total_s / 60, 1)],
+    stages = [
+        ("the cache's fill (prepare: every view and validation through the frozen layers)", fill_s),
+        (f"head, {head_epochs} epochs", head_s),
+        (f"fine-tuning, {len(epochs) - head_epochs} epochs of {meta['config']['fine_tune_epochs']}", tune_s),
+        ("the rest of make train (start-up, test evaluation, plots)", train_s - fill_s - head_s - tune_s),
+        ("make convert (conversion and the gates)", convert_s),
+        ("**make run**", total_s),
     ]
     accuracy = [
-        ["Keras checkpoint, reloaded (report.json)", meta["best_val_accuracy"], round(report["test"]["accuracy"], 4)],
+        {
+            "model": "Keras checkpoint, reloaded (report.json)",
+            "validation": meta["best_val_accuracy"],
+            "test": round(report["test"]["accuracy"], 4),
+        },
         *[
-            [f"{variant} ({'passed' if gate['passed'] else 'refused'})", None, round(gate["test_accuracy"], 4)]
+            {
+                "model": f"{variant} ({'passed' if gate['passed'] else 'refused'})",
+                "validation": None,
+                "test": round(gate["test_accuracy"], 4),
+            }
             for variant, gate in conversion.items()
         ],
     ]
@@ -85,23 +100,23 @@ def main(argv=None):
         f"building the clone's .venv first (not in the figures): {install_s / 60:.1f} min",
     ]
     tables = [
-        Table(["stage", "minutes"], rows, "Time by stage"),
-        Table(["model", "validation accuracy", "test accuracy"], accuracy, "The model it made"),
+        Table("stages", STAGES, [{"stage": s, "minutes": round(took / 60, 1)} for s, took in stages], "Time by stage"),
+        Table("models", MODELS, accuracy, "The model it made"),
     ]
     budget = meta.get("budget")  # make train's estimates at its start, and what each stage took
     if budget:
-        columns = ["stage", "work", "TFLOP", "estimated (min)", "took (min)"]
         estimates = [
-            [
-                s["name"],
-                s["work"],
-                round(s["gflop"] / 1000, 1),
-                round(s["estimate_s"] / 60, 1),
-                round(s["actual_s"] / 60, 1),
-            ]
+            {
+                "stage": s["name"],
+                "work": s["work"],
+                "tflop": round(s["gflop"] / 1000, 1),
+                "estimated_min": round(s["estimate_s"] / 60, 1),
+                "took_min": round(s["actual_s"] / 60, 1),
+            }
             for s in budget["stages"]
         ]
-        tables.insert(1, Table(columns, estimates, f"make train's budget at {budget['rate_gflops']:.0f} GFLOP/s"))
+        rate = f"make train's budget at {budget['rate_gflops']:.0f} GFLOP/s"
+        tables.insert(1, Table("budget", BUDGET, estimates, rate))
     title = "make run from a fresh clone, against its floor" + ("" if default else f": {meta['backbone']}")
     record(__spec__.name, argv, title, tables, notes, key=None if default else meta["backbone"])
 

@@ -20,6 +20,7 @@ BENCHMARKS = REPO / "BENCHMARKS.md"
 REFERENCE = "inference"
 # The order sections appear in: what a user asks first (how fast, how much) before how the project was built.
 ORDER = ["inference", "cold_start", "bill", "server", "footprint", "tagging", "hostile", "container", "accuracy"]
+ORDER += ["avx2_answers"]
 ORDER += ["calibration", "backbones", "lite_port", "request_split"]
 ORDER += ["make_run", "seeds", "fill", "training", "fine_tune", "backends", "shop"]
 INTRO = """\
@@ -35,6 +36,15 @@ this file was generated, on earlier models and machines, are kept as they were w
 A section measured with `--bundle artifacts/arch/xception/bundle` measured the served architecture with an
 untrained head (`python -m bench.architecture`: the served graph but for its last layer, built in minutes
 where no trained model is at hand): its sizes and times are the served model's, and no accuracy is shown.
+
+Each section names its CPU class (`bench/cpu_class.py`): the instruction-set features that change LiteRT's
+kernels (x86_64: AVX2, AVX-512F, AVX512_VNNI, AVX512_BF16, AMX; arm64: dot product, i8mm, bf16). A speed stands
+for its class only. Lambda's x86_64 is documented for AVX2, not AVX-512, and its arm64 is a Graviton2 (dot
+product, no i8mm, no bf16): where a section was measured on another class, its speeds are not Lambda's, and
+the bill prices no architecture from them. XNNPACK cannot be held to its AVX2 kernels on an AVX-512 machine
+(it reads CPUID when it starts; its ISA switches are fixed when it is compiled), so figures for Lambda's
+x86_64 class are recorded only when a run lands on an AVX2 machine; `python -m bench.avx2_answers` checks,
+under QEMU's emulated Haswell, that the AVX2 kernels give the same answers (not their speed).
 """
 
 

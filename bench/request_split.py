@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from bench.common import DATA
-from bench.results import Table, record
+from bench.results import Field, Table, record
 from harness.servers import file_server
 from lambda_fn.fetch import FetchLimits, fetch
 from lambda_fn.model import Model
@@ -64,6 +64,15 @@ def steps(model: Model, url: str, reduced: bool) -> tuple[dict, int]:
     return times, top
 
 
+STEPS = ("fetch", "decode", "pixels", "inference")  # in the order steps() times them
+FIELDS = [Field("backbone", "backbone"), Field("input", "input", "px"), Field("decode", "decode")]
+FIELDS += [Field(f"{step}_ms", f"{step} (ms)", "ms") for step in STEPS]
+FIELDS += [
+    Field("total_ms", "total (ms)", "ms"),
+    Field("decode_share", "decode and pixels' share", "fraction", "{:.0%}"),
+]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundles", type=Path, nargs="+", required=True, help="bundle folders (their float32 is timed)")
@@ -72,7 +81,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     photos = phone_photos(args.photos, args.work)
     size = Image.open(photos[0]).size
-    rows, changed = [], []
+    records, changed = [], []
     with file_server(args.work) as base:
         for bundle in args.bundles:
             model = Model(bundle / "float32")
@@ -83,19 +92,18 @@ def main(argv=None):
                 split = {k: statistics.median(t[k] for t, _ in runs) for k in runs[0][0]}
                 total = sum(split.values())
                 decode = "reduced to the input size" if reduced else "in full"
-                rows.append(
-                    [model.meta["backbone"], model.input.size, decode, *(round(v, 1) for v in split.values())]
-                    + [round(total, 1), f"{(split['decode'] + split['pixels']) / total:.0%}"]
+                records.append(
+                    {"backbone": model.meta["backbone"], "input": model.input.size, "decode": decode}
+                    | {f"{step}_ms": round(ms, 1) for step, ms in split.items()}
+                    | {"total_ms": round(total, 1), "decode_share": (split["decode"] + split["pixels"]) / total}
                 )
             changed.append(f"{model.meta['backbone']}: {sum(a != b for a, b in zip(*answers.values(), strict=True))}")
-    columns = ["backbone", "input", "decode", "fetch (ms)", "decode (ms)", "pixels (ms)", "inference (ms)"]
-    columns += ["total (ms)", "decode and pixels' share"]
     notes = [
         f"{len(photos)} test photos upscaled {UPSCALE}x to {size[0]}x{size[1]}, JPEG quality 90, served on "
         "127.0.0.1; median of each step (each photo's second request)",
         "answers the reduced decode changes, of these photos: " + ", ".join(changed),
     ]
-    record(__spec__.name, argv, "A phone photo's request, step by step", [Table(columns, rows)], notes)
+    record(__spec__.name, argv, "A phone photo's request, step by step", [Table("steps", FIELDS, records)], notes)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 """Bench results as data: each bench writes bench/results/<bench>.json, and bench.report renders BENCHMARKS.md.
 
-A result holds its figures as tables and sentences, the command line that produced it, the model it measured
-(name and sha256) and the machine (CPU, vector extensions, cores, memory, library versions, the BLAS kernel),
-with the time it was written. Nothing in BENCHMARKS.md is typed by hand: a figure comes from one of these.
+A result holds its figures as records: named sets of measurements, each a raw number in its field's unit (ms,
+MB, a fraction, a ratio; "" for a name), never a formatted string. Its tables are views over those records,
+written as BENCHMARKS.md is rendered: which fields, under what heading, shown how. Beside them: sentences
+built from the figures, the command line that produced them, the model it measured (name and sha256) and the
+machine (CPU, its class: the instruction-set features that change the answer, cores, memory, library versions,
+the BLAS kernel), with the time it was written. Nothing in BENCHMARKS.md is typed by hand: a figure comes from
+one of these.
 """
 
 import json
@@ -15,6 +19,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from bench import cpu_class
 from harness import REPO
 
 RESULTS = REPO / "bench" / "results"
@@ -22,10 +27,52 @@ LIBRARIES = ("numpy", "ai-edge-litert", "tflite-runtime", "tensorflow", "tensorf
 VECTOR_FLAGS = ("avx", "fma", "amx")  # the prefixes of /proc/cpuinfo flags that decide a kernel's speed
 
 
+@dataclass(frozen=True)
+class Field:
+    """One measured quantity of a bench's records: its key, its unit, and how a table heads and shows it."""
+
+    key: str
+    header: str
+    unit: str = ""  # the raw number's unit ("ms", "MB", "fraction", "ratio", ...); "" for a name, a label, a count
+    shown: str = "{}"  # how a table writes a value: a str.format template ("{:.1%}": a fraction as a percentage)
+    absent: str = "—"  # what a table writes where a record has no such figure (None)
+
+
 @dataclass
 class Table:
-    columns: list[str]
-    rows: list[list]
+    """What a bench hands to record(): a named set of records, and the fields that describe and show them."""
+
+    name: str  # the records' name in the result (another bench reads them by it: bill reads inference's)
+    fields: list[Field]
+    records: list[dict]
+    title: str = ""
+
+
+@dataclass
+class Records:
+    """Measurements as stored: one dict per measured thing, raw numbers in the units named per key."""
+
+    units: dict[str, str]
+    items: list[dict]
+
+
+@dataclass
+class Column:
+    key: str
+    header: str
+    shown: str = "{}"
+    absent: str = "—"
+
+    def cell(self, value) -> str:
+        return self.absent if value is None else self.shown.format(value)
+
+
+@dataclass
+class View:
+    """A table as BENCHMARKS.md shows it: some records' fields, in order, each under its heading."""
+
+    records: str
+    columns: list[Column]
     title: str = ""
 
 
@@ -34,11 +81,25 @@ class Result:
     bench: str  # the module under bench/
     command: str
     title: str  # the section's heading
-    tables: list[Table]
+    records: dict[str, Records]
+    views: list[View]
     notes: list[str] = field(default_factory=list)  # sentences built from the figures
     model: dict | None = None
     machine: dict = field(default_factory=dict)
     when: str = ""
+
+
+def stored(table: Table) -> tuple[Records, View]:
+    """A bench's table as its records and their view; a number field holding anything but a number is refused."""
+    units = {f.key: f.unit for f in table.fields}
+    for item in table.records:
+        if unknown := set(item) - set(units):
+            raise ValueError(f"{table.name}: fields {sorted(unknown)} are not declared; declared: {sorted(units)}")
+        for key, value in item.items():
+            if units[key] and not (value is None or (isinstance(value, int | float) and not isinstance(value, bool))):
+                raise ValueError(f"{table.name}.{key} is in {units[key]}: a number or None, not {value!r}")
+    columns = [Column(f.key, f.header, f.shown, f.absent) for f in table.fields]
+    return Records(units, table.records), View(table.name, columns, table.title)
 
 
 def cpu() -> dict:
@@ -84,7 +145,7 @@ def versions() -> dict:
 
 
 def machine() -> dict:
-    return {**cpu(), "versions": versions(), "blas": blas_kernel()}
+    return {**cpu(), "cpu_class": cpu_class.this_machine(), "versions": versions(), "blas": blas_kernel()}
 
 
 def model_of(bundle_variant: Path) -> dict:
@@ -113,7 +174,14 @@ def record(
     with -m), so that a bench is named once, by its file; argv: as its main() got it (None: sys.argv); key: what
     tells apart several results of one bench (a backbone's make_run: <bench>.<key>.json, shown after <bench>)."""
     bench = module.rsplit(".", 1)[-1]
-    result = Result(bench, command_line(bench, argv), title, tables, notes or [], model, measured_on or machine())
+    records, views = {}, []
+    for table in tables:
+        if table.name in records:
+            raise ValueError(f"two tables named {table.name!r} in {bench}: each set of records needs its own name")
+        records[table.name], view = stored(table)
+        views.append(view)
+    result = Result(bench, command_line(bench, argv), title, records, views, notes or [], model)
+    result.machine = measured_on or machine()
     result.when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{bench}.{key}" if key else bench
@@ -124,7 +192,8 @@ def record(
 
 def load(path: Path) -> Result:
     data = json.loads(path.read_text())
-    data["tables"] = [Table(**t) for t in data["tables"]]
+    data["records"] = {name: Records(**r) for name, r in data["records"].items()}
+    data["views"] = [View(v["records"], [Column(**c) for c in v["columns"]], v["title"]) for v in data["views"]]
     return Result(**data)
 
 
@@ -133,8 +202,13 @@ def machine_line(m: dict) -> str:
     blas = f"; BLAS {m['blas']}" if m.get("blas") else ""
     return (
         f"{m['cpu']}, {m['cores']} cores ({' '.join(m['vector_extensions']) or 'no AVX'}), "
-        f"{m['memory_gib']} GiB; {libraries}{blas}"
+        f"{m['memory_gib']} GiB; {libraries}{blas}; CPU class {cpu_class.describe(m['cpu_class'])}"
     )
+
+
+def rows(view: View, records: Records) -> list[list[str]]:
+    """The view applied: a row of cells per record, each field written as its column shows it."""
+    return [[c.cell(item.get(c.key)) for c in view.columns] for item in records.items]
 
 
 def markdown(result: Result, heading_note: str = "", prose: str = "") -> str:
@@ -145,16 +219,11 @@ def markdown(result: Result, heading_note: str = "", prose: str = "") -> str:
     model = f"; model `{result.model['name']}` (sha256 `{result.model['sha256'][:12]}`)" if result.model else ""
     lines += [f"Measured {result.when} on {machine_line(result.machine)}{model}.", ""]
     lines += ["```sh", result.command, "```", ""]
-    for table in result.tables:
-        if table.title:
-            lines += [f"**{table.title}**", ""]
-        lines += ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
-        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.rows]
+    for view in result.views:
+        if view.title:
+            lines += [f"**{view.title}**", ""]
+        lines += ["| " + " | ".join(c.header for c in view.columns) + " |", "|" + " --- |" * len(view.columns)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows(view, result.records[view.records])]
         lines += [""]
     lines += [f"- {note}" for note in result.notes]
     return "\n".join(lines).rstrip() + "\n"
-
-
-def cell(value) -> str:
-    """A figure as the bench rounded it; None where a row has no such figure."""
-    return "—" if value is None else str(value)

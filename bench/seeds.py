@@ -17,8 +17,20 @@ import statistics
 from pathlib import Path
 
 from bench.common import fresh_clone, timed_make
-from bench.results import Table, record
+from bench.results import Field, Table, record
 from harness import REPO
+
+
+def fields(variants: list[str]) -> list[Field]:
+    """A seed's figures; a variant its gate refused has no test accuracy."""
+    return [
+        Field("seed", "seed"),
+        Field("epoch_kept", "epoch kept", "epoch"),
+        Field("validation", "validation accuracy", "fraction"),
+        Field("test_keras", "test (Keras)", "fraction"),
+        *[Field(f"test_{v}", f"test ({v})", "fraction", absent="refused") for v in variants],
+        Field("training_min", "training minutes without the fill", "min"),
+    ]
 
 
 def main(argv=None):
@@ -33,7 +45,7 @@ def main(argv=None):
     backbone = [f"BACKBONE={args.backbone}"] if args.backbone else []
     clone = fresh_clone(args.clone)
     cache = ["--cache", str(args.cache.resolve())] if args.cache else []
-    rows: list[list] = []
+    records: list[dict] = []
     variants: list[str] = []
     for seed in args.seeds:
         flags = shlex.join(["--seed", str(seed), *cache])
@@ -45,21 +57,19 @@ def main(argv=None):
         gates = json.loads((clone / "artifacts" / "bundle" / "conversion.json").read_text())
         variants = variants or list(gates)
         fill_s = meta["inputs"]["seconds"]
-        rows.append(
-            [
-                seed,
-                meta["best_epoch"],
-                meta["best_val_accuracy"],
-                round(report["test"]["accuracy"], 4),
-                *[round(gates[v]["test_accuracy"], 4) if gates[v]["passed"] else "refused" for v in variants],
-                round((train_s - fill_s) / 60, 1),
-            ]
+        records.append(
+            {
+                "seed": seed,
+                "epoch_kept": meta["best_epoch"],
+                "validation": meta["best_val_accuracy"],
+                "test_keras": round(report["test"]["accuracy"], 4),
+                **{f"test_{v}": round(gates[v]["test_accuracy"], 4) if gates[v]["passed"] else None for v in variants},
+                "training_min": round((train_s - fill_s) / 60, 1),
+            }
         )
-    served = [row[4 + variants.index("float32")] for row in rows]
-    served = [accuracy for accuracy in served if accuracy != "refused"]
+    served = [r["test_float32"] for r in records if r["test_float32"] is not None]
     notes = [f"float32 test accuracy: mean {statistics.mean(served):.4f} over seeds {args.seeds}"] if served else []
-    columns = ["seed", "epoch kept", "validation accuracy", "test (Keras)", *[f"test ({v})" for v in variants]]
-    table = Table([*columns, "training minutes without the fill"], rows, "Accuracy by seed")
+    table = Table("seeds", fields(variants), records, "Accuracy by seed")
     title = f"The recipe's accuracy over seeds{f': {args.backbone}' if args.backbone else ''}"
     record(__spec__.name, argv, title, [table], notes, key=args.backbone)
 

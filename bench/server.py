@@ -16,7 +16,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.common import DATA, parser, percentile_ms, python_for_serving, rss_mb
-from bench.results import Table, model_of, record
+from bench.results import Field, Table, model_of, record
 from harness.servers import file_server, local_server
 
 INVOKE = "/2015-03-31/functions/function/invocations"
@@ -28,6 +28,19 @@ def classify(server: str, url: str) -> tuple[float, bool]:
     with urllib.request.urlopen(request, timeout=60) as response:
         ok = "label" in json.loads(response.read())
     return time.perf_counter() - started, ok
+
+
+STEPS = ("fetch", "preprocess", "inference")  # as the function's log line times them (<step>_ms)
+WARM = [Field("requests", "warm requests", "requests"), Field("median_ms", "median end to end (ms)", "ms")]
+WARM += [Field(f"{step}_ms", f"{step} (ms)", "ms") for step in STEPS]
+LOAD = [
+    Field("clients", "clients", "clients"),
+    Field("requests", "requests", "requests"),
+    Field("throughput", "throughput (req/s)", "req/s"),
+    Field("p50", "p50 (ms)", "ms"),
+    Field("p95", "p95 (ms)", "ms"),
+    Field("errors", "errors", "requests"),
+]
 
 
 def load(server: str, urls: list[str], clients: int) -> dict:
@@ -64,20 +77,21 @@ def main(argv=None):
         skip = len(local.lines)
         warm = [classify(server, url)[0] for url in urls[5 : 5 + args.warm_requests]]
         lines = [json.loads(line) for line in local.lines[skip:] if line.startswith("{")]
-        split = {k: statistics.median(line[f"{k}_ms"] for line in lines) for k in ("fetch", "preprocess", "inference")}
-        columns = ("clients", "requests", "throughput", "p50", "p95", "errors")
-        loads = [[load(server, (urls * 10)[: args.load_requests], clients)[c] for c in columns] for clients in (4, 16)]
+        split = {k: statistics.median(line[f"{k}_ms"] for line in lines) for k in STEPS}
+        loads = [load(server, (urls * 10)[: args.load_requests], clients) for clients in (4, 16)]
         before = rss_mb(pid)
         soak = load(server, (urls * 10)[: args.soak_requests], 4)
         after = rss_mb(pid)
     warm_table = Table(
-        ["warm requests", "median end to end (ms)", *(f"{k} (ms)" for k in split)],
-        [[len(warm), round(statistics.median(warm) * 1000, 1), *(round(ms, 1) for ms in split.values())]],
+        "warm",
+        WARM,
+        [
+            {"requests": len(warm), "median_ms": round(statistics.median(warm) * 1000, 1)}
+            | {f"{k}_ms": round(ms, 1) for k, ms in split.items()}
+        ],
         "One request at a time (the rest of end to end is HTTP and JSON)",
     )
-    load_table = Table(
-        ["clients", "requests", "throughput (req/s)", "p50 (ms)", "p95 (ms)", "errors"], loads, "Under load"
-    )
+    load_table = Table("load", LOAD, loads, "Under load")
     notes = [
         f"memory: {before} MB before, {after} MB after {soak['requests']} more requests "
         f"({soak['errors']} errors, {soak['throughput']} req/s)",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import keras
 
-from bench.results import Table, record
+from bench.results import Field, Table, record
 from train import model as models
 from train.config import parse_args
 from train.data import scan_dataset
@@ -53,6 +53,13 @@ def fine_tune_epoch_seconds(config, epochs: int) -> tuple[float, float, int, flo
     return timer.seconds[-1], stats["seconds"], len(train_batches.targets), time.perf_counter() - started
 
 
+FIELDS = [
+    Field("path", "fine-tuning the same layers"),
+    Field("epoch_s", "seconds per epoch (measured)", "s"),
+    Field("full_epoch_s", "per epoch of the full split", "s"),
+]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=32, help="training images per class")
@@ -81,7 +88,7 @@ def main(argv=None):
         ],
         ["input alone, cached (pread)", round(cached_input_s, 2), round(cached_input_s * scale, 1)],
     ]
-    columns = ["fine-tuning the same layers", "seconds per epoch (measured)", "per epoch of the full split"]
+    records = [dict(zip([f.key for f in FIELDS], row, strict=True)) for row in rows]
     notes = [
         f"backend {keras.backend.backend()}; {config.size}x{config.size}; fine-tuning from {config.fine_tune_from} "
         f"({config.first_trainable}); {n} training images, the last of {own.epochs} epochs, scaled to {full_train}",
@@ -89,7 +96,7 @@ def main(argv=None):
         f"path took {images_total:.0f} s in all)",
     ]
     title = "Fine-tuning on cached activations against on images"
-    record(__spec__.name, argv, title, [Table(columns, rows)], notes)
+    record(__spec__.name, argv, title, [Table("paths", FIELDS, records)], notes)
 
 
 if __name__ == "__main__":

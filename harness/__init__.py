@@ -1,5 +1,6 @@
 """What the tests and the benchmarks share: hostile inputs, servers on 127.0.0.1, the container engine, SAM CLI,
-the EMF specification, the tiny dataset, what a test needs from outside (needs) and calls of the handler.
+the EMF specification, the tiny dataset, what a test needs from outside (needs), calls of the handler and a
+headless browser for the pages.
 
 Neither tests/ nor bench/ imports the other; both import this. Nothing in the four stages imports it, and
 the Lambda image does not hold it (.dockerignore). It imports no TensorFlow: the serving tests that use it

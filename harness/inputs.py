@@ -142,3 +142,110 @@ def gif_extension_flood(blocks: int) -> bytes:
     flags = gif[10]
     first = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
     return gif[:first] + b"\x21\xfe\x00" * blocks + gif[first:]
+
+
+# JPEG's standard luminance DC table (ITU T.81 K.3): how many codes of each length 1-16, for categories 0-11
+DC_CODE_COUNTS = (0, 1, 5, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0)
+
+
+def lossless_jpeg(pixels: np.ndarray) -> bytes:
+    """A lossless JPEG (SOF3, predictor 1: the sample to the left; the first column's: the one above) of uint8
+    pixels (height, width) or (height, width, components), built byte by byte: Pillow cannot write one, and
+    libjpeg decodes one only at full size. Each difference is a Huffman code of its bit length, then its bits."""
+    samples = pixels.reshape(pixels.shape[0], pixels.shape[1], -1).astype(np.int32)
+    height, width, components = samples.shape
+    predicted = np.empty_like(samples)
+    predicted[:, 1:], predicted[1:, 0], predicted[0, 0] = samples[:, :-1], samples[:-1, 0], 128
+    difference = (samples - predicted).ravel()  # interleaved: each pixel's components in turn
+    category = np.ceil(np.log2(np.abs(difference) + 1)).astype(np.int64)  # bits of |difference|
+    extra = np.where(difference >= 0, difference, difference - 1) & ((1 << category) - 1)
+    codes: list[int] = []
+    lengths: list[int] = []
+    code = 0
+    for length, count in enumerate(DC_CODE_COUNTS, 1):
+        codes += range(code, code + count)
+        lengths += [length] * count
+        code = (code + count) << 1
+    value = (np.asarray(codes)[category] << category) | extra
+    size = np.asarray(lengths)[category] + category
+    place = np.arange(16)
+    bits = (value[:, None] >> (size[:, None] - 1 - place)) & 1
+    stream = bits[place < size[:, None]].astype(np.uint8)
+    stream = np.concatenate([stream, np.ones(-len(stream) % 8, np.uint8)])  # padded with 1-bits
+    entropy = np.packbits(stream).tobytes().replace(b"\xff", b"\xff\x00")
+    frame = struct.pack(">BHHB", 8, height, width, components) + b"".join(
+        struct.pack(">BBB", k + 1, 0x11, 0) for k in range(components)
+    )
+    table = b"\x00" + bytes(DC_CODE_COUNTS) + bytes(range(12))
+    scan = struct.pack(">B", components) + b"".join(struct.pack(">BB", k + 1, 0) for k in range(components))
+    scan += struct.pack(">BBB", 1, 0, 0)  # predictor 1, (no end of selection), no point transform
+    return (
+        b"\xff\xd8"
+        + jpeg_segment(0xC3, frame)
+        + jpeg_segment(0xC4, table)
+        + jpeg_segment(0xDA, scan)
+        + entropy
+        + b"\xff\xd9"
+    )
+
+
+def exif_of_rationals(size: int) -> bytes:
+    """EXIF of about `size` bytes whose IFD0 holds a ResolutionUnit and an XResolution of RATIONALs filling it: what
+    Pillow's JPEG plugin parses at open for the DPI (no JFIF density), a Python object per 8 bytes."""
+    count = max(size - 46, 8) // 8
+    entries = struct.pack("<HHIHH", 0x0128, 3, 1, 2, 0) + struct.pack("<HHII", 0x011A, 5, count, 34)
+    tiff = b"II*\x00" + struct.pack("<IH", 8, 2) + entries + bytes(4) + struct.pack("<II", 72, 1) * count
+    return b"Exif\x00\x00" + tiff
+
+
+def app1_exif_segments(exif: bytes, size: int = 65_000) -> bytes:
+    """EXIF split over APP1 segments of `size` bytes, each after the first "Exif\\0\\0" and the next part: Pillow 13
+    joins them into one block."""
+    tiff = exif[6:]
+    return b"".join(jpeg_segment(0xE1, b"Exif\x00\x00" + tiff[k : k + size]) for k in range(0, len(tiff), size))
+
+
+def photoshop_resources(size: int) -> bytes:
+    """An APP13 body of `size` bytes of empty Photoshop resources (12 bytes each): Pillow parses each in Python."""
+    return b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x00\x00\x00\x00\x00\x00" * (max(size - 14, 0) // 12)
+
+
+# A JPEG's metadata by kind: kind -> (count, size) -> the segments (or stray bytes) to put after its SOI
+JPEG_METADATA = {
+    "exif": lambda count, size: app1_exif_segments(exif_of_rationals(count * size), size),
+    "xmp extension": lambda count, size: (
+        jpeg_segment(0xE1, b"http://ns.adobe.com/xmp/extension/\x00" + bytes(size)) * count
+    ),
+    "icc profile": lambda count, size: b"".join(
+        jpeg_segment(0xE2, b"ICC_PROFILE\x00" + bytes([k + 1, count]) + bytes(size)) for k in range(count)
+    ),
+    "photoshop": lambda count, size: jpeg_segment(0xED, photoshop_resources(size)) * count,
+    "comment": lambda count, size: jpeg_segment(0xFE, b"c" * size) * count,
+    "tables": lambda count, size: jpeg_segment(0xDB, (b"\x00" + bytes(range(1, 65))) * max(size // 65, 1)) * count,
+    "stray bytes": lambda count, size: b"\x01" * (count * size),
+}
+
+
+def with_jpeg_metadata(jpeg: bytes, metadata: bytes) -> bytes:
+    """The JPEG with these segments right after its SOI (and JFIF header, if any)."""
+    at = 2 + (2 + int.from_bytes(jpeg[4:6], "big") if jpeg[2:4] == b"\xff\xe0" else 0)
+    return jpeg[:at] + metadata + jpeg[at:]
+
+
+def png_metadata(kind: bytes, count: int) -> bytes:
+    """`count` PNG chunks of a metadata kind: the compressed ones (zTXt, iTXt with its flag set, iCCP) 1 KB each,
+    inflating to 1 MB (Pillow's MAX_TEXT_CHUNK, inflated at open however small the chunk); the others 1 KB."""
+    inflating = zlib.compress(bytes(1 << 20), 9)
+    body = {
+        b"iCCP": b"icc\x00\x00" + inflating,
+        b"zTXt": b"Comment\x00\x00" + inflating,
+        b"iTXt": b"XML:com.adobe.xmp\x00\x01\x00\x00\x00" + inflating,
+        b"tEXt": b"Comment\x00" + b"a" * 1000,
+        b"eXIf": exif_of_rationals(1000)[6:],
+    }[kind]
+    return png_chunk(kind, body) * count
+
+
+def with_png_metadata(png: bytes, chunks: bytes) -> bytes:
+    """The PNG with these chunks right after its header (IHDR)."""
+    return png[:33] + chunks + png[33:]

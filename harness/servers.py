@@ -201,23 +201,28 @@ def local_server(
     with any other settings (environment variables) given."""
     env = {**os.environ, "MODEL_DIR": str(model_dir), "ALLOW_PRIVATE_URLS": "true", "PYTHONPATH": str(REPO)}
     env.update(settings or {})
-    server = subprocess.Popen(
-        [str(python), "-m", "lambda_fn.local_server", "--port", "0"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    command = [str(python), "-m", "lambda_fn.local_server", "--port", "0"]
+    with started(command, "serving on ", env) as (server, lines):
+        yield LocalServer(lines[-1].split()[2], server.pid, lines)
+
+
+@contextlib.contextmanager
+def started(
+    command: list[str], ready: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+    """A server's command in its own process, run from the repository, from the line it prints that starts with
+    `ready` until the block ends (then killed); what it printed (stdout and stderr) is read by a thread, so the
+    pipe never fills."""
+    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert server.stdout is not None  # stdout=PIPE
     try:
         lines: list[str] = []
-        while not (lines and lines[-1].startswith("serving on ")):  # after the interpreter's own start-up lines
+        while not (lines and lines[-1].startswith(ready)):  # after the interpreter's own start-up lines
             lines.append(server.stdout.readline())
             if not lines[-1] or len(lines) > 20:
-                raise RuntimeError("the local server did not start:\n" + "".join(lines))
+                raise RuntimeError(f"{' '.join(command)} did not start:\n" + "".join(lines))
         threading.Thread(target=lines.extend, args=(server.stdout,), daemon=True).start()
-        yield LocalServer(lines[-1].split()[2], server.pid, lines)
+        yield server, lines
     finally:
         server.kill()
         server.wait()

@@ -30,26 +30,30 @@ PAGE_ROUTE = "/"
 PAGE = (Path(__file__).parent / "page.html").read_text()  # posts to "predict", relative to itself
 
 
-def inline_hashes(tag: str) -> str:
-    """CSP sources for the page's own inline <script> or <style>, by hash: no other inline code runs."""
-    blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", PAGE, flags=re.DOTALL)
+def inline_hashes(tag: str, page: str) -> str:
+    """CSP sources for a page's own inline <script> or <style>, by hash: no other inline code runs."""
+    blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", page, flags=re.DOTALL)
     return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(b.encode()).digest()).decode()}'" for b in blocks)
 
 
-# The page's own script and style; the photo it shows may come from anywhere; it calls nothing else,
-# and no other site may frame it.
-PAGE_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        f"script-src {inline_hashes('script')}",
-        f"style-src {inline_hashes('style')}",
-        "img-src * blob: data:",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'none'",
-        "frame-ancestors 'none'",
-    ]
-)
+def page_policy(page: str, images: str) -> str:
+    """A page's policy: its own script and style, images from `images`; it calls nothing but its own server,
+    and no other site may frame it (the review page, catalog/review.py, is held to it too)."""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src {inline_hashes('script', page)}",
+            f"style-src {inline_hashes('style', page)}",
+            f"img-src {images}",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+PAGE_POLICY = page_policy(PAGE, "* blob: data:")  # the photo it shows may come from anywhere
 JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"  # an answer is data: nothing in it may run
 SECURITY_HEADERS = {  # on every response
     "X-Content-Type-Options": "nosniff",

@@ -33,7 +33,6 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from lambda_fn.app import SETTINGS, lambda_handler  # loads the model now, as Lambda's init does
 from lambda_fn.errors import RequestError, echo, error_body
 from lambda_fn.events import SECURITY_HEADERS, parse_json
 from lambda_fn.fetch import Watchdog
@@ -210,7 +209,12 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             error = RequestError("invalid_request", f"the body ended after {len(body)} of its {length} bytes")
             return self.reply(error.status, error.body())
-        path = self.path.split("?")[0]
+        self.respond(method, self.path.split("?")[0], body)
+
+    def respond(self, method: str, path: str, body: bytes):
+        """The answer to a whole, well-framed request from this machine (the review page answers its own)."""
+        from lambda_fn.app import lambda_handler  # main() loaded it before listening, as Lambda's init does
+
         if path == INVOCATIONS and method == "POST":
             try:
                 event = parse_json(body or b"{}")
@@ -287,6 +291,9 @@ class Server(ThreadingHTTPServer):
 
 
 def main(argv=None):
+    from lambda_fn.app import SETTINGS  # loads the model now, as Lambda's init does (not on import: the review
+    # page, catalog/review.py, serves through this module without a model)
+
     log_json_lines(SETTINGS.log_level)  # the records the function logs in AWS, in the same JSON
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1")

@@ -22,6 +22,9 @@ from lambda_fn.orientation import upright
 from lambda_fn.structure import check_structure
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+# Pillow opens a JPEG that carries an MPF index (APP2: phones' gain-map and burst photos) as MPO: its first image
+# is the JPEG itself, decoded the same way
+JPEG_FORMATS = ("JPEG", "MPO")
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
 BYTES_PER_PIXEL = 4  # whatever its mode, an image becomes RGB(A) before resizing: 4 bytes a pixel in Pillow
 MAX_ASPECT = 20  # longest side over shortest: clothes photos are near 1:1; 1 x 40,000,000 is an attack
@@ -31,7 +34,9 @@ PILLOW_REFUSES_OVER = 2 * (Image.MAX_IMAGE_PIXELS or 0)
 # 2: EXIF orientation and transparency on white in training too (1 was training's own loader).
 # 3: Orientation read alone from the raw EXIF (lambda_fn/orientation.py): malformed EXIF is as stored.
 # 4: a JPEG is decoded reduced in the DCT domain (1/2, 1/4, 1/8) to no less than the model's input size.
-PIXELS_VERSION = 4
+# 5: an MPO (a JPEG with an MPF index) is decoded reduced as its JPEG is (it was decoded in full); a lossless
+#    JPEG, which libjpeg cannot reduce, in full (it was refused as corrupt).
+PIXELS_VERSION = 5
 JPEG_SCALES = (1, 2, 4, 8)  # the reductions libjpeg decodes at: 1/s of each side
 # Pillow's resampling filters by the names keras.utils.load_img accepts (model.json "interpolation")
 RESIZES = {
@@ -118,9 +123,10 @@ def scaled_bytes(image: Image.Image, scale: int) -> int:
 def decode_image(data: bytes, max_bytes: int, *, at_least: int | None) -> Image.Image:
     """Bytes -> a decoded Pillow image, refusing non-images and bombs before decoding them.
 
-    A JPEG is decoded at the smallest of libjpeg's scales (1, 1/2, 1/4, 1/8)
-    that keeps both sides at least `at_least` pixels (the model's input size;
-    None: full size). The reduction happens in the DCT domain, before the
+    A JPEG (or MPO) is decoded at the smallest of libjpeg's scales (1, 1/2, 1/4,
+    1/8) that keeps both sides at least `at_least` pixels (the model's input size;
+    None: full size), a lossless JPEG (which libjpeg cannot reduce) in full.
+    The reduction happens in the DCT domain, before the
     pixels exist: a 2.6 MP phone photo is decoded and resized in a third of
     the time, where with EfficientNet-Lite2 those steps were over a third of
     the request (bench.request_split).
@@ -134,7 +140,7 @@ def decode_image(data: bytes, max_bytes: int, *, at_least: int | None) -> Image.
     whose structure would cost the decoder more than their pixels show
     (lambda_fn/structure.py), and formats Pillow decodes in Python (RLE BMP).
     """
-    check_structure(data, max_bytes)
+    structure = check_structure(data, max_bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the explicit checks below decide
@@ -160,7 +166,7 @@ def decode_image(data: bytes, max_bytes: int, *, at_least: int | None) -> Image.
             f"{image.format} images compressed as {', '.join(sorted(python_decoders))} are not accepted "
             "(Pillow decodes them in Python, too slowly); send a JPEG, PNG or WebP",
         )
-    if image.format == "JPEG":
+    if image.format in JPEG_FORMATS and not structure.lossless:
         scale = jpeg_scale(image, max_bytes, at_least)
         if scale > 1:  # libjpeg scales by 1/s and rounds up; draft() picks the largest s with size // s >= asked
             image.draft(image.mode, (max(image.width // scale, 1), max(image.height // scale, 1)))
@@ -169,7 +175,8 @@ def decode_image(data: bytes, max_bytes: int, *, at_least: int | None) -> Image.
             "image_too_large",
             f"the image is {image.width}x{image.height} pixels, "
             f"{decoded_bytes(image)} bytes decoded; at most {max_bytes} "
-            f"({max_bytes // BYTES_PER_PIXEL} pixels) are accepted",
+            f"({max_bytes // BYTES_PER_PIXEL} pixels) are accepted"
+            + ("; a lossless JPEG cannot be decoded reduced" if structure.lossless else ""),
         )
     try:
         image.load()

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from harness import servers
+from harness.browser import chromium
 from harness.dataset import make_tiny_dataset, tiny_training_flags, write_image
 from harness.inputs import encode, png_bomb
 from harness.needs import need_shared
@@ -133,6 +134,14 @@ def image_files(tmp_path_factory) -> dict[str, Path]:
     for name, data in files.items():
         (root / name).write_bytes(data)
     return {p.name: p for p in root.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium, one per test module (the pages' tests)."""
+    driver = chromium(tmp_path_factory.mktemp("chromium"))
+    yield driver
+    driver.quit()
 
 
 @pytest.fixture

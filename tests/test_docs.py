@@ -1,5 +1,5 @@
-"""Every command README.md and BENCHMARKS.md show, run far enough to parse its arguments: a renamed flag, target,
-variable or subcommand fails here, not for the reader.
+"""Every command README.md, BENCHMARKS.md and the pages under docs/ show, run far enough to parse its arguments:
+a renamed flag, target, variable or subcommand fails here, not for the reader.
 
 Ours (`python -m`, `make`) and AWS's SAM CLI are checked; the others (docker, podman, curl, aws, pip) are other
 vendors' tools, shown as examples of their own documented use.
@@ -17,7 +17,12 @@ from harness import REPO
 from harness.needs import missing
 from harness.sam import SAM, sam_offline
 
-DOCS = ("README.md", "BENCHMARKS.md")
+# docs/benchmarks-history.md keeps earlier rounds' commands as they were run: it is a record, not instructions
+DOCS = (
+    "README.md",
+    "BENCHMARKS.md",
+    *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md") if p.name != "benchmarks-history.md"),
+)
 CHECKED = re.compile(r"^(?:time\s+)?(?:[A-Z_0-9]+=\S+\s+)*(make|\S*python3?|sam)\s")
 # Parses the module's arguments as it would run, then stops: parse_args raises once it has succeeded.
 PARSE_ONLY = """
@@ -91,3 +96,13 @@ def test_a_shown_command_parses(doc, command):
         command_line = [sys.executable, "-c", PARSE_ONLY, *words[2:]]
         result = subprocess.run(command_line, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{doc}: `{command}`:\n{result.stderr[-2000:]}"
+
+
+def test_every_page_under_docs_is_reachable_from_the_readme_and_every_link_resolves():
+    """README.md is the front door: each page is one link away, and no relative link points at nothing."""
+    readme = (REPO / "README.md").read_text()
+    for page in (REPO / "docs").glob("*.md"):
+        assert f"](docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
+    for doc in DOCS:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", (REPO / doc).read_text()):
+            assert ((REPO / doc).parent / target).exists(), f"{doc} links {target}, which does not exist"

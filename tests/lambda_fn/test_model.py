@@ -27,7 +27,7 @@ def test_logits_for_one_image(tiny_bundle):
         ("std", [1, 0, 1], "std \\(1, 0, 1\\) has a zero"),
         ("mean", [0, 0], "mean \\(0, 0\\) is not three numbers"),
         ("channels", "GBR", "channels 'GBR' is not one of"),
-        ("pixels_version", 3, "converted and gated with pixels of version 3; this code makes version 4"),
+        ("pixels_version", 3, "converted and gated with pixels of version 3; this code makes version 5"),
         ("crop", 0.875, "unknown fields \\['crop'\\]"),
     ],
 )

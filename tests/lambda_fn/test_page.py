@@ -2,29 +2,14 @@
 
 import json
 import re
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from harness import REPO, servers
-from harness.needs import need_program
+from harness.browser import not_blank
 from harness.servers import post
 
 SCREENSHOTS = REPO / "artifacts" / "page"
-# Chromium as root in a closed network: no sandbox (root), no GPU, none of its own calls home
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1000,760",
-]
 
 
 def test_get_root_is_the_page_with_a_policy_that_loads_nothing_else(app, load_event):
@@ -42,21 +27,6 @@ def test_only_get_opens_the_page(app, load_event):
     event["requestContext"]["http"]["method"] = "POST"
     response = app.lambda_handler(event, None)
     assert response["statusCode"] == 405 and "GET it" in json.loads(response["body"])["error"]["message"]
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """Debian's headless Chromium, driven by Debian's chromedriver through Selenium."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = need_program("chromium", "chromium")
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(need_program("chromedriver", "chromium-driver")), options=options)
-    yield driver
-    driver.quit()
 
 
 def answer_on_page(driver) -> dict:
@@ -77,11 +47,6 @@ def answer_on_page(driver) -> dict:
 def headline(answer: dict) -> str:
     """What the page's big line says of an answer."""
     return answer["label"] if answer["confident"] else f"Not sure: maybe {' or '.join(answer['candidates'])}"
-
-
-def not_blank(png: Path) -> bool:
-    pixels = np.asarray(Image.open(png).convert("L"), np.float32)
-    return pixels.std() > 10 and len(np.unique(pixels)) > 50
 
 
 @pytest.mark.browser

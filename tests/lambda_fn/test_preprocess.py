@@ -1,4 +1,6 @@
+import hashlib
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,9 +9,10 @@ from hypothesis import settings as examples
 from hypothesis import strategies as st
 from PIL import Image
 
+from harness.inputs import lossless_jpeg
 from lambda_fn import settings
 from lambda_fn.errors import RequestError
-from lambda_fn.preprocess import InputSpec, decode_image, to_rgb
+from lambda_fn.preprocess import PIXELS_VERSION, InputSpec, decode_image, pixels, to_rgb
 
 MAX_BYTES = settings.load({}).max_decoded_bytes  # the service's default budget
 XCEPTION_71 = InputSpec(71, "bilinear", (127.5,) * 3, (127.5,) * 3)  # the tiny models' input: [-1, 1]
@@ -150,3 +153,83 @@ def test_the_reduced_decode_makes_nearly_the_full_decodes_pixels(real_images):
         assert reduced.size == (photo.width, photo.height) and full.size == (photo.width * 4, photo.height * 4)
         a, b = (pixels(image, 260, "bilinear").astype(np.float32) for image in (reduced, full))
         assert np.abs(a - b).mean() < 1.5
+
+
+def test_an_mpo_is_decoded_reduced_to_the_pixels_of_its_jpeg():
+    """#39 R4-3: phones' gain-map photos carry an MPF index (APP2), and Pillow opens them as MPO: they skipped the
+    reduction (0.17 s, +68 MB for a 4000x4000). Now the same scale and pixels as the file without its index."""
+    y, x = np.mgrid[0:4000, 0:4000]
+    photo = Image.fromarray(np.stack([x % 251, y % 241, (x // 16 + y // 16) % 256], -1).astype(np.uint8))
+    out = io.BytesIO()
+    photo.save(out, "MPO", save_all=True, append_images=[photo.resize((500, 500))], quality=80)
+    mpo = out.getvalue()
+    index = mpo.index(b"\xff\xe2")  # the MPF segment: without it the same bytes open as a plain JPEG
+    jpeg = mpo[:index] + mpo[index + 2 + int.from_bytes(mpo[index + 2 : index + 4], "big") :]
+    assert Image.open(io.BytesIO(mpo)).format == "MPO" and Image.open(io.BytesIO(jpeg)).format == "JPEG"
+    for at_least in (224, 600):
+        reduced, plain = (decode_image(data, MAX_BYTES, at_least=at_least) for data in (mpo, jpeg))
+        assert reduced.size == plain.size == (4000 // (8 if at_least == 224 else 4),) * 2
+        np.testing.assert_array_equal(np.asarray(reduced), np.asarray(plain))
+
+
+def gradient_with_detail(width: int, height: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x * 255 // (width - 1), y * 255 // (height - 1), (x * y) % 256], -1).astype(np.uint8)
+    rgb[height // 4 : height // 2, width // 4 : width // 2] = np.random.default_rng(0).integers(0, 256, 3)
+    return rgb
+
+
+def test_a_lossless_jpeg_is_decoded_in_full_as_libjpeg_cannot_reduce_it():
+    """#39 R4-2: libjpeg refuses to scale a lossless (SOF3) JPEG: reduced, it was a 422 "truncated or corrupt".
+    Now decoded at full size (its pixels exactly), within the same budget, and refused by name beyond it."""
+    source = gradient_with_detail(640, 600)
+    data = lossless_jpeg(source)
+    image = decode_image(data, MAX_BYTES, at_least=260)  # 260 would reduce any other JPEG of 600 to 1/2
+    assert image.size == (640, 600)
+    np.testing.assert_array_equal(np.asarray(image), source)
+    with pytest.raises(RequestError) as caught:
+        decode_image(data, 640 * 600 * 4 - 1, at_least=260)
+    assert (
+        caught.value.code == "image_too_large" and "a lossless JPEG cannot be decoded reduced" in caught.value.message
+    )
+    grey = gradient_with_detail(64, 48)[..., 0]
+    np.testing.assert_array_equal(np.asarray(decode_image(lossless_jpeg(grey), MAX_BYTES, at_least=None)), grey)
+
+
+# -- PIXELS_VERSION, pinned (#38 item 5) -------------------------------------------------------------------------
+
+SAMPLES = Path(__file__).parent / "pixels"  # written by tests/lambda_fn/pixels/make.py, committed
+SIZES = ((71, "bilinear"), (224, "bicubic"))
+# sha256 of pixels() (after decode_image at that size) on every sample at SIZES, by the PIXELS_VERSION that made
+# them: a change of what pixels() returns needs a new version, which the activation cache and bundles are keyed by
+PIXELS_DIGESTS = {5: "71f2f585f29bff630fd39fb2c68d3baf1c02c76bbb594c33a2f7ef7d73a04596"}
+
+
+def sample_images() -> list[Path]:
+    return sorted(path for path in SAMPLES.iterdir() if path.is_file() and path.suffix != ".py")
+
+
+def pixels_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sample_images():
+        for size, interpolation in SIZES:
+            digest.update(
+                pixels(decode_image(path.read_bytes(), MAX_BYTES, at_least=size), size, interpolation).tobytes()
+            )
+    return digest.hexdigest()
+
+
+def test_pixels_version_pins_what_pixels_makes():
+    assert PIXELS_DIGESTS.get(PIXELS_VERSION) == pixels_digest(), (
+        "pixels() changed: bump PIXELS_VERSION and add its digest"
+    )
+
+
+def test_the_pinned_samples_take_every_path():
+    """The samples hold what their names say: the digest covers reduction, MPO, lossless, rotation, 16 bits..."""
+    decoded = {path.name: decode_image(path.read_bytes(), MAX_BYTES, at_least=71) for path in sample_images()}
+    assert len(decoded) == 10 and max(path.stat().st_size for path in sample_images()) <= 20 * 1024
+    assert decoded["large.jpg"].size == decoded["gain-map.jpg"].size == (160, 120)  # 640x480 at 1/4
+    assert decoded["gain-map.jpg"].format == "MPO" and decoded["lossless.jpg"].size == (80, 60)
+    assert decoded["exif-rotated.jpg"].getexif()[0x0112] == 6 and decoded["gray16.png"].mode in ("I;16", "I")
+    assert decoded["transparent.png"].mode == "RGBA" and decoded["progressive.jpg"].info["progressive"]
