@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.results import RESULTS, Table, record
+from bench.results import RESULTS, Field, Table, record
 from convert.calibrate import expected_calibration_error, precision_bound
 from harness.reviewed import decide
 from lambda_fn.confidence import calibrated
@@ -40,6 +40,18 @@ from train.data import IMAGE_SUFFIXES, SHARED
 
 SAMPLE = SHARED / "data" / "shop-sample"
 CHILDREN = "children.txt"  # the sample's list of children's photos, by file stem
+GROUPS = (("all", None), ("children", True), ("adults", False))
+FIELDS = [
+    Field("model", "model"),
+    Field("photos", "photos"),
+    Field("n", "n", "images"),
+    Field("accuracy", "accuracy", "fraction", "{:.4f}"),
+    Field("ece", "ECE", "fraction", "{:.4f}"),
+    Field("confident_share", "confident: share", "fraction", "{:.1%}"),
+    Field("confident_precision", "confident: precision", "fraction", "{:.1%}", absent="-"),
+    Field("confident_bound", "confident: 95% lower bound", "fraction", "{:.1%}"),
+    Field("test_accuracy", "test accuracy", "fraction", "{:.4f}"),
+]
 
 
 @dataclass(frozen=True)
@@ -113,24 +125,19 @@ def pooled(parts: list[Scored]) -> Scored:
     )
 
 
-def figures(s: Scored, children: bool | None) -> list:
-    """photos, accuracy, ECE, confident share, confident precision and its bound (children: None for all)."""
+def figures(s: Scored, children: bool | None) -> dict:
+    """Accuracy, ECE, the confident share, precision and its lower bound, of the group (children: None for all)."""
     mine = np.array([children is None or p.child == children for p in s.photos], bool)
     p, labels, confident = s.probabilities[mine], s.labels[mine], s.confident[mine]
-    if not len(labels):
-        return [0, "-", "-", "-", "-", "-"]
     right = p.argmax(1) == labels
-    precision = f"{right[confident].mean():.1%}" if confident.any() else "-"
-    bound = float(precision_bound(right[confident].sum(), confident.sum()))
-    ece = expected_calibration_error(p, labels)
-    return [
-        int(mine.sum()),
-        round(float(right.mean()), 4),
-        round(ece, 4),
-        f"{confident.mean():.1%}",
-        precision,
-        f"{bound:.1%}",
-    ]
+    return {
+        "n": int(mine.sum()),
+        "accuracy": float(right.mean()) if len(labels) else None,
+        "ece": expected_calibration_error(p, labels) if len(labels) else None,
+        "confident_share": float(confident.mean()) if len(labels) else None,
+        "confident_precision": float(right[confident].mean()) if confident.any() else None,
+        "confident_bound": float(precision_bound(right[confident].sum(), confident.sum())),
+    }
 
 
 def main(argv=None):
@@ -158,24 +165,25 @@ def main(argv=None):
         after.append(scored(variant, fold))
         gates.append(gate)
         calibration = json.loads((variant / "model.json").read_text())["calibration"]
-        proof = calibration["proof"]
-        notes.append(
-            f"fold {k}: the promise proven on {proof['photos']} ({proof['images']} photos)"
-            + (f"; {calibration['fallback']}" if calibration["fallback"] else "")
+        proof, fallback = calibration["proof"], calibration["fallback"]
+        proven = (
+            f"the promise proven on {proof['images']} {proof['photos']} photos (lower bound {proof['bound']:.4f}, "
+            f"coverage {proof['coverage']:.1%})"
+            if proof["proven"]
+            else "no promise proven"
         )
+        notes.append(f"fold {k}: {proven}" + (f"; {fallback}" if fallback else ""))
     after_test = statistics.mean(g["test_accuracy"] for g in gates)
-    rows = [
-        [name, group, *figures(s, children), round(test, 4)]
+    records = [
+        {"model": name, "photos": group, **figures(s, children), "test_accuracy": test}
         for name, s, test in (("before", before, before_gate["test_accuracy"]), ("after", pooled(after), after_test))
-        for group, children in (("all", None), ("children", True), ("adults", False))
+        for group, children in GROUPS
     ]
-    columns = ["model", "photos", "n", "accuracy", "ECE", "confident: share", "confident: precision"]
-    columns += ["confident: 95% lower bound", "test accuracy"]
     record(
         __spec__.name,
         argv,
         f"The shop's loop: {args.folds}-fold over the shop sample, reviewed labels in, the promise re-proven",
-        [Table(columns, rows)],
+        [Table("folds", FIELDS, records)],
         notes,
         folder=args.results,
     )

@@ -31,11 +31,12 @@ def test_the_loop_is_measured_fold_by_fold_before_and_after(tmp_path):
         run = json.loads((tmp_path / "out" / f"fold-{k}" / "run" / "run.json").read_text())
         assert run["reviewed"]["trained_on"] + run["reviewed"]["held_out_for_calibration"] == len(others)
     result = json.loads((tmp_path / "results" / "shop.json").read_text())
-    (table,) = result["tables"]
-    rows = {(row[0], row[1]): dict(zip(table["columns"], row, strict=True)) for row in table["rows"]}
+    rows = {(r["model"], r["photos"]): r for r in result["records"]["folds"]["items"]}
     assert set(rows) == {(m, g) for m in ("before", "after") for g in ("all", "children", "adults")}
     for model in ("before", "after"):
         assert rows[model, "all"]["n"] == 3 * PER_CLASS and rows[model, "children"]["n"] == 3
         assert rows[model, "adults"]["n"] == 3 * PER_CLASS - 3
-        assert 0 <= rows[model, "all"]["accuracy"] <= 1 and 0 <= rows[model, "all"]["test accuracy"] <= 1
-    assert len(result["notes"]) == 2 and all("the promise proven on" in note for note in result["notes"])
+        assert 0 <= rows[model, "all"]["accuracy"] <= 1 and 0 <= rows[model, "all"]["test_accuracy"] <= 1
+        assert 0 <= rows[model, "all"]["confident_bound"] <= (rows[model, "all"]["confident_precision"] or 1)
+    assert [note.split(":")[0] for note in result["notes"]] == ["fold 0", "fold 1"]
+    assert all(("the promise proven on" in note) != ("no promise proven" in note) for note in result["notes"])
