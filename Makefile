@@ -16,6 +16,9 @@ PRESET ?= auto
 # the backbone to train (train/backbone.py; README's table): empty is the registry's default, Xception
 BACKBONE ?=
 TRAIN_FLAGS ?=
+# a reviewed-labels file (python -m catalog.review writes it): its photos train, and half of them, held out,
+# prove the promise at conversion (docs/shop-loop.md)
+REVIEWED ?=
 VENV := .venv
 LAMBDA_VENV := .venv-lambda
 # the course's runtime, tflite-runtime 2.14, has wheels up to Python 3.11 only
@@ -107,10 +110,11 @@ data:
 		git clone --depth 1 $(DATASET_URL); fi
 
 train: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) data
-	$(VENV)/bin/python -m train.train --preset $(PRESET) $(if $(BACKBONE),--backbone $(BACKBONE)) $(TRAIN_FLAGS)
+	$(VENV)/bin/python -m train.train --preset $(PRESET) $(if $(BACKBONE),--backbone $(BACKBONE)) \
+		$(if $(REVIEWED),--reviewed $(REVIEWED)) $(TRAIN_FLAGS)
 
 convert: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
-	KERAS_BACKEND=tensorflow $(VENV)/bin/python -m convert.convert $(RUN) --out $(BUNDLE)
+	KERAS_BACKEND=tensorflow $(VENV)/bin/python -m convert.convert $(RUN) --out $(BUNDLE) $(if $(REVIEWED),--reviewed $(REVIEWED))
 
 # the engine is looked up when the image is built: infra/container-engine
 image:

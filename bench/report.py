@@ -22,7 +22,7 @@ REFERENCE = "inference"
 ORDER = ["inference", "cold_start", "bill", "server", "footprint", "tagging", "s3", "hostile", "container", "accuracy"]
 ORDER += ["avx2_answers"]
 ORDER += ["calibration", "backbones", "lite_port", "request_split"]
-ORDER += ["make_run", "seeds", "fill", "training", "fine_tune", "backends"]
+ORDER += ["make_run", "seeds", "fill", "training", "fine_tune", "backends", "shop"]
 INTRO = """\
 # Benchmarks
 

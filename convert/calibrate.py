@@ -5,8 +5,12 @@ made by the Lambda's own preprocessing) and the true labels, in numpy alone:
 
 - fit_temperature: T minimising the validation split's negative log-likelihood. The NLL is convex in 1/T,
   so a golden-section search over log T finds its one minimum.
-- min_confidence_for: the lowest threshold at which the validation answers that clear it are right at least
-  `precision` of the time, i.e. the widest coverage that keeps the promise on validation.
+- prove: the threshold the service may promise, by "learn then test": the lowest of a fixed sequence of
+  thresholds, tested from the highest down, at which a one-sided 95% Clopper-Pearson lower bound on the
+  precision of the answers that clear it is at least the target (98%); where none is proven, about how many
+  more photos would prove one.
+- calibrate: model.json's "calibration": the temperature and threshold proven on the shop's reviewed photos
+  that training did not see where they prove one, else on the validation split, saying which and why.
 - report: expected calibration error (15 equal-width bins of the top probability, as Guo et al.), accuracy
   over every image, the confident share's accuracy and coverage, and accuracy at fixed coverages.
 
@@ -16,12 +20,18 @@ whose every answer is right with exactly its stated probability would score on t
 """
 
 import math
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+from scipy.stats import beta
 
 from lambda_fn.confidence import calibrated
 
-TARGET_PRECISION = 0.98  # the share of accepted ("confident") answers that must be right, on validation
+TARGET_PRECISION = 0.98  # the share of accepted ("confident") answers that must be right ...
+CONFIDENCE = 0.95  # ... proven with this confidence: a one-sided lower bound at 95% (prove)
+THRESHOLDS = 1 - np.logspace(-6, 0, 601)  # the thresholds prove tests, highest first: fixed before any data
+NOTHING_CONFIDENT = float(np.nextafter(1.0, 2.0))  # a threshold over every probability: no promise was proven
+MOST_PHOTOS = 10_000_000  # more_photos_needed gives up past this many
 ECE_BINS = 15
 COVERAGES = (0.8, 0.9)  # accuracy of the most confident 80% and 90% of the answers
 NOISE_DRAWS = 1000  # simulated label sets behind the noise floor
@@ -78,18 +88,125 @@ def ece_noise_floor(probabilities: np.ndarray, draws: int = NOISE_DRAWS, seed: i
     return float(floor.mean())
 
 
+@dataclass(frozen=True)
+class Proof:
+    """What testing the thresholds on one set of photos established: the lowest threshold proven (None: none),
+    the answers it accepts there, the lower bound on their precision and, where nothing was proven, about how
+    many more photos a proof would take."""
+
+    photos: str  # "validation" (the course's validation split) or "shop" (reviewed photos training did not see)
+    images: int
+    target_precision: float
+    confidence: float
+    temperature: float
+    min_confidence: float | None
+    confident: int = 0  # answers at or over min_confidence ...
+    right: int = 0  # ... and how many of them are right
+    bound: float | None = None  # the one-sided Clopper-Pearson lower bound on their precision, at `confidence`
+    coverage: float = 0.0
+    more_photos_needed: int | None = None  # no proof: an estimate at the observed error rate (None: no number)
+
+    @property
+    def proven(self) -> bool:
+        return self.min_confidence is not None
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "proven": self.proven}
+
+
+def precision_bound(right, confident, confidence: float = CONFIDENCE):
+    """The one-sided Clopper-Pearson lower bound on a precision: the lowest p at which `right` or more right
+    answers out of `confident` would be seen at least 1 - confidence of the time, the alpha quantile of
+    Beta(right, confident - right + 1); 0 where nothing is right (or nothing accepted). Numbers or arrays."""
+    right, confident = np.asarray(right, np.float64), np.asarray(confident, np.float64)
+    with np.errstate(invalid="ignore"):
+        bound = beta.ppf(1 - confidence, right, confident - right + 1)
+    return np.where(right > 0, np.nan_to_num(bound), 0.0)
+
+
+def fewest_to_prove(target: float = TARGET_PRECISION, confidence: float = CONFIDENCE) -> int:
+    """The fewest confident answers that can prove precision >= target, all of them right: n right of n bound
+    it at (1 - confidence)^(1/n), so n >= log(1 - confidence) / log(target) (149 for 98% at 95%)."""
+    return math.ceil(math.log(1 - confidence) / math.log(target))
+
+
+def prove(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    photos: str,
+    temperature: float,
+    target: float = TARGET_PRECISION,
+    confidence: float = CONFIDENCE,
+) -> Proof:
+    """Learn then test (Angelopoulos, Bates, Candes, Jordan, Lei 2021): the threshold the service may promise.
+
+    The thresholds tested are THRESHOLDS, fixed before any photo is seen: 1 - 10^(-k/100) for k = 600 ... 0,
+    from 0.999999 down to 0. Each threshold t carries the hypothesis "the answers whose calibrated top
+    probability is >= t are right less than `target` of the time"; it is rejected (t is proven) when the
+    one-sided Clopper-Pearson lower bound at `confidence` on the precision of the answers at or over t, on
+    these photos, is >= target. Testing many thresholds at once would inflate the chance of proving a false
+    one; a fixed-sequence test does not: the thresholds are tested from the highest down, each at the full
+    level, and the scan stops at the first that fails. The one returned is the lowest proven before that
+    stop (None: the first tested failed), and the chance that it was proven falsely is at most 1 - confidence.
+    Thresholds that accept fewer answers than a proof needs with none wrong (149 for 98% at 95%) are passed
+    over: they could not be proven whatever the answers, so testing them could only stop the scan early.
+    Which thresholds they are depends on the confidences alone, not on which answers are right, so the
+    sequence is still fixed before the test looks at correctness (the test is conditional on the confidences).
+
+    The caveat: the temperature is fitted on the same photos. It is one number fitted by likelihood, not
+    chosen for the threshold, so the 95% is nominal rather than exact.
+
+    With no threshold proven, more_photos_needed estimates how many more photos like these would prove one
+    (more_photos_needed); None where more photos alone would not, as their answers are right too rarely.
+    """
+    top, correct = probabilities.max(1), probabilities.argmax(1) == labels
+    order = np.argsort(-top, kind="stable")
+    ranked, right_so_far = top[order], np.concatenate([[0], np.cumsum(correct[order])])
+    accepted = np.searchsorted(-ranked, -THRESHOLDS, side="right")  # answers with top >= each threshold
+    right = right_so_far[accepted]
+    base = Proof(photos, int(len(labels)), target, confidence, temperature, None)
+    k = lowest_proven(accepted, right, target, confidence)
+    if k is None:
+        return replace(base, more_photos_needed=more_photos_needed(accepted, right, target, confidence))
+    return replace(
+        base,
+        min_confidence=float(THRESHOLDS[k]),
+        confident=int(accepted[k]),
+        right=int(right[k]),
+        bound=float(precision_bound(right[k], accepted[k], confidence)),
+        coverage=float(accepted[k] / len(labels)),
+    )
+
+
+def lowest_proven(accepted: np.ndarray, right: np.ndarray, target: float, confidence: float) -> int | None:
+    """The fixed-sequence test over THRESHOLDS given each one's accepted and right answers (prove): the index of
+    the lowest threshold proven before the first failure, or None."""
+    tested = np.flatnonzero(accepted >= fewest_to_prove(target, confidence))
+    failed = tested[precision_bound(right[tested], accepted[tested], confidence) < target]
+    passed = tested[tested < failed[0]] if len(failed) else tested
+    return int(passed[-1]) if len(passed) else None
+
+
+def more_photos_needed(accepted: np.ndarray, right: np.ndarray, target: float, confidence: float) -> int | None:
+    """prove's estimate where it proved nothing: the fewest more photos, in steps of 10%, with which photos like
+    these (each threshold's accepted and right answers scaled alike) would prove a threshold; None past
+    MOST_PHOTOS photos; with no photos at all, the zero-error minimum."""
+    images = int(accepted[-1])  # the last threshold, 0, accepts every answer
+    if not images:
+        return fewest_to_prove(target, confidence)
+    scale = 1.0
+    while scale * images <= MOST_PHOTOS:
+        scale *= 1.1
+        if lowest_proven(accepted * scale, right * scale, target, confidence) is not None:
+            return math.ceil((scale - 1) * images)
+    return None
+
+
 def min_confidence_for(probabilities: np.ndarray, labels: np.ndarray, precision: float = TARGET_PRECISION) -> float:
-    """The lowest top probability whose accepted answers (top probability >= it) are right >= precision of
-    the time; above every answer (nothing accepted) when no threshold keeps the promise."""
-    confidence, correct = probabilities.max(1), probabilities.argmax(1) == labels
-    order = np.argsort(-confidence, kind="stable")
-    running = np.cumsum(correct[order]) / np.arange(1, len(order) + 1)
-    # a threshold accepts every answer at or above it: only the last of a run of equal confidences is a cut
-    cuts = np.flatnonzero(np.append(np.diff(confidence[order]) != 0, True))
-    keeping = cuts[running[cuts] >= precision]
-    if not len(keeping):
-        return 1.0 if confidence.max() < 1.0 else float(np.nextafter(1.0, 2.0))
-    return float(confidence[order][keeping.max()])
+    """prove's threshold on these (calibrated) probabilities; above every answer (nothing confident) where none
+    was proven."""
+    found = prove(probabilities, labels, "validation", 1.0, precision).min_confidence
+    return NOTHING_CONFIDENT if found is None else found
 
 
 def accuracy_at_coverage(probabilities: np.ndarray, labels: np.ndarray, coverage: float) -> float:
@@ -113,21 +230,63 @@ def report(probabilities: np.ndarray, labels: np.ndarray, min_confidence: float 
         confident = probabilities.max(1) >= min_confidence
         figures["confident_coverage"] = float(confident.mean())
         figures["confident_accuracy"] = float(correct[confident].mean()) if confident.any() else None
+        # how far the confident answers' precision on this split is known: its lower bound at CONFIDENCE
+        figures["confident_accuracy_bound"] = float(precision_bound(correct[confident].sum(), confident.sum()))
     return figures
 
 
-def calibrate(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.ndarray, test_labels: np.ndarray):
-    """model.json's "calibration": the temperature and threshold fitted on validation, and both splits' figures
-    before (raw softmax) and after."""
-    temperature = fit_temperature(val_logits, val_labels)
-    min_confidence = min_confidence_for(calibrated(val_logits, temperature), val_labels)
+def calibrate(
+    val_logits: np.ndarray,
+    val_labels: np.ndarray,
+    test_logits: np.ndarray,
+    test_labels: np.ndarray,
+    shop: tuple[np.ndarray, np.ndarray] | None = None,
+    not_these: np.ndarray | None = None,
+) -> dict:
+    """model.json's "calibration": the temperature and threshold served, on which photos their promise was
+    proven (prove), and every split's figures before (raw softmax) and after.
+
+    With the shop's reviewed photos (`shop`: logits and labels of those training did not see) the temperature
+    and the threshold are fitted and proven on them, as they are the photos the promise is made about. Where
+    they prove no threshold, the validation split's pair is served and "fallback" says so, with how many more
+    photos a proof on the shop's would take: the course's photos are not the shop's, but a shop that has
+    reviewed too few photos is no worse off than one that reviewed none. Where validation proves none either,
+    nothing is confident: the service still answers, every answer "not sure" with its candidates, and makes
+    no promise nobody proved. `not_these`: logits of photos reviewed as none of the classes, of which the share
+    answered "confident" is what the promise does not cover."""
+    val_temperature = fit_temperature(val_logits, val_labels)
+    proofs = {"validation": prove(calibrated(val_logits, val_temperature), val_labels, "validation", val_temperature)}
+    if shop is not None:
+        shop_temperature = fit_temperature(*shop) if len(shop[1]) else 1.0
+        proofs["shop"] = prove(calibrated(shop[0], shop_temperature), shop[1], "shop", shop_temperature)
+    served, why = proofs.get("shop", proofs["validation"]), []
+    if not served.proven and served is not proofs["validation"]:
+        served = proofs["validation"]
+        why.append(
+            f"the {proofs['shop'].images} reviewed shop photos training did not see prove no threshold "
+            f"({more_photos_text(proofs['shop'])}): the validation split's temperature and threshold are served"
+        )
+    if not served.proven:
+        why.append(f"the validation split proves no threshold ({more_photos_text(served)}): no answer is confident")
+    temperature = served.temperature
+    min_confidence = NOTHING_CONFIDENT if served.min_confidence is None else served.min_confidence
     splits = {"validation": (val_logits, val_labels), "test": (test_logits, test_labels)}
+    if shop is not None and len(shop[1]):
+        splits["shop"] = shop
+    outside = {}
+    if not_these is not None:
+        answered = calibrated(not_these, temperature).max(1, initial=0) >= min_confidence
+        outside = {"not_these_classes": {"photos": len(answered), "answered_confident": int(answered.sum())}}
     return {
         "method": "temperature",
         "temperature": temperature,
         "min_confidence": min_confidence,
         "target_precision": TARGET_PRECISION,
-        "fitted_on": "validation",
+        "confidence": CONFIDENCE,
+        "fitted_on": served.photos,
+        "proof": served.to_json(),
+        "fallback": "; and ".join(why) or None,
+        "proofs": {photos: proof.to_json() for photos, proof in proofs.items()},
         **{
             name: {
                 "raw": report(calibrated(logits, 1.0), labels),
@@ -135,4 +294,11 @@ def calibrate(val_logits: np.ndarray, val_labels: np.ndarray, test_logits: np.nd
             }
             for name, (logits, labels) in splits.items()
         },
+        **outside,
     }
+
+
+def more_photos_text(proof: Proof) -> str:
+    if proof.more_photos_needed is None:
+        return f"its answers are right less than {proof.target_precision:.0%} of the time at every threshold"
+    return f"about {proof.more_photos_needed} more photos like them would be needed"

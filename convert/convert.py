@@ -46,8 +46,9 @@ from project.paths import BUNDLE  # noqa: E402
 from project.progress import Progress  # noqa: E402
 from train import budget as budgets  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
-from train.data import file_digest, read_images, scan_dataset  # noqa: E402
+from train.data import Item, file_digest, read_images, scan_dataset  # noqa: E402
 from train.export import export_saved_model, tflite_bytes  # noqa: E402
+from train.reviewed import ReviewedError, shop_photos  # noqa: E402
 
 # -- defaults -----------------------------------------------------------------
 OUT = BUNDLE
@@ -64,8 +65,18 @@ SMALL_MIN_AGREEMENT = 0.99  # smaller variants: top-1 agreement with Keras
 SMALL_MAX_ACCURACY_DROP = 0.005  # and test accuracy at most 0.5 points below float32
 REPRESENTATIVE_IMAGES = 100  # training images that calibrate full-integer int8
 LATENCY_RUNS = 20  # single-image invokes timed per variant (median reported)
-# What the Lambda reads of model.json's "calibration" (lambda_fn/model.py); the figures stay in "parity"
-SERVED_CALIBRATION = ("method", "temperature", "min_confidence", "target_precision")
+# What model.json's "calibration" holds: what the Lambda reads (lambda_fn/model.py), and the promise's proof (on
+# which photos, how many, the bound, the confidence, the coverage; why it fell back); the figures stay in "parity"
+SERVED_CALIBRATION = (
+    "method",
+    "temperature",
+    "min_confidence",
+    "target_precision",
+    "confidence",
+    "fitted_on",
+    "proof",
+    "fallback",
+)
 # A candidate's model.json while its gate runs: the raw softmax, every answer confident
 UNCALIBRATED = {"method": "none", "temperature": 1.0, "min_confidence": 0.0, "target_precision": None}
 CHECK_PHOTOS_PER_CLASS = 1  # validation photos per class in the bundle, for the PreTraffic hook
@@ -134,7 +145,7 @@ def scan_for(meta: dict, data: Path) -> dict:
 
 def tflite_logits(model, x: np.ndarray, progress: Progress) -> np.ndarray:
     """One image at a time, as the Lambda runs it."""
-    rows = []
+    rows = [np.zeros((0, len(model.labels)), np.float32)]  # no images (every reviewed photo refused): no rows
     for image in x:
         rows.append(model.logits(image[None]))
         progress.advance()
@@ -169,12 +180,25 @@ class Source:
     meta: dict  # its run.json
     items: dict  # the dataset's splits (int8-full calibrates its ranges on training images)
     skipped: list[str]  # gate images that could not be read
+    # the reviewed photos training did not see (input, labels), and those of none of the classes (input)
+    shop: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    shop_photos: dict | None = None  # how many shop photos trained and proved (model.json "shop_photos")
 
 
-def gate(variant: str, val: Split, lite_val: np.ndarray, test: Split, lite_test: np.ndarray, reference: dict | None):
-    """The parity figures, the variant's calibration (fitted on its own served validation logits), and whether
-    they pass this variant's thresholds (the gate reads validation; `reference` is float32's figures)."""
-    calibration = calibrate(lite_val, val.labels, lite_test, test.labels)
+def gate(
+    variant: str,
+    val: Split,
+    lite_val: np.ndarray,
+    test: Split,
+    lite_test: np.ndarray,
+    reference: dict | None,
+    lite_shop: tuple[np.ndarray, np.ndarray] | None = None,
+    lite_none: np.ndarray | None = None,
+):
+    """The parity figures, the variant's calibration (fitted on its own served logits: the shop's reviewed photos'
+    where they prove the promise, else validation's), and whether they pass this variant's thresholds (the gate
+    reads validation; `reference` is float32's figures)."""
+    calibration = calibrate(lite_val, val.labels, lite_test, test.labels, lite_shop, lite_none)
     temperature, min_confidence = calibration["temperature"], calibration["min_confidence"]
     keras_p, lite_p = calibrated(val.keras, temperature), calibrated(lite_val, temperature)
     figures = {
@@ -240,10 +264,40 @@ def bundle_meta(variant: str, checkpoint: Path, meta: dict) -> dict:
     }
 
 
+def shop_split(meta: dict, reviewed: Path, items: dict) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], dict]:
+    """The reviewed photos held out of training (train/reviewed.py) and those of none of the classes, read as the
+    gate reads validation (the Lambda's path, load_split), and model.json's account of the shop's photos. A photo
+    the run trained on is refused too: the proof needs photos the model has not seen, whatever file or rule the
+    run used. Returns ((input, labels, input of the photos of none of the classes), the account)."""
+    trained = meta.get("reviewed") or {}
+    shop = shop_photos(reviewed, meta["classes"], items, Path(meta["config"]["cache"]), ("calibration", "none"))
+    unseen = [item for item in shop.calibration if item.path.stem not in trained.get("trained_sha256", [])]
+    x, labels, skipped = load_split(meta, unseen)
+    x_none, _, skipped_none = load_split(meta, [Item(path, -1) for path in shop.not_these])  # no label to check
+    record = {
+        "training": {k: v for k, v in trained.items() if k != "trained_sha256"} or None,
+        "calibration": {
+            "file": str(reviewed),
+            "photos": int(len(labels)),
+            "trained_on_by_this_run": len(shop.calibration) - len(unseen),
+            "unreadable": skipped + skipped_none,
+            "refused": shop.refused,
+            "none": shop.none,  # "not one of these classes": no label to check an answer against
+        },
+    }
+    return (x, labels, x_none), record
+
+
 def convert(
-    source: Path, out: Path, variants=DEFAULT_VARIANTS, run_json: Path | None = None, data: Path | None = None
+    source: Path,
+    out: Path,
+    variants=DEFAULT_VARIANTS,
+    run_json: Path | None = None,
+    data: Path | None = None,
+    reviewed: Path | None = None,
 ) -> dict:
-    """Convert, gate and write each passing variant to out/<variant>/. Returns a summary per variant."""
+    """Convert, gate and write each passing variant to out/<variant>/ (with reviewed, a reviewed-labels file:
+    the promise proven on its photos training did not see). Returns a summary per variant."""
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ConversionError(f"unknown variant(s) {unknown}; choose from {VARIANTS}")
@@ -253,8 +307,14 @@ def convert(
     items = scan_for(meta, data)
     x_val, y_val, skipped_val = load_split(meta, items["validation"])
     x_test, y_test, skipped_test = load_split(meta, items["test"])
+    shop, shop_record = shop_split(meta, reviewed, items) if reviewed else (None, None)
+    if shop_record is None and meta.get("reviewed"):
+        log.warning(
+            "the run trained on %s: pass --reviewed to prove the promise on its held-out photos",
+            meta["reviewed"]["file"],
+        )
     order = ["float32"] + [v for v in variants if v != "float32"]  # float32 is the reference
-    images = len(y_val) + len(y_test)
+    images = len(y_val) + len(y_test) + (len(shop[1]) + len(shop[2]) if shop else 0)
     trained = meta.get("budget")  # a run of make train: its rate, its stages estimated and actual
     rate = trained["rate_gflops"] if trained else budgets.machine_gflops()
     passes = len(order) + 1  # each variant's, and Keras' reference pass
@@ -268,7 +328,7 @@ def convert(
     test = Split(x_test, y_test, keras_model.predict(x_test, verbose=0))
     log.info("converting %s; gate on %d validation images", checkpoint.name, len(y_val))
     progress = Progress(log, "the gates on LiteRT", len(order) * images, "images")
-    source_info = Source(checkpoint, meta, items, skipped_val + skipped_test)
+    source_info = Source(checkpoint, meta, items, skipped_val + skipped_test, shop, shop_record)
 
     summary: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -300,7 +360,11 @@ def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference,
     (candidate / "model.json").write_text(json.dumps({**info, "calibration": UNCALIBRATED}))
     served = Model(candidate, threads=os.cpu_count())
     lite_val, lite_test = tflite_logits(served, val.x, progress), tflite_logits(served, test.x, progress)
-    parity, calibration = gate(variant, val, lite_val, test, lite_test, reference)
+    lite_shop, lite_none = None, None
+    if source.shop:
+        lite_shop = (tflite_logits(served, source.shop[0], progress), source.shop[1])
+        lite_none = tflite_logits(served, source.shop[2], progress)
+    parity, calibration = gate(variant, val, lite_val, test, lite_test, reference, lite_shop, lite_none)
     parity["latency_ms_1_thread"] = single_image_latency_ms(candidate, val.x)
     parity["size_bytes"] = (candidate / "model.tflite").stat().st_size
     parity["calibration"] = calibration
@@ -311,6 +375,7 @@ def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference,
         min_runtime_version=min_runtime_version(candidate / "model.tflite"),  # lambda_fn/model.py checks it
         parity=parity,
         skipped_images=source.skipped,
+        shop_photos=source.shop_photos,
         tensorflow_version=tf.__version__,
     )
     (candidate / "model.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -369,6 +434,23 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def promise(calibration: dict) -> str:
+    """One line: what "confident" promises, on which photos it was proven, or why nothing is confident."""
+    proof, fallback = calibration["proof"], calibration["fallback"]
+    if not proof["proven"]:
+        return f"promise: none proven; {fallback}"
+    line = (
+        f"promise: confident answers (p >= {proof['min_confidence']:.6f}) right >= {proof['target_precision']:.0%} "
+        f"with {proof['confidence']:.0%} confidence, proven on {proof['images']} {proof['photos']} photos: "
+        f"{proof['right']} of {proof['confident']} confident answers right, lower bound {proof['bound']:.4f}, "
+        f"coverage {proof['coverage']:.1%}"
+    )
+    outside = calibration.get("not_these_classes")
+    if outside:
+        line += f"; of {outside['photos']} photos of none of these classes, {outside['answered_confident']} confident"
+    return line + (f" ({fallback})" if fallback else "")
+
+
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -381,13 +463,20 @@ def main(argv=None) -> int:
     )
     p.add_argument("--run-json", type=Path, help="the run's metadata (default: run.json beside the checkpoint)")
     p.add_argument("--data", type=Path, help="dataset folder for the gate (default: the one training used)")
+    p.add_argument(
+        "--reviewed",
+        type=Path,
+        help="a reviewed-labels file: the temperature and threshold fitted and proven on its photos training did "
+        "not see (the half train/reviewed.py holds out), where they prove one; else on validation",
+    )
     args = p.parse_args(argv)
     try:
-        summary = convert(args.source, args.out, args.variants.split(","), args.run_json, args.data)
-    except ConversionError as err:
+        summary = convert(args.source, args.out, args.variants.split(","), args.run_json, args.data, args.reviewed)
+    except (ConversionError, ReviewedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(table(summary))
+    print(promise(summary["float32"]["calibration"]))
     if not summary["float32"]["passed"]:
         print(f"error: float32 refused: {'; '.join(summary['float32']['failures'])}", file=sys.stderr)
         return 1

@@ -31,6 +31,11 @@ class TrainConfig:
     """Every setting, its default and its help: the command line is made from these fields (parse_args)."""
 
     data: Path = setting(default_data_dir, "dataset folder (env FASHION_DATA; else ../shared's, else ./)")
+    reviewed: Path | None = setting(
+        None,
+        "a reviewed-labels file (python -m catalog.review writes it): its labelled photos train, but the half "
+        "held out for conversion to prove the promise on (train/reviewed.py)",
+    )
     weights: str | None = setting(
         "default",
         "base weights: a .weights.h5 file, 'imagenet' (Keras downloads them) or 'none' (random); 'default': "
@@ -194,6 +199,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ValueError(
             "--input images trains on a frozen base the slow way: use --input cache for --fine-tune-from none"
         )
+    if config.reviewed is not None and not config.reviewed.is_file():
+        raise ValueError(f"--reviewed {config.reviewed}: no such file (python -m catalog.review writes one)")
     if config.fine_tune_patience < 0:
         raise ValueError("--fine-tune-patience must be 0 (never stop early) or more")
     if config.input == "cache" and config.augment and config.views < 1:

@@ -44,6 +44,7 @@ from project.progress import Progress
 from train.augmentation import augmented_views
 from train.data import CACHE, Item, check_classes_present, default_data_dir, file_digest, read_images, scan_dataset
 from train.export import export_saved_model, tflite_bytes
+from train.reviewed import FOLDER as REVIEWED_PHOTOS
 from train.store import ActivationStore
 
 if TYPE_CHECKING:
@@ -273,11 +274,14 @@ def fill_stores(config: "TrainConfig", plan: FillPlan, classes: list[str], items
 
 
 def prune(cache_dir: Path, data: Path) -> int:
-    """Drop, from every store under cache_dir, the entries of images no longer in the dataset at data."""
+    """Drop, from every store under cache_dir, the entries of images no longer in the dataset at data (the shop's
+    reviewed photos, kept beside the stores by train/reviewed.py, stay, and so do their entries)."""
     _, items = scan_dataset(data)
-    live = {file_digest(i.path) for split in items.values() for i in split}
-    freed = sum(ActivationStore(folder).prune(live) for folder in sorted(Path(cache_dir).glob("*/")))
-    for folder in Path(cache_dir).glob("*/"):
+    photos = Path(cache_dir) / REVIEWED_PHOTOS
+    live = {file_digest(i.path) for split in items.values() for i in split} | {p.stem for p in photos.glob("*")}
+    stores = [folder for folder in sorted(Path(cache_dir).glob("*/")) if folder != photos]
+    freed = sum(ActivationStore(folder).prune(live) for folder in stores)
+    for folder in stores:
         if not any(folder.glob("shard-*")):
             for f in folder.iterdir():
                 f.unlink()

@@ -49,6 +49,7 @@ from train.features import plan_fill  # noqa: E402
 from train.fine_tune import fine_tune  # noqa: E402
 from train.inputs import cache_inputs, image_inputs  # noqa: E402
 from train.report import evaluate, plot_confusion, plot_curves  # noqa: E402
+from train.reviewed import shop_photos  # noqa: E402
 
 log = logging.getLogger("train")
 
@@ -66,12 +67,16 @@ class Prepared:
     stats: dict
     budget: list[Stage]  # the stages' work and estimates (empty where the images train on an accelerator)
     rate_gflops: float
+    reviewed: dict | None  # the shop's reviewed photos: how many trained, were held out, refused (train/reviewed.py)
 
 
 def prepare(config: TrainConfig) -> Prepared:
     """The dataset scanned, the model built, and what fit() reads: the cache filled (input=cache, with the
     run's budget printed first) or the images decoded (input=images)."""
     classes, items = scan_dataset(config.data)
+    shop = shop_photos(config.reviewed, classes, items, config.cache, ("train",)) if config.reviewed else None
+    if shop:  # the reviewed photos train beside the dataset's, read and cached as they are
+        items = {**items, "train": items["train"] + shop.train}
     weights_id = weights_identity(config.backbone_entry, config.weights, config.seed)
     net = models.build(config.backbone_entry, config, len(classes))
     budget, rate, started = [], 0.0, time.perf_counter()
@@ -83,7 +88,8 @@ def prepare(config: TrainConfig) -> Prepared:
     else:
         train_batches, val_batches, stats = image_inputs(config, classes, items)
     stats["seconds"] = round(time.perf_counter() - started, 2)
-    return Prepared(classes, items, weights_id, net, train_batches, val_batches, stats, budget, rate)
+    reviewed = shop.record() if shop else None
+    return Prepared(classes, items, weights_id, net, train_batches, val_batches, stats, budget, rate, reviewed)
 
 
 def fit_phases(config: TrainConfig, net: models.Models, train, val, callbacks, best: BestCheckpoint | None) -> dict:
@@ -154,7 +160,7 @@ def train(config: TrainConfig) -> dict:
     with scope:
         prepared = prepare(config)
         classes, items, net = prepared.classes, prepared.items, prepared.net
-        meta = run_metadata(config, classes, prepared.weights_id)
+        meta = {**run_metadata(config, classes, prepared.weights_id), "reviewed": prepared.reviewed}
         write_json(out / "run.json", meta)
         best, timer = BestCheckpoint(net.full, out, stem), EpochTimer()
         history = fit_phases(config, net, prepared.train_batches, prepared.val_batches, [best, timer], best)

@@ -70,3 +70,17 @@ def test_a_decision_that_cannot_train_says_why(decision_kind, label, sha):
     fine = sha == DIGEST and decision_kind in reviewed.DECISIONS and (decision_kind == "label") == (label is not None)
     fine = fine and label in (*LABELS, None)
     assert (d.problem(LABELS) is None) is fine
+
+
+@given(st.binary(min_size=1, max_size=64), st.sampled_from(LABELS), st.text(min_size=1, max_size=20))
+def test_which_photos_prove_the_promise_depends_on_their_bytes_alone(photo, label, source):
+    digest = hashlib.sha256(photo).hexdigest()
+    held = reviewed.for_calibration(decision(source, sha256=digest, label=label))
+    assert held == reviewed.for_calibration(decision("other.jpg", sha256=digest, label=LABELS[0]))
+    assert not reviewed.for_calibration(decision(source, sha256=digest, decision="none", label=None))
+
+
+def test_about_the_calibration_share_of_photos_is_held_out():
+    digests = [hashlib.sha256(str(k).encode()).hexdigest() for k in range(2000)]
+    held = sum(reviewed.for_calibration(decision(sha256=d)) for d in digests)
+    assert abs(held / len(digests) - reviewed.CALIBRATION_SHARE) < 0.05

@@ -12,6 +12,7 @@ from train.backbone import XCEPTION
 from train.config import parse_args
 from train.data import file_digest, scan_dataset
 from train.features import CachedSplit, CacheKey, cache_keys, cached_activations, frozen_layers, prune, trunk_file
+from train.reviewed import FOLDER as REVIEWED_PHOTOS
 from train.store import ActivationStore
 
 SIZE = 71
@@ -154,6 +155,17 @@ def test_prune_drops_images_that_left_the_dataset(frozen, tiny_dataset, tmp_path
     assert len(store) == 16 and not any(d in store for d in gone_digests)
     again, _, stats = activations(frozen, tiny_dataset, tmp_path / "cache")
     assert (stats["computed"], stats["cached"]) == (0, 16)
+
+
+def test_prune_keeps_the_shops_reviewed_photos_and_their_activations(frozen, tiny_dataset, tmp_path):
+    activations(frozen, tiny_dataset, tmp_path / "cache")
+    reviewed = sorted((tiny_dataset / "train" / "hat").iterdir())[0]  # as if it came from a shop, not the dataset
+    digest, photos = file_digest(reviewed), tmp_path / "cache" / REVIEWED_PHOTOS
+    photos.mkdir()
+    (photos / f"{digest}.jpg").write_bytes(reviewed.read_bytes())
+    reviewed.unlink()
+    assert prune(tmp_path / "cache", tiny_dataset) == 0
+    assert (photos / f"{digest}.jpg").is_file() and digest in ActivationStore(key().folder(tmp_path / "cache"))
 
 
 def test_reading_a_cache_larger_than_the_memory_allowed_stays_bounded(tmp_path):

@@ -102,7 +102,7 @@ def test_help_shows_every_setting_with_its_default(capsys):
         parse_args(["--help"])
     shown = capsys.readouterr().out
     flags = [f for f in fields(TrainConfig) if f.metadata.get("flag", True)]
-    assert len(flags) == 23 and all(f"--{f.name.replace('_', '-')}" in shown for f in flags)
+    assert len(flags) == 24 and all(f"--{f.name.replace('_', '-')}" in shown for f in flags)
     assert shown.count("(default:") == len(flags) + 1  # and --preset
     assert "--fine-tune-epochs" in shown and "presets: cpu 8, gpu 12, frozen 0, quick 0" in " ".join(shown.split())
 
@@ -115,6 +115,7 @@ def test_help_shows_every_setting_with_its_default(capsys):
         (["--preset", "nightly"], "invalid choice: 'nightly'"),
         (["--views", "0"], "--views must be at least 1"),
         (["--fine-tune-patience", "-1"], "--fine-tune-patience must be 0 (never stop early) or more"),
+        (["--reviewed", "/nowhere/reviewed.jsonl"], "--reviewed /nowhere/reviewed.jsonl: no such file"),
     ],
 )
 def test_bad_settings_are_refused_by_name(flags, message, capsys):
