@@ -63,7 +63,8 @@ MIN_CONFIDENCE = MODEL.min_confidence if SETTINGS.min_confidence is None else SE
 SERIES = metrics.Series.of(os.environ, MODEL.meta, SETTINGS.model_variant)  # the metrics' dimension values
 NOT_SURE_SHARE = metrics.expected_not_sure_share(MODEL.meta, SETTINGS.min_confidence is None)
 # Every prediction names the model that made it and the bar its answers were held to: "confident" answers were
-# right target_precision of the time on validation at the model's own threshold (unknown at another one).
+# proven right at least target_precision of the time (a 95% bound, convert/calibrate.py) at the model's own
+# threshold (unknown at another one).
 MODEL_ID: ModelId = {
     "name": MODEL.meta["name"],
     "sha256": MODEL.meta["tflite_sha256"],
