@@ -26,7 +26,13 @@ class Stack:
         declared = template["Parameters"]
         self.parameters = {name: str(p.get("Default", "")) for name, p in declared.items()} | parameters
         self.resources = resources
-        self.conditions = {name: self.value(c) for name, c in template.get("Conditions", {}).items()}
+        self.declared_conditions = template.get("Conditions", {})
+        self.conditions: dict[str, bool] = {}  # resolved when first asked: a condition may name another
+
+    def condition(self, name: str) -> bool:
+        if name not in self.conditions:
+            self.conditions[name] = bool(self.value(self.declared_conditions[name]))
+        return self.conditions[name]
 
     def properties(self, logical_id: str) -> dict:
         return self.value(self.resources[logical_id].get("Properties", {}))
@@ -79,7 +85,7 @@ class Stack:
                 return self.substitute(text, self.value(variables))
             if key == "Fn::If":
                 name, yes, no = arg
-                return self.value(yes if self.conditions[name] else no)
+                return self.value(yes if self.condition(name) else no)
             if key == "Fn::Equals":
                 left, right = self.value(arg)
                 return str(left) == str(right)
@@ -90,7 +96,7 @@ class Stack:
             if key == "Fn::Or":
                 return any(self.value(arg))
             if key == "Condition":
-                return self.conditions[arg]
+                return self.condition(arg)
             if key == "Fn::Join":
                 separator, parts = arg
                 return separator.join(str(p) for p in self.value(parts))

@@ -255,13 +255,13 @@ def test_cost_has_a_ceiling_by_default(deployed):
     assert function["ReservedConcurrentExecutions"] == "10"
     (invocations,) = alarm_series(alarms(stack)["InvocationsAlarm"])
     assert invocations == ("AWS/Lambda", "Invocations", frozenset({("FunctionName", function["FunctionName"])}))
-    assert not stack.conditions["HasBudget"]
+    assert not stack.condition("HasBudget")
     assert "ReservedConcurrentExecutions" not in deployed(ReservedConcurrency="0").properties("Function")
 
 
 def test_the_optional_budget_notifies_the_alarm_topic(deployed):
     stack = deployed(MonthlyBudgetUsd="50")
-    assert stack.conditions["HasBudget"]
+    assert stack.condition("HasBudget")
     budget = stack.properties("Budget")
     assert budget["Budget"]["BudgetLimit"] == {"Amount": "50", "Unit": "USD"}
     assert budget["Budget"]["CostFilters"]["TagKeyValue"] == ["aws:cloudformation:stack-name$fashion"]
