@@ -8,6 +8,7 @@ detail (the filters differ on it). Written once and committed: the digest is of 
 with another Pillow or libjpeg means checking pixels() did not change before updating the digest.
 """
 
+import argparse
 import io
 from pathlib import Path
 
@@ -58,6 +59,7 @@ def samples() -> dict[str, bytes]:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     for name, data in samples().items():
         (HERE / name).write_bytes(data)
         print(f"{name}: {len(data)} bytes")
