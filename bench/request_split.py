@@ -6,7 +6,7 @@ Real test photos upscaled 3x (Lanczos; 1200x1600, about 1.9 MP, JPEG quality 90:
 served on 127.0.0.1 and taken through the Lambda's own steps, each timed apart: the fetch (lambda_fn.fetch),
 the decode (lambda_fn.preprocess.decode_image), the pixels (upright, RGB, stretched to the input size), and
 inference (LiteRT, all cores). The decode is timed both ways: in full, and reduced in the DCT domain to no
-less than the input size (what serving and training do: PIXELS_VERSION 4). With a model ten times cheaper
+less than the input size (what serving and training do since PIXELS_VERSION 4). With a model ten times cheaper
 than Xception, the full decode and its resize cost as much as the inference; reduced, a fraction. Also
 counted: the answers the reduced decode changes on these photos.
 """

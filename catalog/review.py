@@ -38,7 +38,7 @@ from PIL import Image
 from catalog.client import Refused, is_url, read_photo
 from catalog.results import Unreadable, rows_of_either
 from lambda_fn.confidence import candidates
-from lambda_fn.errors import RequestError, echo, error_body
+from lambda_fn.errors import RequestError, echo
 from lambda_fn.events import JSON_POLICY, SECURITY_HEADERS, page_policy, parse_json
 from lambda_fn.fetch import FetchLimits, fetch
 from lambda_fn.local_server import Handler, Server
@@ -307,7 +307,7 @@ class ReviewHandler(Handler):
             return self.reply(err.status, err.body())
         except OSError as err:  # the reviewed-labels file could not be written: the page says so and stays
             message = f"the decision was not written to {self.server.review.out} ({err.strerror or err})"
-            return self.reply(500, error_body(500, "not_written", message))
+            return self.reply(500, RequestError("not_written", message).body())
 
     def decision(self, body: bytes):
         kind = self.headers.get("Content-Type", "").split(";")[0].strip().lower()

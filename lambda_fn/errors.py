@@ -29,6 +29,7 @@ STATUS = {
     "upstream_timeout": 504,  # the image's server (or S3) was too slow
     "s3_unavailable": 503,  # S3 throttled, failed (5xx) or could not be reached
     "out_of_time": 504,  # a urls entry not finished before the function's own time ran out
+    "not_written": 500,  # the review page (catalog/review.py): a decision could not be written to its file
 }
 
 # The errors that may pass if the same request is sent again later: S3 Batch Operations retries a task that
