@@ -150,3 +150,13 @@ def test_unreadable_images_are_skipped_as_in_training_and_recorded(tiny_run, tmp
     # the PreTraffic hook's photos are readable ones, one a class, hat's included
     assert [c["truth"] for c in meta["checks"]] == meta["labels"]
     assert all((tmp_path / "out" / "float32" / c["file"]).read_bytes() != bad.read_bytes() for c in meta["checks"])
+
+
+def test_model_json_holds_each_calibration_figure_once(converted):
+    """What serves (temperature, threshold, the promise's proof) is in "calibration"; "parity" keeps the figures
+    behind it, and none of the served keys again."""
+    out, _ = converted
+    meta = json.loads((out / "float32" / "model.json").read_text())
+    assert {"temperature", "min_confidence", "proof"} <= meta["calibration"].keys()
+    assert not meta["calibration"].keys() & meta["parity"]["calibration"].keys()
+    assert "test" in meta["parity"]["calibration"]
