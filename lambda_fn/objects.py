@@ -46,7 +46,9 @@ class ObjectRef:
 def client(connect_timeout: float, read_timeout: int):
     """One S3 client per instance, made on first use (boto3 costs its import only to those who read S3); the
     read timeout in whole seconds, so that a request's time cut short near its deadline rarely makes another.
-    Its endpoint, region and credentials are boto3's own: the Lambda's role, or AWS_ENDPOINT_URL_S3 and keys."""
+    Its endpoint, region and credentials are boto3's own: the Lambda's role, or AWS_ENDPOINT_URL_S3 and keys,
+    read when it is made, by a session of its own (boto3's default session keeps the first credentials any
+    caller in the process resolved: another library's, or a test's)."""
     import boto3
     from botocore.config import Config
 
@@ -55,7 +57,7 @@ def client(connect_timeout: float, read_timeout: int):
         read_timeout=read_timeout,
         retries={"total_max_attempts": 1},  # the callers retry (see above)
     )
-    return boto3.client("s3", config=config)
+    return boto3.session.Session().client("s3", config=config)
 
 
 def allowed(ref: ObjectRef, bucket: str) -> None:

@@ -219,3 +219,20 @@ def test_a_malformed_s3_event_is_refused_by_name(event, why):
     with pytest.raises(RequestError, match=why) as refused:
         events.parse(event, 10, 1)
     assert refused.value.code == "invalid_request"
+
+
+def test_credentials_another_caller_resolved_first_are_not_the_functions(app, catalog, batch_event, monkeypatch):
+    """boto3's default session keeps the first credentials it resolves in the process (a library's, a test's):
+    the function's client reads the environment as it is when the client is made."""
+    import boto3
+
+    from lambda_fn import objects
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "someone-else")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "not-this-deployments")
+        boto3.client("sts", region_name="us-east-1")  # the default session resolves, and keeps, these keys
+    objects.client.cache_clear()
+    _, result = invoke_batch(app, batch_event, catalog["pants"])
+    assert result["resultCode"] == "Succeeded", result
