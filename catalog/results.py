@@ -206,7 +206,8 @@ def text_of(path: Path) -> str:
 
 def started(text: str, form: str) -> bool:
     """Whether the text is what a run of this format writes first, whole or cut short (an empty file included)."""
-    return text.startswith(FIRST_WRITTEN[form]) or FIRST_WRITTEN[form].startswith(text)
+    text, first = text.replace("\r\n", "\n"), FIRST_WRITTEN[form].replace("\r\n", "\n")  # a CSV saved again
+    return text.startswith(first) or first.startswith(text)
 
 
 def rows_in(text: str, form: str) -> list[dict]:
