@@ -1,6 +1,7 @@
 """The shop's loop measured: k-fold over the shop sample, reviewed labels into training and the promise re-proven.
 
     python -m bench.shop --train-flags "--backbone efficientnet-lite2"      # hours: see docs/shop-loop.md
+    python -m bench.shop --score artifacts/bundle/float32 --key served     # seconds: a bundle as it serves now
 
 The shop sample (../shared/data/shop-sample: class folders as the dataset's, children.txt naming the children's
 photos) stands for what a shop's reviewers labelled. It is cut into k folds, stratified by class (each class's
@@ -16,7 +17,8 @@ Reported, over all photos and for children's and adults' apart: accuracy, expect
 confident share and the confident answers' precision with its one-sided 95% lower bound (Clopper-Pearson,
 convert/calibrate.py), beside the served test accuracy. After pools the k folds, each scored by its own model.
 Every run shares one activation cache, so a fold costs its fine-tuning, the fill of its shop photos, and its
-conversion.
+conversion. --score skips the loop: it scores one bundle (what serves today, say) on every photo of the sample.
+--key tells apart the results of several recipes (bench/results/shop.<key>.json).
 """
 
 import argparse
@@ -147,9 +149,15 @@ def main(argv=None):
     p.add_argument("--train-flags", default="", help="flags for every training run (python -m train.train --help)")
     p.add_argument("--out", type=Path, default=ARTIFACTS / "bench-shop", help="runs, bundles and reviewed files")
     p.add_argument("--results", type=Path, default=RESULTS, help="where shop.json is written")
+    p.add_argument("--key", help="a name for these results: shop.<key>.json (several recipes side by side)")
+    p.add_argument("--score", type=Path, metavar="VARIANT", help="score this bundle variant only (no training)")
     args = p.parse_args(argv)
     if args.folds < 2:
         p.error("--folds must be at least 2: a fold is scored by a model trained on the others")
+    if args.score is not None:
+        if not (args.score / "model.json").is_file():
+            p.error(f"--score {args.score}: not a bundle variant (no model.json there; e.g. artifacts/bundle/float32)")
+        return score_only(args, argv)
     flags, photos = shlex.split(args.train_flags), sample_photos(args.sample)
     dealt = folds(photos, args.folds)
     before_variant, before_gate = trained_and_converted(args.out / "before", flags, None)
@@ -186,6 +194,27 @@ def main(argv=None):
         [Table("folds", FIELDS, records)],
         notes,
         folder=args.results,
+        key=args.key,
+    )
+
+
+def score_only(args, argv) -> None:
+    """One bundle's figures on every photo of the sample: no model of this run saw them (unless it trained on them)."""
+    meta = json.loads((args.score / "model.json").read_text())
+    s, test = scored(args.score, sample_photos(args.sample)), meta["parity"]["test_accuracy"]
+    records = [{"model": "served", "photos": g, **figures(s, c), "test_accuracy": test} for g, c in GROUPS]
+    reviewed = ((meta.get("shop_photos") or {}).get("training") or {}).get("trained_on", 0)
+    note = f"{args.score}: trained on {reviewed} reviewed photos" + (
+        " (some may be in this sample)" if reviewed else ""
+    )
+    record(
+        __spec__.name,
+        argv,
+        "A served bundle on the shop sample",
+        [Table("folds", FIELDS, records)],
+        [note],
+        folder=args.results,
+        key=args.key or "served",  # never over the loop's own shop.json
     )
 
 

@@ -5,6 +5,7 @@ import json
 import shlex
 
 import numpy as np
+import pytest
 
 from bench import shop
 from harness.dataset import TINY_COLOURS, tiny_training_flags, write_image
@@ -40,3 +41,27 @@ def test_the_loop_is_measured_fold_by_fold_before_and_after(tmp_path):
         assert 0 <= rows[model, "all"]["confident_bound"] <= (rows[model, "all"]["confident_precision"] or 1)
     assert [note.split(":")[0] for note in result["notes"]] == ["fold 0", "fold 1"]
     assert all(("the promise proven on" in note) != ("no promise proven" in note) for note in result["notes"])
+
+
+def test_a_served_bundle_is_scored_on_the_sample_without_training(tmp_path, tiny_bundle):
+    sample, rng = tmp_path / "sample", np.random.default_rng(4)
+    for name, colour in TINY_COLOURS.items():
+        write_image(sample / name / f"{name}-0.jpg", colour, rng)
+    (sample / "children.txt").write_text("hat-0\n")
+    shop.main(["--sample", str(sample), "--score", str(tiny_bundle), "--results", str(tmp_path / "results")])
+
+    result = json.loads((tmp_path / "results" / "shop.served.json").read_text())
+    rows = {r["photos"]: r for r in result["records"]["folds"]["items"]}
+    expected = shop.scored(tiny_bundle, shop.sample_photos(sample))
+    right = expected.probabilities.argmax(1) == expected.labels
+    assert rows["all"]["n"] == len(TINY_COLOURS) and rows["children"]["n"] == 1
+    assert rows["all"]["accuracy"] == right.mean()
+    assert rows["all"]["confident_share"] == expected.confident.mean()
+    model = json.loads((tiny_bundle / "model.json").read_text())
+    assert rows["all"]["test_accuracy"] == model["parity"]["test_accuracy"]
+
+
+def test_score_refuses_a_folder_that_is_not_a_bundle(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        shop.main(["--score", str(tmp_path), "--results", str(tmp_path / "results")])
+    assert "not a bundle variant" in capsys.readouterr().err
