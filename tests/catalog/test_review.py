@@ -29,7 +29,8 @@ from lambda_fn.fetch import FetchLimits
 from project import reviewed
 
 SCREENSHOTS = REPO / "artifacts" / "review"
-LABELS = list(review.CLASSES)
+# a ten-class model's labels (the course's), as its model.json or --labels gives them: ten keys, 1 to 0
+LABELS = ["dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt"]
 THRESHOLD = 0.9  # min_confidence of the rows: every answer below it is unsure
 
 
@@ -339,6 +340,7 @@ def test_a_url_photo_on_a_private_address_needs_the_flag(queue, tmp_path):
         status, _, body = request(f"{server.url}/photo/2")
         error = json.loads(body)["error"]
         assert status == 403 and error["code"] == "url_not_allowed" and "127.0.0.1" in error["message"]
+        assert "(--allow-private-urls allows private ones)" in error["message"]  # this tool's switch, not the function's
         status, _, _ = request(
             f"{server.url}/decide", {"index": 2, "source": rows[2]["source"], "decision": "skip", "label": None}
         )
@@ -399,6 +401,15 @@ def test_labels_the_queue_names_must_be_among_the_labels(queue, tmp_path, capsys
     assert "give the model's labels with --labels or --model-dir" in err
     assert review.main([str(results), "--out", str(tmp_path / "o.jsonl"), "--model-dir", str(tmp_path)]) == 2
     assert "holds no model.json" in capsys.readouterr().err
+
+
+def test_without_a_bundle_or_labels_the_command_asks_for_one(queue, tmp_path, capsys, monkeypatch):
+    """The labels come from the model that tagged (its model.json) or the reviewer: no list of the review's own."""
+    results, _, _ = queue
+    monkeypatch.setattr(review, "DEFAULT_MODEL_DIR", tmp_path / "no-bundle")
+    assert review.main([str(results), "--out", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert f"no bundle at {tmp_path / 'no-bundle'}" in err and "--model-dir" in err and "--labels" in err
 
 
 def test_nothing_to_review_says_so(tmp_path, capsys, image_files):
