@@ -340,7 +340,8 @@ def test_a_url_photo_on_a_private_address_needs_the_flag(queue, tmp_path):
         status, _, body = request(f"{server.url}/photo/2")
         error = json.loads(body)["error"]
         assert status == 403 and error["code"] == "url_not_allowed" and "127.0.0.1" in error["message"]
-        assert "(--allow-private-urls allows private ones)" in error["message"]  # this tool's switch, not the function's
+        # the switch this tool's user has, not the function's environment variable
+        assert "(--allow-private-urls allows private ones)" in error["message"]
         status, _, _ = request(
             f"{server.url}/decide", {"index": 2, "source": rows[2]["source"], "decision": "skip", "label": None}
         )
