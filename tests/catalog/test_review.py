@@ -1,16 +1,11 @@
 """The review page (catalog/review.py): its server in its own process, driven with the keyboard in headless
 Chromium; photos from files and from a server on 127.0.0.1, a hostile one among them; a review killed and resumed."""
 
-import contextlib
 import hashlib
 import io
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +18,7 @@ from catalog import review
 from catalog.results import COLUMNS, row
 from harness import REPO, servers
 from harness.browser import not_blank
+from harness.review_page import on_screen, press, reviewing, text_of, wait_for_text
 from lambda_fn.confidence import answer
 from lambda_fn.errors import RequestError
 from lambda_fn.fetch import FetchLimits
@@ -45,21 +41,6 @@ def tagged(source: str, probabilities: dict[str, float], threshold: float = THRE
 def write_results(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-@dataclass
-class Reviewing:
-    url: str
-    process: subprocess.Popen
-    lines: list[str]
-
-
-@contextlib.contextmanager
-def reviewing(results: Path, out: Path, *flags: str) -> Iterator[Reviewing]:
-    """python -m catalog.review on a free port in its own process, until the block ends (or the test kills it)."""
-    command = [sys.executable, "-m", "catalog.review", str(results), "--out", str(out), "--port", "0", *flags]
-    with servers.started(command, "reviewing on ") as (process, lines):
-        yield Reviewing(lines[-1].split()[2].rstrip("/"), process, lines)
 
 
 def request(url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
@@ -120,38 +101,6 @@ def bundle_dir(tmp_path) -> Path:
 
 
 # -- in Chromium, with the keyboard ----------------------------------------------------------------------------
-
-
-def on_screen(driver, index: int, total: int) -> str:
-    """Wait until the page shows photo `index` (0-based) of the queue, loaded or refused; its caption."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def shown(d):
-        caption = d.find_element(By.ID, "source").get_attribute("textContent")
-        loaded = d.find_element(By.ID, "photo").get_attribute("src") or d.find_element(By.ID, "photo-error").text
-        return caption.startswith(f"{index + 1} of {total}: ") and loaded and caption
-
-    return WebDriverWait(driver, 60).until(shown)
-
-
-def press(driver, *keys: str) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    for key in keys:
-        ActionChains(driver).send_keys(key).perform()
-
-
-def text_of(driver, element: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.ID, element).text
-
-
-def wait_for_text(driver, element: str, expected: str) -> None:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, 30).until(lambda d: expected in text_of(d, element))
 
 
 @pytest.mark.browser
