@@ -19,6 +19,8 @@ TRAIN_FLAGS ?=
 # a reviewed-labels file (python -m catalog.review writes it): its photos train, and half of them, held out,
 # prove the promise at conversion (docs/shop-loop.md)
 REVIEWED ?=
+# the share of confident answers the bundle promises right (convert --target-precision; empty: convert's 0.98)
+TARGET_PRECISION ?=
 VENV := .venv
 LAMBDA_VENV := .venv-lambda
 # the course's runtime, tflite-runtime 2.14, has wheels up to Python 3.11 only
@@ -114,7 +116,8 @@ train: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE) data
 		$(if $(REVIEWED),--reviewed $(REVIEWED)) $(TRAIN_FLAGS)
 
 convert: $(VENV)/.installed-$(KERAS_BACKEND)-$(DEVICE)
-	KERAS_BACKEND=tensorflow $(VENV)/bin/python -m convert.convert $(RUN) --out $(BUNDLE) $(if $(REVIEWED),--reviewed $(REVIEWED))
+	KERAS_BACKEND=tensorflow $(VENV)/bin/python -m convert.convert $(RUN) --out $(BUNDLE) $(if $(REVIEWED),--reviewed $(REVIEWED)) \
+		$(if $(TARGET_PRECISION),--target-precision $(TARGET_PRECISION))
 
 # the engine is looked up when the image is built: infra/container-engine
 image:

@@ -117,8 +117,10 @@ class Target:
 
         # one attempt per call: retrying (with backoff, honouring throttles) is the caller's
         config = Config(retries={"total_max_attempts": 1}, read_timeout=self.timeout, max_pool_connections=64)
+        # a session of its own: boto3's default one keeps the first credentials any caller in the process resolved
+        session = boto3.session.Session()
         if self.endpoint:  # the RIE and the local server accept any credentials
-            return boto3.client(
+            return session.client(
                 "lambda",
                 endpoint_url=self.endpoint,
                 region_name=self.region or "us-east-1",
@@ -126,7 +128,7 @@ class Target:
                 aws_secret_access_key="local",
                 config=config,
             )
-        return boto3.client("lambda", region_name=self.region, config=config)
+        return session.client("lambda", region_name=self.region, config=config)
 
     def urls(self, urls: list[str]) -> dict:
         payload = {"url": urls[0]} if len(urls) == 1 else {"urls": urls}

@@ -11,8 +11,8 @@ model's label and probability, the candidates a person chooses from (lambda_fn.c
 function names them), every label on a key, "not one of these classes" and "skip". Each decision is written to
 the reviewed-labels file (project/reviewed.py: one line, appended and synced) before the page moves on.
 
-The labels are --labels, else the labels in --model-dir's model.json (default: the bundle make convert writes),
-else this project's ten classes; the results file's labels must be among them.
+The labels are --labels, else the labels in --model-dir's model.json (default: the bundle make convert writes);
+with neither, the command says so. The results file's labels must be among them.
 
 Photos are the results file's own sources, nothing else: files are read as catalog.tag sends them (a regular file,
 up to its size limit), URLs fetched as the function fetches them (lambda_fn/fetch.py: public addresses only,
@@ -50,8 +50,6 @@ from project.paths import DEFAULT_MODEL_DIR
 
 PAGE = (Path(__file__).parent / "review.html").read_text()
 POLICY = page_policy(PAGE, "blob:")  # the photos arrive through fetch() from this server, as blobs
-# This project's ten classes, in the model's order (the dataset's folders, sorted): the labels without a bundle
-CLASSES = ("dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt")
 LABEL_KEYS = "1234567890"  # the labels in order, one key each (labels past the tenth are buttons alone)
 CANDIDATE_KEYS = "qwe"  # the candidates, likeliest first (confidence.MOST_CANDIDATES of them at most)
 DISPLAY_SIDE = 1000  # pixels: the longest side of a photo as the page gets it
@@ -106,7 +104,8 @@ def item_of(result: dict) -> Item:
 
 
 def labels_of(given: str | None, model_dir: Path, model_dir_given: bool) -> tuple[list[str], str]:
-    """(the labels, where they came from): --labels, else the bundle's model.json, else this project's classes."""
+    """(the labels, where they came from): --labels, else the bundle's model.json (the classes its training found:
+    the dataset's folders, sorted), the one place that knows which labels the model that tagged has."""
     if given is not None:
         labels = [label.strip() for label in given.split(",")]
         if not all(labels) or len(set(labels)) != len(labels):
@@ -123,7 +122,10 @@ def labels_of(given: str | None, model_dir: Path, model_dir_given: bool) -> tupl
         return labels, str(meta)
     if model_dir_given:
         raise NotReviewable(f"--model-dir {model_dir} holds no model.json: give a bundle's folder, or --labels")
-    return list(CLASSES), "this project's classes"
+    raise NotReviewable(
+        f"no bundle at {model_dir} (make convert writes one) names the model's labels: give the bundle that tagged "
+        "with --model-dir, or its labels in its order with --labels"
+    )
 
 
 def check_labels(items: list[Item], labels: list[str], where: str) -> None:
@@ -355,7 +357,8 @@ def prepare(args: argparse.Namespace) -> Review:
         + f"; labels from {where}",
         file=sys.stderr,
     )
-    return Review(items, labels, args.out, FetchLimits(allow_private=args.allow_private_urls))
+    limits = FetchLimits(allow_private=args.allow_private_urls, private_opt_in="--allow-private-urls")
+    return Review(items, labels, args.out, limits)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

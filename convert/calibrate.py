@@ -7,8 +7,8 @@ made by the Lambda's own preprocessing) and the true labels, in numpy alone:
   so a golden-section search over log T finds its one minimum.
 - prove: the threshold the service may promise, by "learn then test": the lowest of a fixed sequence of
   thresholds, tested from the highest down, at which a one-sided 95% Clopper-Pearson lower bound on the
-  precision of the answers that clear it is at least the target (98%); where none is proven, about how many
-  more photos would prove one.
+  precision of the answers that clear it is at least the target (98%, or the shop's choice: convert
+  --target-precision); where none is proven, about how many more photos would prove one.
 - calibrate: model.json's "calibration": the temperature and threshold proven on the shop's reviewed photos
   that training did not see where they prove one, else on the validation split, saying which and why.
 - report: expected calibration error (15 equal-width bins of the top probability, as Guo et al.), accuracy
@@ -27,7 +27,7 @@ from scipy.stats import beta
 
 from lambda_fn.confidence import calibrated
 
-TARGET_PRECISION = 0.98  # the share of accepted ("confident") answers that must be right ...
+TARGET_PRECISION = 0.98  # the share of accepted ("confident") answers that must be right (a shop may choose) ...
 CONFIDENCE = 0.95  # ... proven with this confidence: a one-sided lower bound at 95% (prove)
 THRESHOLDS = 1 - np.logspace(-6, 0, 601)  # the thresholds prove tests, highest first: fixed before any data
 NOTHING_CONFIDENT = float(np.nextafter(1.0, 2.0))  # a threshold over every probability: no promise was proven
@@ -122,6 +122,21 @@ def precision_bound(right, confident, confidence: float = CONFIDENCE):
     with np.errstate(invalid="ignore"):
         bound = beta.ppf(1 - confidence, right, confident - right + 1)
     return np.where(right > 0, np.nan_to_num(bound), 0.0)
+
+
+class BadTarget(ValueError):
+    """A promised precision that cannot be promised; the message says what is accepted."""
+
+
+def checked_target(target: float) -> float:
+    """The precision a shop chooses to promise, or BadTarget: a share strictly between 0 and 1 (a promise of 1
+    could never be proven on a finite number of photos, one of 0 promises nothing)."""
+    if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
+        raise BadTarget(
+            f"the target precision {target!r} is not a share strictly between 0 and 1: give e.g. 0.95 to promise that "
+            f"95% of the confident answers are right (default {TARGET_PRECISION})"
+        )
+    return float(target)
 
 
 def fewest_to_prove(target: float = TARGET_PRECISION, confidence: float = CONFIDENCE) -> int:
@@ -242,6 +257,7 @@ def calibrate(
     test_labels: np.ndarray,
     shop: tuple[np.ndarray, np.ndarray] | None = None,
     not_these: np.ndarray | None = None,
+    target: float = TARGET_PRECISION,
 ) -> dict:
     """model.json's "calibration": the temperature and threshold served, on which photos their promise was
     proven (prove), and every split's figures before (raw softmax) and after.
@@ -253,12 +269,15 @@ def calibrate(
     reviewed too few photos is no worse off than one that reviewed none. Where validation proves none either,
     nothing is confident: the service still answers, every answer "not sure" with its candidates, and makes
     no promise nobody proved. `not_these`: logits of photos reviewed as none of the classes, of which the share
-    answered "confident" is what the promise does not cover."""
+    answered "confident" is what the promise does not cover. `target`: the precision promised (checked_target)."""
+    target = checked_target(target)
     val_temperature = fit_temperature(val_logits, val_labels)
-    proofs = {"validation": prove(calibrated(val_logits, val_temperature), val_labels, "validation", val_temperature)}
+    proofs = {
+        "validation": prove(calibrated(val_logits, val_temperature), val_labels, "validation", val_temperature, target)
+    }
     if shop is not None:
         shop_temperature = fit_temperature(*shop) if len(shop[1]) else 1.0
-        proofs["shop"] = prove(calibrated(shop[0], shop_temperature), shop[1], "shop", shop_temperature)
+        proofs["shop"] = prove(calibrated(shop[0], shop_temperature), shop[1], "shop", shop_temperature, target)
     served, why = proofs.get("shop", proofs["validation"]), []
     if not served.proven and served is not proofs["validation"]:
         served = proofs["validation"]
@@ -281,7 +300,7 @@ def calibrate(
         "method": "temperature",
         "temperature": temperature,
         "min_confidence": min_confidence,
-        "target_precision": TARGET_PRECISION,
+        "target_precision": target,
         "confidence": CONFIDENCE,
         "fitted_on": served.photos,
         "proof": served.to_json(),
@@ -300,5 +319,5 @@ def calibrate(
 
 def more_photos_text(proof: Proof) -> str:
     if proof.more_photos_needed is None:
-        return f"its answers are right less than {proof.target_precision:.0%} of the time at every threshold"
+        return f"its answers are right less than {proof.target_precision * 100:g}% of the time at every threshold"
     return f"about {proof.more_photos_needed} more photos like them would be needed"

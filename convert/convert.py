@@ -37,7 +37,7 @@ from train.noise import drop_tensorflow_noise  # noqa: E402
 if __name__ == "__main__":  # make convert: before TensorFlow loads and logs its start-up lines
     drop_tensorflow_noise()
 
-from convert.calibrate import calibrate  # noqa: E402
+from convert.calibrate import TARGET_PRECISION, BadTarget, calibrate, checked_target  # noqa: E402
 from lambda_fn.confidence import calibrated  # noqa: E402
 from lambda_fn.model import Model  # noqa: E402
 from lambda_fn.preprocess import InputSpec  # noqa: E402
@@ -183,6 +183,7 @@ class Source:
     # the reviewed photos training did not see (input, labels), and those of none of the classes (input)
     shop: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     shop_photos: dict | None = None  # how many shop photos trained and proved (model.json "shop_photos")
+    target_precision: float = TARGET_PRECISION  # the precision "confident" promises (convert --target-precision)
 
 
 def gate(
@@ -194,11 +195,12 @@ def gate(
     reference: dict | None,
     lite_shop: tuple[np.ndarray, np.ndarray] | None = None,
     lite_none: np.ndarray | None = None,
+    target: float = TARGET_PRECISION,
 ):
     """The parity figures, the variant's calibration (fitted on its own served logits: the shop's reviewed photos'
-    where they prove the promise, else validation's), and whether they pass this variant's thresholds (the gate
-    reads validation; `reference` is float32's figures)."""
-    calibration = calibrate(lite_val, val.labels, lite_test, test.labels, lite_shop, lite_none)
+    where they prove the promise of `target` precision, else validation's), and whether they pass this variant's
+    thresholds (the gate reads validation; `reference` is float32's figures)."""
+    calibration = calibrate(lite_val, val.labels, lite_test, test.labels, lite_shop, lite_none, target)
     temperature, min_confidence = calibration["temperature"], calibration["min_confidence"]
     keras_p, lite_p = calibrated(val.keras, temperature), calibrated(lite_val, temperature)
     figures = {
@@ -295,9 +297,12 @@ def convert(
     run_json: Path | None = None,
     data: Path | None = None,
     reviewed: Path | None = None,
+    target_precision: float = TARGET_PRECISION,
 ) -> dict:
     """Convert, gate and write each passing variant to out/<variant>/ (with reviewed, a reviewed-labels file:
-    the promise proven on its photos training did not see). Returns a summary per variant."""
+    the promise proven on its photos training did not see; target_precision: the share of confident answers
+    promised right, BadTarget outside (0, 1)). Returns a summary per variant."""
+    target_precision = checked_target(target_precision)  # before any work
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ConversionError(f"unknown variant(s) {unknown}; choose from {VARIANTS}")
@@ -328,7 +333,7 @@ def convert(
     test = Split(x_test, y_test, keras_model.predict(x_test, verbose=0))
     log.info("converting %s; gate on %d validation images", checkpoint.name, len(y_val))
     progress = Progress(log, "the gates on LiteRT", len(order) * images, "images")
-    source_info = Source(checkpoint, meta, items, skipped_val + skipped_test, shop, shop_record)
+    source_info = Source(checkpoint, meta, items, skipped_val + skipped_test, shop, shop_record, target_precision)
 
     summary: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -364,7 +369,9 @@ def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference,
     if source.shop:
         lite_shop = (tflite_logits(served, source.shop[0], progress), source.shop[1])
         lite_none = tflite_logits(served, source.shop[2], progress)
-    parity, calibration = gate(variant, val, lite_val, test, lite_test, reference, lite_shop, lite_none)
+    parity, calibration = gate(
+        variant, val, lite_val, test, lite_test, reference, lite_shop, lite_none, source.target_precision
+    )
     parity["latency_ms_1_thread"] = single_image_latency_ms(candidate, val.x)
     parity["size_bytes"] = (candidate / "model.tflite").stat().st_size
     parity["calibration"] = calibration
@@ -441,8 +448,9 @@ def promise(calibration: dict) -> str:
     if not proof["proven"]:
         return f"promise: none proven; {fallback}"
     line = (
-        f"promise: confident answers (p >= {proof['min_confidence']:.6f}) right >= {proof['target_precision']:.0%} "
-        f"with {proof['confidence']:.0%} confidence, proven on {proof['images']} {proof['photos']} photos: "
+        f"promise: confident answers (p >= {proof['min_confidence']:.6f}) right >= "
+        f"{proof['target_precision'] * 100:g}% with {proof['confidence']:.0%} confidence, "
+        f"proven on {proof['images']} {proof['photos']} photos: "
         f"{proof['right']} of {proof['confident']} confident answers right, lower bound {proof['bound']:.4f}, "
         f"coverage {proof['coverage']:.1%}"
     )
@@ -470,10 +478,25 @@ def main(argv=None) -> int:
         help="a reviewed-labels file: the temperature and threshold fitted and proven on its photos training did "
         "not see (the half train/reviewed.py holds out), where they prove one; else on validation",
     )
+    p.add_argument(
+        "--target-precision",
+        type=float,
+        default=TARGET_PRECISION,
+        help="the share of confident answers promised right, proven with 95%% confidence: a number between 0 and 1 "
+        "(default: %(default)s); a lower one is proven on fewer photos (docs/shop-loop.md)",
+    )
     args = p.parse_args(argv)
     try:
-        summary = convert(args.source, args.out, args.variants.split(","), args.run_json, args.data, args.reviewed)
-    except (ConversionError, ReviewedError) as err:
+        summary = convert(
+            args.source,
+            args.out,
+            args.variants.split(","),
+            args.run_json,
+            args.data,
+            args.reviewed,
+            args.target_precision,
+        )
+    except (ConversionError, ReviewedError, BadTarget) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(table(summary))

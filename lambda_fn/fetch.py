@@ -38,7 +38,8 @@ class FetchLimits:
     connect_timeout: float = 3.0
     total_timeout: float = 10.0  # the whole fetch: connect, headers, body, however the server behaves
     max_redirects: int = 3
-    allow_private: bool = False  # opt-in for local development and tests only
+    allow_private: bool = False  # opt-in for local development and tests only ...
+    private_opt_in: str = "ALLOW_PRIVATE_URLS=true"  # ... as the caller's user gives it: a refusal names it
 
 
 class ResolveTimeout(TimeoutError):
@@ -67,13 +68,13 @@ def resolve(host: str, port: int, seconds: float) -> list:
     return answer["infos"]
 
 
-def checked_address(host: str, port: int, allow_private: bool, seconds: float) -> str:
+def checked_address(host: str, port: int, limits: FetchLimits, seconds: float) -> str:
     """Resolve host; refuse it if any of its addresses is not allowed."""
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in resolve(host, port, seconds)]
     for address in addresses:
         verdict = classify(address)
-        if not verdict.allows(allow_private):
-            opt_in = " (ALLOW_PRIVATE_URLS=true allows private ones)" if verdict.kind == "private" else ""
+        if not verdict.allows(limits.allow_private):
+            opt_in = f" ({limits.private_opt_in} allows private ones)" if verdict.kind == "private" else ""
             raise RequestError(
                 "url_not_allowed",
                 f"the host {echo(host)} resolves to {address}, {verdict.why}; only public addresses are fetched"
@@ -225,7 +226,7 @@ class Watchdog:
 def open_url(target: Target, limits: FetchLimits, watchdog: Watchdog):
     """Send the GET to the checked address; returns the response with its bytes counted."""
     watchdog.sock = None  # a new hop: until it connects, a timeout is a connect timeout
-    address = checked_address(target.host, target.port, limits.allow_private, watchdog.left)
+    address = checked_address(target.host, target.port, limits, watchdog.left)
     connection_class = PinnedHTTPSConnection if target.scheme == "https" else PinnedHTTPConnection
     left = watchdog.left
     if left <= 0:

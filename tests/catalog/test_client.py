@@ -22,23 +22,32 @@ ANSWER = {
 
 
 class LambdaApi(Quiet):
-    """Lambda's Invoke API: records each request's path and query, answers one prediction."""
+    """Lambda's Invoke API: records each request's path and query, and the access key it was signed with;
+    answers one prediction."""
 
     seen: list
+    signed_by: list
 
     def do_POST(self):
         self.rfile.read(int(self.headers["Content-Length"]))
         url = urlsplit(self.path)
         self.seen.append((url.path, parse_qs(url.query)))
+        self.signed_by += re.findall(r"Credential=([^/]+)/", self.headers.get("Authorization", ""))
         reply(self, 200, json.dumps(ANSWER).encode())
 
 
 @pytest.fixture
-def lambda_api(monkeypatch, names_do_not_resolve) -> Iterator[list]:
+def signed_by() -> list:
+    """The access key of each request the Lambda API below got, in order."""
+    return []
+
+
+@pytest.fixture
+def lambda_api(monkeypatch, names_do_not_resolve, signed_by) -> Iterator[list]:
     """Where boto3 sends --function's invokes (AWS_ENDPOINT_URL_LAMBDA), with credentials of its own; a lookup of
     AWS's real name fails instead of leaving this machine."""
     seen: list = []
-    with serving(type("Handler", (LambdaApi,), {"seen": seen})) as url:
+    with serving(type("Handler", (LambdaApi,), {"seen": seen, "signed_by": signed_by})) as url:
         for name, value in {
             "AWS_ENDPOINT_URL_LAMBDA": url,
             "AWS_ACCESS_KEY_ID": "local",
@@ -74,6 +83,21 @@ def test_an_endpoint_is_one_function_without_versions(lambda_api, capsys):
         ("/2015-03-31/functions/function/invocations", {}),
         ("/2015-03-31/functions/function/invocations", {"Qualifier": ["3"]}),
     ]
+
+
+def test_credentials_another_caller_resolved_first_are_not_the_clients(lambda_api, signed_by, monkeypatch, capsys):
+    """boto3's default session keeps the first credentials it resolves in the process (a library's, a test's):
+    the client reads the environment as it is when it is made."""
+    import boto3
+
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "someone-else")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "not-the-shops")
+        boto3.client("sts", region_name="us-east-1")  # the default session resolves, and keeps, these keys
+        assert boto3.DEFAULT_SESSION.get_credentials().access_key == "someone-else"
+    assert client.main(["--function", "fashion-classifier", "http://127.0.0.1:9/shirt.jpg"]) == 0
+    assert signed_by == ["local"] and json.loads(capsys.readouterr().out)["label"] == "hat"
 
 
 def test_the_tagger_invokes_the_live_alias_too(lambda_api, tmp_path):

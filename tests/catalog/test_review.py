@@ -1,16 +1,11 @@
 """The review page (catalog/review.py): its server in its own process, driven with the keyboard in headless
 Chromium; photos from files and from a server on 127.0.0.1, a hostile one among them; a review killed and resumed."""
 
-import contextlib
 import hashlib
 import io
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +18,15 @@ from catalog import review
 from catalog.results import COLUMNS, row
 from harness import REPO, servers
 from harness.browser import not_blank
+from harness.review_page import on_screen, press, reviewing, text_of, wait_for_text
 from lambda_fn.confidence import answer
 from lambda_fn.errors import RequestError
 from lambda_fn.fetch import FetchLimits
 from project import reviewed
 
 SCREENSHOTS = REPO / "artifacts" / "review"
-LABELS = list(review.CLASSES)
+# a ten-class model's labels (the course's), as its model.json or --labels gives them: ten keys, 1 to 0
+LABELS = ["dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "t-shirt"]
 THRESHOLD = 0.9  # min_confidence of the rows: every answer below it is unsure
 
 
@@ -44,21 +41,6 @@ def tagged(source: str, probabilities: dict[str, float], threshold: float = THRE
 def write_results(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-@dataclass
-class Reviewing:
-    url: str
-    process: subprocess.Popen
-    lines: list[str]
-
-
-@contextlib.contextmanager
-def reviewing(results: Path, out: Path, *flags: str) -> Iterator[Reviewing]:
-    """python -m catalog.review on a free port in its own process, until the block ends (or the test kills it)."""
-    command = [sys.executable, "-m", "catalog.review", str(results), "--out", str(out), "--port", "0", *flags]
-    with servers.started(command, "reviewing on ") as (process, lines):
-        yield Reviewing(lines[-1].split()[2].rstrip("/"), process, lines)
 
 
 def request(url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, dict, bytes]:
@@ -119,38 +101,6 @@ def bundle_dir(tmp_path) -> Path:
 
 
 # -- in Chromium, with the keyboard ----------------------------------------------------------------------------
-
-
-def on_screen(driver, index: int, total: int) -> str:
-    """Wait until the page shows photo `index` (0-based) of the queue, loaded or refused; its caption."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    def shown(d):
-        caption = d.find_element(By.ID, "source").get_attribute("textContent")
-        loaded = d.find_element(By.ID, "photo").get_attribute("src") or d.find_element(By.ID, "photo-error").text
-        return caption.startswith(f"{index + 1} of {total}: ") and loaded and caption
-
-    return WebDriverWait(driver, 60).until(shown)
-
-
-def press(driver, *keys: str) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    for key in keys:
-        ActionChains(driver).send_keys(key).perform()
-
-
-def text_of(driver, element: str) -> str:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.ID, element).text
-
-
-def wait_for_text(driver, element: str, expected: str) -> None:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, 30).until(lambda d: expected in text_of(d, element))
 
 
 @pytest.mark.browser
@@ -339,6 +289,8 @@ def test_a_url_photo_on_a_private_address_needs_the_flag(queue, tmp_path):
         status, _, body = request(f"{server.url}/photo/2")
         error = json.loads(body)["error"]
         assert status == 403 and error["code"] == "url_not_allowed" and "127.0.0.1" in error["message"]
+        # the switch this tool's user has, not the function's environment variable
+        assert "(--allow-private-urls allows private ones)" in error["message"]
         status, _, _ = request(
             f"{server.url}/decide", {"index": 2, "source": rows[2]["source"], "decision": "skip", "label": None}
         )
@@ -399,6 +351,15 @@ def test_labels_the_queue_names_must_be_among_the_labels(queue, tmp_path, capsys
     assert "give the model's labels with --labels or --model-dir" in err
     assert review.main([str(results), "--out", str(tmp_path / "o.jsonl"), "--model-dir", str(tmp_path)]) == 2
     assert "holds no model.json" in capsys.readouterr().err
+
+
+def test_without_a_bundle_or_labels_the_command_asks_for_one(queue, tmp_path, capsys, monkeypatch):
+    """The labels come from the model that tagged (its model.json) or the reviewer: no list of the review's own."""
+    results, _, _ = queue
+    monkeypatch.setattr(review, "DEFAULT_MODEL_DIR", tmp_path / "no-bundle")
+    assert review.main([str(results), "--out", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert f"no bundle at {tmp_path / 'no-bundle'}" in err and "--model-dir" in err and "--labels" in err
 
 
 def test_nothing_to_review_says_so(tmp_path, capsys, image_files):

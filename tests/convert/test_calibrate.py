@@ -167,6 +167,30 @@ def test_too_few_shop_photos_fall_back_to_validation_and_say_how_many_more():
     assert "shop" not in nothing and nothing["proofs"]["shop"]["more_photos_needed"] == 149
 
 
+def test_a_lower_promise_chosen_by_the_shop_is_proven_on_fewer_photos():
+    """60 photos cannot prove 98% (149 at least), but can prove 90%: the promise and its proof then say 90%."""
+    val, test = sampled(2.0, 800, seed=3), sampled(2.0, 800, seed=4)
+    few = sampled(0.5, 60, seed=7)
+    assert cal.calibrate(*val, *test, shop=few)["fitted_on"] == "validation"
+    fitted = cal.calibrate(*val, *test, shop=few, target=0.9)
+    proof = fitted["proof"]
+    assert fitted["fitted_on"] == "shop" and fitted["target_precision"] == proof["target_precision"] == 0.9
+    assert proof["confident"] >= cal.fewest_to_prove(0.9) == 29 and proof["bound"] >= 0.9
+    assert proof["bound"] == pytest.approx(float(cal.precision_bound(proof["right"], proof["confident"])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(target=st.floats(allow_nan=True, allow_infinity=True) | st.integers(-2, 2) | st.booleans() | st.text())
+def test_a_promise_is_a_share_strictly_between_0_and_1_or_refused_by_name(target):
+    try:
+        accepted = cal.checked_target(target)
+    except cal.BadTarget as err:
+        assert not (isinstance(target, float) and 0 < target < 1)
+        assert repr(target) in str(err) and "strictly between 0 and 1" in str(err)
+        return
+    assert 0 < accepted < 1 and accepted == target and cal.fewest_to_prove(accepted) >= 1
+
+
 def test_the_noise_floor_is_what_a_perfectly_calibrated_model_scores():
     """On 400 images drawn from the model's own probabilities, the measured ECE sits near its floor, not near 0."""
     logits, labels = sampled(1.0, 400, seed=5)

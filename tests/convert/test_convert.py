@@ -115,6 +115,15 @@ def test_unknown_variant_is_named(tiny_run, tmp_path):
         conv.convert(tiny_run, tmp_path / "out", variants=["float32", "int4"])
 
 
+@pytest.mark.parametrize("given", ["1", "0", "-0.5", "98", "nan", "inf"])
+def test_a_promise_that_cannot_be_made_is_refused_before_any_work(tmp_path, capsys, given):
+    """--target-precision is a share strictly between 0 and 1: refused by name before the checkpoint is read."""
+    assert conv.main([str(tmp_path / "no-run"), "--out", str(tmp_path / "out"), "--target-precision", given]) == 2
+    err = capsys.readouterr().err
+    assert f"the target precision {float(given)!r} is not a share strictly between 0 and 1" in err
+    assert "no run metadata" not in err and not (tmp_path / "out").exists()
+
+
 def test_keras_format_checkpoints_convert_too(tiny_run, tmp_path):
     model = checkpoint_of(tiny_run)
     model.save(tmp_path / "model.keras")

@@ -32,6 +32,7 @@ def test_host_resolving_to_loopback_is_refused(app, monkeypatch, image_server, n
     port = image_server.rsplit(":", 1)[1]
     status, code, message = error_of(app, f"http://localhost:{port}/images/hat.jpg")
     assert (status, code) == (403, "url_not_allowed") and "'localhost' resolves to" in message
+    assert message.endswith("(ALLOW_PRIVATE_URLS=true allows private ones)")  # the function's own switch
 
 
 @pytest.mark.parametrize(
