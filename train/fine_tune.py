@@ -22,7 +22,7 @@ def fine_tune(config: TrainConfig, net: models.Models, train, val, callbacks=(),
     schedule = keras.optimizers.schedules.CosineDecay(
         config.fine_tune_lr, len(train) * config.fine_tune_epochs, alpha=config.fine_tune_lr_floor
     )
-    models.compile_for_training(net.trainable, schedule)
+    models.compile_for_training(net.trainable, schedule, config.label_smoothing)
     return net.trainable.fit(
         train,
         validation_data=val,

@@ -56,7 +56,8 @@ def test_same_parameters_give_the_same_view_as_pillow(real_images):
     rng = np.random.default_rng(0)
     for _ in range(5):
         parameters = pillow_random_parameters(rng)
-        ours = keras.ops.convert_to_numpy(transform(image[None], [np.array([p]) for p in parameters]))[0]
+        named = dict(zip(("shear", "zoom_x", "zoom_y", "flip"), ([p] for p in parameters), strict=True))
+        ours = keras.ops.convert_to_numpy(transform(image[None], named))[0]
         difference = np.abs(ours - pillow_view(image, *parameters))
         assert difference.max() <= 1.01, parameters  # Pillow rounds each pixel to uint8; nothing else differs
         assert difference.mean() < 0.5

@@ -102,7 +102,7 @@ def test_help_shows_every_setting_with_its_default(capsys):
         parse_args(["--help"])
     shown = capsys.readouterr().out
     flags = [f for f in fields(TrainConfig) if f.metadata.get("flag", True)]
-    assert len(flags) == 24 and all(f"--{f.name.replace('_', '-')}" in shown for f in flags)
+    assert len(flags) == 27 and all(f"--{f.name.replace('_', '-')}" in shown for f in flags)
     assert shown.count("(default:") == len(flags) + 1  # and --preset
     assert "--fine-tune-epochs" in shown and "presets: cpu 8, gpu 12, frozen 0, quick 0" in " ".join(shown.split())
 
