@@ -222,6 +222,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"--label-smoothing {config.label_smoothing}: must be at least 0 (none) and below 1")
     if config.fine_tune_patience < 0:
         raise ValueError("--fine-tune-patience must be 0 (never stop early) or more")
+    if not config.augment and config.augmentation != COURSE.name:
+        raise ValueError(f"--augmentation {config.augmentation} with --no-augment: nothing would be augmented")
     if config.input == "cache" and config.augment and config.views < 1:
         raise ValueError("--views must be at least 1 to cache augmented views (or pass --no-augment)")
     return replace(

@@ -1,5 +1,6 @@
 """fine_tune: the recipe make train and the benches share, on Xception's top at 71x71 (random weights) fed
-random activations at the cut: what unfreezes, the rate's cosine decay to its floor, and patience."""
+random activations at the cut: what unfreezes, the rate's cosine decay to its floor, patience, and the loss's
+label smoothing (the head's phase too)."""
 
 from dataclasses import replace
 
@@ -11,6 +12,7 @@ from train import model as models
 from train.config import parse_args
 from train.fine_tune import fine_tune
 from train.inputs import EpochBatches, one_hot
+from train.train import fit_phases
 
 pytestmark = pytest.mark.tensorflow
 
@@ -51,3 +53,26 @@ def test_a_configuration_without_a_cut_is_refused(tiny):
     config, net, train, val = tiny
     with pytest.raises(ValueError, match="fine-tunes nothing"):
         fine_tune(replace(config, fine_tune_from=None), net, train, val)
+
+
+def smoothed_cross_entropy(logits: np.ndarray, targets: np.ndarray, smoothing: float) -> float:
+    """The mean cross-entropy of softmax(logits) against the targets smoothed: 1 - s + s/n for the true class."""
+    logits = logits.astype(np.float64)
+    shifted = logits - logits.max(1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    smoothed = targets * (1 - smoothing) + smoothing / targets.shape[1]
+    return float(-(smoothed * log_p).sum(1).mean())
+
+
+@pytest.mark.parametrize("phase", ["head", "fine-tuning"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_each_phase_minimises_cross_entropy_on_targets_smoothed_by_the_setting(tiny, phase, smoothing):
+    config, net, train, val = tiny
+    config = replace(config, label_smoothing=smoothing, head_epochs=1, fine_tune_epochs=1)
+    if phase == "head":
+        history = fit_phases(replace(config, fine_tune_epochs=0), net, train, val, callbacks=[], best=None)
+    else:
+        history = fine_tune(config, net, train, val)
+    logits = np.concatenate([net.trainable.predict(val[k][0], verbose=0) for k in range(len(val))])
+    targets = np.concatenate([val[k][1] for k in range(len(val))])
+    assert history["val_loss"][-1] == pytest.approx(smoothed_cross_entropy(logits, targets, smoothing), rel=1e-4)

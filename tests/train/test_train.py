@@ -116,6 +116,12 @@ def test_help_shows_every_setting_with_its_default(capsys):
         (["--views", "0"], "--views must be at least 1"),
         (["--fine-tune-patience", "-1"], "--fine-tune-patience must be 0 (never stop early) or more"),
         (["--reviewed", "/nowhere/reviewed.jsonl"], "--reviewed /nowhere/reviewed.jsonl: no such file"),
+        (["--reviewed-repeats", "0"], "--reviewed-repeats 0: must be 1 (each photo once) or more"),
+        (["--label-smoothing", "1"], "--label-smoothing 1.0: must be at least 0 (none) and below 1"),
+        (["--label-smoothing", "-0.1"], "--label-smoothing -0.1: must be at least 0"),
+        (["--label-smoothing", "nan"], "--label-smoothing nan: must be at least 0"),
+        (["--augmentation", "strong"], "argument --augmentation: invalid choice: 'strong'"),
+        (["--augmentation", "wide", "--no-augment"], "--augmentation wide with --no-augment: nothing would be"),
     ],
 )
 def test_bad_settings_are_refused_by_name(flags, message, capsys):
