@@ -7,6 +7,7 @@ in docs/benchmarks-history.md.
 """
 
 import argparse
+import math
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,11 @@ class TrainConfig:
     )
     fine_tune_lr: float = setting(2e-4, "Adam's rate for fine-tuning, cosine-decayed over its epochs ...")
     fine_tune_lr_floor: float = setting(0.05, "... to this fraction of it")
+    mixup: float = setting(
+        0.0,
+        "fine-tuning on cached activations mixes each training row and its target with another of its batch, "
+        "by lam ~ Beta(X, X) (0: off; 0.2-0.4 is usual)",
+    )
     seed: int = setting(1, "weights' initialisation, shuffling, dropout")
     augmentation_seed: int = setting(1, "the cached views (apart from seed, so that seeds share a cache)")
     version: int = setting(1, "the N in <backbone>_vN_<epoch>_<val_accuracy>.h5")
@@ -222,6 +228,10 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"--label-smoothing {config.label_smoothing}: must be at least 0 (none) and below 1")
     if config.fine_tune_patience < 0:
         raise ValueError("--fine-tune-patience must be 0 (never stop early) or more")
+    if not config.mixup >= 0 or math.isinf(config.mixup):
+        raise ValueError(f"--mixup {config.mixup}: must be 0 (off) or a positive number (Beta's alpha)")
+    if config.mixup and (config.input != "cache" or fine_tune_from is None):
+        raise ValueError("--mixup mixes fine-tuning's cached activations: it needs --input cache and a cut to tune")
     if not config.augment and config.augmentation != COURSE.name:
         raise ValueError(f"--augmentation {config.augmentation} with --no-augment: nothing would be augmented")
     if config.input == "cache" and config.augment and config.views < 1:

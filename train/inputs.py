@@ -40,6 +40,36 @@ class EpochBatches(keras.utils.PyDataset):
         self.order = self.new_order()
 
 
+def mixed(rows: np.ndarray, lam: np.ndarray, partner: np.ndarray) -> np.ndarray:
+    """lam rows + (1 - lam) rows[partner], row by row."""
+    lam = lam.reshape(-1, *[1] * (rows.ndim - 1))
+    return lam * rows + (1 - lam) * rows[partner]
+
+
+class MixedBatches(keras.utils.PyDataset):
+    """Another dataset's batches mixed up (Zhang et al. 2018): each row x_i, y_i becomes lam x_i + (1 - lam) x_j,
+    lam y_i + (1 - lam) y_j, with j a random row of the same batch and lam ~ Beta(alpha, alpha) per row; drawn
+    from (seed, epoch, batch), so a run is reproducible. On cached activations the mix is of what the frozen
+    layers computed (manifold mixup), which the top and the head then learn to read linearly."""
+
+    def __init__(self, batches: EpochBatches, alpha: float, seed: int):
+        super().__init__()
+        self.batches, self.alpha, self.seed = batches, alpha, seed
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, i):
+        x, y = self.batches[i]
+        rng = np.random.default_rng([self.seed, self.batches.epoch, i])
+        lam = rng.beta(self.alpha, self.alpha, len(y)).astype(np.float32)
+        partner = rng.permutation(len(y))
+        return mixed(x, lam, partner), mixed(y, lam, partner)
+
+    def on_epoch_end(self):
+        self.batches.on_epoch_end()
+
+
 def one_hot(labels, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[np.asarray(labels)]
 

@@ -11,22 +11,26 @@ import pytest
 from train import model as models
 from train.config import parse_args
 from train.fine_tune import fine_tune
-from train.inputs import EpochBatches, one_hot
+from train.inputs import EpochBatches, MixedBatches, one_hot
 from train.train import fit_phases
 
 pytestmark = pytest.mark.tensorflow
 
 
-@pytest.fixture
-def tiny(tmp_path):
+def tiny_setup(*flags: str):
     """(config, model, training batches, validation batches): 16 random rows of the cut's activations."""
     keras.utils.set_random_seed(0)
-    config = parse_args(["--preset", "cpu", "--weights", "none", "--size", "71", "--fine-tune-epochs", "2"])
+    config = parse_args(["--preset", "cpu", "--weights", "none", "--size", "71", "--fine-tune-epochs", "2", *flags])
     net = models.build(config.backbone_entry, config, 3)
     rows = np.random.default_rng(0).standard_normal((16, *net.trainable.input_shape[1:]), np.float32)
     targets = one_hot(np.arange(16) % 3, 3)
     batches = [EpochBatches(lambda idx, _: rows[idx], targets, 8, 0, shuffle=s) for s in (True, False)]
     return config, net, *batches
+
+
+@pytest.fixture
+def tiny():
+    return tiny_setup()
 
 
 def test_the_top_trains_from_the_cut_at_a_rate_decayed_to_its_floor(tiny):
@@ -76,3 +80,16 @@ def test_each_phase_minimises_cross_entropy_on_targets_smoothed_by_the_setting(t
     logits = np.concatenate([net.trainable.predict(val[k][0], verbose=0) for k in range(len(val))])
     targets = np.concatenate([val[k][1] for k in range(len(val))])
     assert history["val_loss"][-1] == pytest.approx(smoothed_cross_entropy(logits, targets, smoothing), rel=1e-4)
+
+
+def test_with_mixup_fine_tuning_trains_on_the_mixed_batches():
+    """At a rate of 0 and without dropout the weights stay: the training loss is the loss on the mixed batches."""
+    config, net, train, val = tiny_setup("--dropout", "0", "--mixup", "0.4", "--fine-tune-lr", "0")
+    history = fine_tune(replace(config, fine_tune_epochs=1), net, train, val)
+    _, _, fresh, _ = tiny_setup()  # the same rows, shuffled alike, at epoch 0
+    mixed = MixedBatches(fresh, 0.4, config.seed)
+    batches = [mixed[k] for k in range(len(mixed))]
+    logits = np.concatenate([net.trainable.predict(x, verbose=0) for x, _ in batches])
+    targets = np.concatenate([y for _, y in batches])
+    assert targets.max(1).min() < 0.9  # really mixed
+    assert history["loss"][0] == pytest.approx(smoothed_cross_entropy(logits, targets, 0.0), rel=1e-4)

@@ -1,5 +1,5 @@
-"""The recipe's options (label smoothing, reviewed photos repeated, the wide augmentation) in one tiny run: each
-reaches what it changes, and the run records them."""
+"""The recipe's options (label smoothing, reviewed photos repeated, the wide augmentation, mixup) in one tiny run:
+each reaches what it changes, and the run records them."""
 
 import json
 
@@ -19,11 +19,12 @@ def test_a_cpu_run_with_every_recipe_option_on_trains_and_records_them(tmp_path)
         name = sorted(TINY_COLOURS)[k % 3]
         write_image(shop / f"{name}-{k}.jpg", TINY_COLOURS[name], rng)
         decide(file, f"shop/{name}-{k}.jpg", shop / f"{name}-{k}.jpg", name)
-    options = ["--label-smoothing", "0.1", "--reviewed-repeats", "3", "--augmentation", "wide"]
+    options = ["--label-smoothing", "0.1", "--reviewed-repeats", "3", "--augmentation", "wide", "--mixup", "0.2"]
     flags = tiny_training_flags(tmp_path, "--preset", "cpu", *options, "--reviewed", str(file))
     report = train(parse_args(flags))
     config, reviewed, inputs = report["config"], report["reviewed"], report["inputs"]
-    assert (config["label_smoothing"], config["reviewed_repeats"], config["augmentation"]) == (0.1, 3, "wide")
+    recorded = [config[k] for k in ("label_smoothing", "reviewed_repeats", "augmentation", "mixup")]
+    assert recorded == [0.1, 3, "wide", 0.2]
     trained = reviewed["trained_on"]
     assert 0 < trained < SHOP_PHOTOS and reviewed["repeats"] == 3
     assert inputs["train_per_epoch"] == 9 + 3 * trained  # the dataset's 9 once, the shop's photos 3 times

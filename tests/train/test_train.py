@@ -102,7 +102,7 @@ def test_help_shows_every_setting_with_its_default(capsys):
         parse_args(["--help"])
     shown = capsys.readouterr().out
     flags = [f for f in fields(TrainConfig) if f.metadata.get("flag", True)]
-    assert len(flags) == 27 and all(f"--{f.name.replace('_', '-')}" in shown for f in flags)
+    assert len(flags) == 28 and all(f"--{f.name.replace('_', '-')}" in shown for f in flags)
     assert shown.count("(default:") == len(flags) + 1  # and --preset
     assert "--fine-tune-epochs" in shown and "presets: cpu 8, gpu 12, frozen 0, quick 0" in " ".join(shown.split())
 
@@ -122,6 +122,10 @@ def test_help_shows_every_setting_with_its_default(capsys):
         (["--label-smoothing", "nan"], "--label-smoothing nan: must be at least 0"),
         (["--augmentation", "strong"], "argument --augmentation: invalid choice: 'strong'"),
         (["--augmentation", "wide", "--no-augment"], "--augmentation wide with --no-augment: nothing would be"),
+        (["--mixup", "-1"], "--mixup -1.0: must be 0 (off) or a positive number"),
+        (["--mixup", "inf"], "--mixup inf: must be 0 (off) or a positive number"),
+        (["--mixup", "0.2", "--preset", "frozen"], "--mixup mixes fine-tuning's cached activations: it needs"),
+        (["--mixup", "0.2", "--preset", "gpu"], "--mixup mixes fine-tuning's cached activations: it needs"),
     ],
 )
 def test_bad_settings_are_refused_by_name(flags, message, capsys):
