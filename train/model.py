@@ -73,10 +73,8 @@ def build(backbone: Backbone, config: TrainConfig, n_classes: int) -> Models:
     if config.input == "images":
         pixels = keras.Input(shape=base.input_shape[1:], dtype="uint8", name="pixels")
         x = ops.cast(pixels, "float32")  # uint8 crosses to the device: a quarter of float32's bytes
-        if config.augment:
-            x = RandomCourseAugmentation(seed=config.seed, augmentation=config.augmentation)(
-                x
-            )  # identity outside training steps
+        if config.augment:  # identity outside training steps
+            x = RandomCourseAugmentation(seed=config.seed, augmentation=config.augmentation)(x)
         trainable = keras.Model(
             pixels, full(Normalise(backbone.input_spec(config.size, config.interpolation))(x)), name="trainer"
         )
