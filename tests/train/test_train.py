@@ -189,11 +189,13 @@ def test_cpu_preset_end_to_end_converts_and_passes_the_gate(tmp_path, caplog):
     assert summary.count(", took ") == 5 + 1  # each stage, and all of them
 
 
-def test_gpu_preset_under_jax_then_converted_with_tensorflow(tmp_path):
-    """The fine-tuning preset on images, trained by JAX; its .h5 converts and passes the float32 gate."""
+@pytest.mark.parametrize("recipe", [[], ["--augmentation", "wide", "--label-smoothing", "0.1"]], ids=["course", "wide"])
+def test_gpu_preset_under_jax_then_converted_with_tensorflow(tmp_path, recipe):
+    """The fine-tuning preset on images, trained by JAX (the wide augmentation drawn on the device too); its .h5
+    converts and passes the float32 gate."""
     from convert.convert import convert
 
-    flags = tiny_training_flags(tmp_path, "--preset", "gpu")
+    flags = tiny_training_flags(tmp_path, "--preset", "gpu", *recipe)
     result = in_fresh_process(
         f"""
 import json, keras
