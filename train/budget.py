@@ -100,11 +100,13 @@ def stage(name: str, work: str, gflop: float, kind: str, rate_gflops: float, sha
     return Stage(name, kind, work, round(gflop), round(gflop / (rate_gflops * share), 1))
 
 
-def training_budget(config: TrainConfig, net: Models, items, fill_work: int, rate: float) -> list[Stage]:
+def training_budget(config: TrainConfig, net: Models, items, fill_work: int, rate: float, repeated: int) -> list[Stage]:
     """What each stage of make train computes, in GFLOP, and its estimate at this machine's rate (fill_work:
-    the image-views the cache lacks, features.FillPlan)."""
+    the image-views the cache lacks, features.FillPlan; repeated: the training images an epoch shows again,
+    --reviewed-repeats)."""
     top, full = forward_gflop(net.trainable), forward_gflop(net.full)
-    seen, shares = len(items["train"]) + len(items["validation"]), config.backbone_entry.efficiency
+    trained = len(items["train"]) + repeated
+    seen, shares = trained + len(items["validation"]), config.backbone_entry.efficiency
     fill = fill_work * forward_gflop(net.trunk)
     head = config.head_epochs * seen * top
     stages = [
@@ -113,7 +115,7 @@ def training_budget(config: TrainConfig, net: Models, items, fill_work: int, rat
     ]
     if config.first_trainable and config.fine_tune_epochs:
         # a training image costs about three forward passes (forward, then backward: gradients and weights)
-        tuned = config.fine_tune_epochs * (3 * len(items["train"]) + len(items["validation"])) * top
+        tuned = config.fine_tune_epochs * (3 * trained + len(items["validation"])) * top
         work = f"at most {config.fine_tune_epochs} epochs x {seen:,} images"
         stages.append(stage("fine-tuning", work, tuned, "fine-tuning", rate, shares))
     test = len(items["test"])

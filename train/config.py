@@ -7,12 +7,14 @@ in docs/benchmarks-history.md.
 """
 
 import argparse
+import math
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from lambda_fn.preprocess import RESIZES, InputSpec
 from project.paths import ARTIFACTS
+from train.augmentation import AUGMENTATIONS, COURSE
 from train.backbone import BACKBONES, DEFAULT_BACKBONE, Backbone, check_weights, default_weights
 from train.data import CACHE, default_data_dir
 
@@ -36,6 +38,11 @@ class TrainConfig:
         "a reviewed-labels file (python -m catalog.review writes it): its labelled photos train, but the half "
         "held out for conversion to prove the promise on (train/reviewed.py)",
     )
+    reviewed_repeats: int = setting(
+        1,
+        "each reviewed photo that trains appears this many times an epoch (each copy through another cached "
+        "view), so that a few shop photos weigh against the dataset's; without --reviewed it changes nothing",
+    )
     weights: str | None = setting(
         "default",
         "base weights: a .weights.h5 file, 'imagenet' (Keras downloads them) or 'none' (random); 'default': "
@@ -53,13 +60,22 @@ class TrainConfig:
         "(the whole model every step: a GPU's way)",
         choices=["cache", "images"],
     )
-    augment: bool = setting(True, "the course's shear/zoom/flip augmentation")
+    augment: bool = setting(True, "augmented training views (--augmentation says which)")
+    augmentation: str = setting(
+        COURSE.name,
+        "the views' augmentation (train/augmentation.py): course (shear, zoom, flip) or wide (the course's, then "
+        "scale 0.75-1.25, a shift, brightness/contrast/saturation jitter, a little blur); cached apart",
+        choices=sorted(AUGMENTATIONS),
+    )
     views: int = setting(4, "input=cache: augmented views cached per image; epoch e shows image i view (e+i) mod K")
     inner: int = setting(100, "units in the head's hidden Dense layer")
     dropout: float = setting(0.2, "dropout rate after it")
     batch_size: int = setting(32, "images a step")
     head_epochs: int = setting(3, "epochs of the head alone, base frozen")
     head_lr: float = setting(1e-3, "Adam's rate for the head")
+    label_smoothing: float = setting(
+        0.0, "the loss's label smoothing, head and fine-tuning: the true class's target is 1 - X + X/classes"
+    )
     fine_tune_from: str | None = setting(
         "cached",
         "where fine-tuning unfreezes from: a role (cached, images) or a cut of the backbone ("
@@ -74,6 +90,11 @@ class TrainConfig:
     )
     fine_tune_lr: float = setting(2e-4, "Adam's rate for fine-tuning, cosine-decayed over its epochs ...")
     fine_tune_lr_floor: float = setting(0.05, "... to this fraction of it")
+    mixup: float = setting(
+        0.0,
+        "fine-tuning on cached activations mixes each training row and its target with another of its batch, "
+        "by lam ~ Beta(X, X) (0: off; 0.2-0.4 is usual)",
+    )
     seed: int = setting(1, "weights' initialisation, shuffling, dropout")
     augmentation_seed: int = setting(1, "the cached views (apart from seed, so that seeds share a cache)")
     version: int = setting(1, "the N in <backbone>_vN_<epoch>_<val_accuracy>.h5")
@@ -201,8 +222,18 @@ def resolve(config: TrainConfig) -> TrainConfig:
         )
     if config.reviewed is not None and not config.reviewed.is_file():
         raise ValueError(f"--reviewed {config.reviewed}: no such file (python -m catalog.review writes one)")
+    if config.reviewed_repeats < 1:
+        raise ValueError(f"--reviewed-repeats {config.reviewed_repeats}: must be 1 (each photo once) or more")
+    if not 0 <= config.label_smoothing < 1:
+        raise ValueError(f"--label-smoothing {config.label_smoothing}: must be at least 0 (none) and below 1")
     if config.fine_tune_patience < 0:
         raise ValueError("--fine-tune-patience must be 0 (never stop early) or more")
+    if not config.mixup >= 0 or math.isinf(config.mixup):
+        raise ValueError(f"--mixup {config.mixup}: must be 0 (off) or a positive number (Beta's alpha)")
+    if config.mixup and (config.input != "cache" or fine_tune_from is None):
+        raise ValueError("--mixup mixes fine-tuning's cached activations: it needs --input cache and a cut to tune")
+    if not config.augment and config.augmentation != COURSE.name:
+        raise ValueError(f"--augmentation {config.augmentation} with --no-augment: nothing would be augmented")
     if config.input == "cache" and config.augment and config.views < 1:
         raise ValueError("--views must be at least 1 to cache augmented views (or pass --no-augment)")
     return replace(

@@ -10,7 +10,7 @@ through that part once and training reads the stored activations:
   entering block 13 of Xception at 299x299 (the top of the base trains too).
 
 A store is one folder per key (backbone, weights, size, resize filter, cut,
-view, augmentation seed); inside it, entries are keyed by the sha256 of the
+view, augmentation and its seed); inside it, entries are keyed by the sha256 of the
 image file, so an edited image is recomputed and an unchanged one is not.
 Rows are stored in float16 and read back a batch at a time (store.py): the
 training process holds a batch, never the cache.
@@ -41,7 +41,7 @@ import numpy as np
 
 from lambda_fn.preprocess import PIXELS_VERSION
 from project.progress import Progress
-from train.augmentation import augmented_views
+from train.augmentation import AUGMENTATIONS, COURSE, augmented_views
 from train.data import CACHE, Item, check_classes_present, default_data_dir, file_digest, read_images, scan_dataset
 from train.export import export_saved_model, tflite_bytes
 from train.reviewed import FOLDER as REVIEWED_PHOTOS
@@ -70,9 +70,13 @@ class CacheKey:
     augmentation_seed: int | None  # None for view 0
     engine: str  # what ran the frozen layers (FrozenLayers.engine)
     pixels: int = PIXELS_VERSION  # how a file becomes pixels (lambda_fn/preprocess.py): a change invalidates
+    augmentation: str | None = None  # the views' (augmentation.py's AUGMENTATIONS); None for view 0
 
     def folder(self, root: Path) -> Path:
-        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        identity = asdict(self)
+        if identity["augmentation"] in (None, COURSE.name):  # as keys were before there was a choice: kept valid
+            del identity["augmentation"]
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         return Path(root) / f"{self.backbone}-{self.size}-{self.cut}-view{self.view}-{digest}"
 
 
@@ -152,7 +156,8 @@ def fill(
         skipped += bad
         kept_digests = [digests[k] for k in chunk if items[k].path not in bad]
         if key.augmentation_seed is not None and len(images):  # an augmented view (view 0 is the image as is)
-            images = augmented_views(images, [view_rng(key.augmentation_seed, key.view, d) for d in kept_digests])
+            rngs = [view_rng(key.augmentation_seed, key.view, d) for d in kept_digests]
+            images = augmented_views(images, rngs, AUGMENTATIONS[key.augmentation or COURSE.name])
         if len(images):
             store.append(kept_digests, frozen.run(normalise(images)))
         progress.advance(len(chunk))
@@ -189,7 +194,7 @@ def cached_activations(
 
 def cache_keys(config: "TrainConfig", weights_id: str, cut: str, engine: str) -> dict[tuple[str, int], CacheKey]:
     """The stores a run reads, by (split, view): the training split's augmented views 1..K (view 0 alone
-    without augmentation), then validation's view 0."""
+    without augmentation), then validation's view 0 (the plain view: one store whatever the augmentation)."""
     views = range(1, config.views + 1) if config.augment else [0]
     return {
         (split, view): CacheKey(
@@ -201,6 +206,7 @@ def cache_keys(config: "TrainConfig", weights_id: str, cut: str, engine: str) ->
             view,
             config.augmentation_seed if view else None,
             engine,
+            augmentation=config.augmentation if view else None,
         )
         for split, view in [*[("train", v) for v in views], ("validation", 0)]
     }
@@ -235,6 +241,12 @@ class CachedSplit:
     kept: list[Item]
     digests: list[str]  # the kept images' file digests: their rows' keys in every store
     stats: list[dict]  # each store's fill (cached_activations)
+
+    def repeated(self, counts: np.ndarray) -> "CachedSplit":
+        """The split with kept image k appearing counts[k] times in a row: copy c of an image at i is seen through
+        view (epoch + i + c) mod K, so the copies of an epoch see different views (all of them if counts <= K)."""
+        order = np.repeat(np.arange(len(self.kept)), counts)
+        return CachedSplit(self.stores, [self.kept[k] for k in order], [self.digests[k] for k in order], self.stats)
 
     def rows(self, indices: np.ndarray, epoch: int) -> np.ndarray:
         """The activations of kept images `indices` in `epoch`: image i seen through view (epoch + i) mod K."""

@@ -9,22 +9,23 @@ import keras
 from train import model as models
 from train.callbacks import EpochProgress
 from train.config import TrainConfig
+from train.inputs import MixedBatches
 
 
 def fine_tune(config: TrainConfig, net: models.Models, train, val, callbacks=(), initial_epoch: int = 0) -> dict:
     """Unfreeze the base from config's first trainable layer and fit net.trainable for config.fine_tune_epochs
     epochs (numbered from initial_epoch): Adam at fine_tune_lr, cosine-decayed over those epochs to
-    fine_tune_lr_floor of it, stopped after fine_tune_patience epochs without a better validation accuracy.
-    Returns fit's history."""
+    fine_tune_lr_floor of it, stopped after fine_tune_patience epochs without a better validation accuracy; the
+    training batches mixed up where config.mixup is set (inputs.MixedBatches). Returns fit's history."""
     if config.first_trainable is None:
         raise ValueError("the configuration fine-tunes nothing (fine_tune_from is None)")
     models.unfreeze_from(net.base, config.first_trainable)
     schedule = keras.optimizers.schedules.CosineDecay(
         config.fine_tune_lr, len(train) * config.fine_tune_epochs, alpha=config.fine_tune_lr_floor
     )
-    models.compile_for_training(net.trainable, schedule)
+    models.compile_for_training(net.trainable, schedule, config.label_smoothing)
     return net.trainable.fit(
-        train,
+        MixedBatches(train, config.mixup, config.seed) if config.mixup else train,
         validation_data=val,
         initial_epoch=initial_epoch,
         epochs=initial_epoch + config.fine_tune_epochs,

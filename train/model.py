@@ -73,8 +73,8 @@ def build(backbone: Backbone, config: TrainConfig, n_classes: int) -> Models:
     if config.input == "images":
         pixels = keras.Input(shape=base.input_shape[1:], dtype="uint8", name="pixels")
         x = ops.cast(pixels, "float32")  # uint8 crosses to the device: a quarter of float32's bytes
-        if config.augment:
-            x = RandomCourseAugmentation(seed=config.seed)(x)  # identity outside training steps
+        if config.augment:  # identity outside training steps
+            x = RandomCourseAugmentation(seed=config.seed, augmentation=config.augmentation)(x)
         trainable = keras.Model(
             pixels, full(Normalise(backbone.input_spec(config.size, config.interpolation))(x)), name="trainer"
         )
@@ -107,10 +107,12 @@ def unfreeze_from(base: keras.Model, layer_name: str) -> None:
         layer.trainable = k >= first and not isinstance(layer, keras.layers.BatchNormalization)
 
 
-def compile_for_training(model: keras.Model, learning_rate) -> None:
+def compile_for_training(model: keras.Model, learning_rate, label_smoothing: float) -> None:
+    """Adam at learning_rate (a number or a schedule), cross-entropy on the logits with the targets smoothed by
+    label_smoothing (0: one-hot), accuracy."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(from_logits=True),
+        loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing),
         metrics=["accuracy"],
     )
 

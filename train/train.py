@@ -77,25 +77,27 @@ def prepare(config: TrainConfig) -> Prepared:
     shop = shop_photos(config.reviewed, classes, items, config.cache, ("train",)) if config.reviewed else None
     if shop:  # the reviewed photos train beside the dataset's, read and cached as they are
         items = {**items, "train": items["train"] + shop.train}
+    repeated = {item.path for item in shop.train} if shop else set()  # config.reviewed_repeats times an epoch
     weights_id = weights_identity(config.backbone_entry, config.weights, config.seed)
     net = models.build(config.backbone_entry, config, len(classes))
     budget, rate, started = [], 0.0, time.perf_counter()
     if config.input == "cache":  # a CPU's recipe: the estimates are a CPU's (budget.py)
         plan, rate = plan_fill(config, net.trunk, net.cut, items, weights_id), machine_gflops()
-        budget = training_budget(config, net, items, plan.work, rate)
+        extra = (config.reviewed_repeats - 1) * len(repeated)  # the repeats' images, each epoch
+        budget = training_budget(config, net, items, plan.work, rate, extra)
         log.info("%s", table(budget, rate, "make train's budget"))
-        train_batches, val_batches, stats = cache_inputs(config, plan, classes, items)
+        train_batches, val_batches, stats = cache_inputs(config, plan, classes, items, repeated)
     else:
-        train_batches, val_batches, stats = image_inputs(config, classes, items)
+        train_batches, val_batches, stats = image_inputs(config, classes, items, repeated)
     stats["seconds"] = round(time.perf_counter() - started, 2)
-    reviewed = shop.record() if shop else None
+    reviewed = {**shop.record(), "repeats": config.reviewed_repeats} if shop else None
     return Prepared(classes, items, weights_id, net, train_batches, val_batches, stats, budget, rate, reviewed)
 
 
 def fit_phases(config: TrainConfig, net: models.Models, train, val, callbacks, best: BestCheckpoint | None) -> dict:
     """The head on the frozen base, then (if set) the top of the base too, from the best head (fine_tune.py)."""
     net.base.trainable = False
-    models.compile_for_training(net.trainable, config.head_lr)
+    models.compile_for_training(net.trainable, config.head_lr, config.label_smoothing)
     history = net.trainable.fit(
         train, validation_data=val, epochs=config.head_epochs, verbose=0, callbacks=[*callbacks, EpochProgress("head")]
     ).history

@@ -1,6 +1,8 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from harness import REPO
 from train import model as models
 from train.backbone import XCEPTION
 from train.config import parse_args
-from train.data import file_digest, scan_dataset
+from train.data import Item, file_digest, scan_dataset
 from train.features import CachedSplit, CacheKey, cache_keys, cached_activations, frozen_layers, prune, trunk_file
 from train.reviewed import FOLDER as REVIEWED_PHOTOS
 from train.store import ActivationStore
@@ -117,6 +119,52 @@ def test_a_run_reads_its_training_views_and_validations_plain_images():
     assert {(k.backbone, k.size, k.cut, k.engine) for k in keys.values()} == {("xception", 299, "cut", "litert")}
     plain = cache_keys(parse_args(["--preset", "cpu", "--weights", "none", "--no-augment"]), "test", "cut", "litert")
     assert list(plain) == [("train", 0), ("validation", 0)]
+
+
+def test_wide_views_have_stores_of_their_own_and_share_the_plain_view(frozen, tiny_dataset, tmp_path):
+    flags = ["--preset", "cpu", "--weights", "none", "--views", "2"]
+    course, wide = (
+        cache_keys(parse_args([*flags, "--augmentation", name]), "test", "cut", "litert") for name in ("course", "wide")
+    )
+    assert [k.augmentation for k in wide.values()] == ["wide", "wide", None]
+    for split_view in [("train", 1), ("train", 2)]:
+        assert course[split_view].folder(tmp_path) != wide[split_view].folder(tmp_path)
+    assert course["validation", 0].folder(tmp_path) == wide["validation", 0].folder(tmp_path)
+    # the course's stores are where they were before the choice existed: an existing cache stays valid
+    assert key(0).folder(tmp_path).name == "xception-71-block13_sepconv1_act-view0-29451376328a2ebd"
+    assert key(1).folder(tmp_path).name == "xception-71-block13_sepconv1_act-view1-445a8674d619511c"
+    assert replace(key(1), augmentation="course").folder(tmp_path) == key(1).folder(tmp_path)
+    classes, items = scan_dataset(tiny_dataset)
+    rows = {}
+    for name in ("course", "wide"):  # the fill draws the key's augmentation
+        store, _, digests, _ = cached_activations(
+            frozen, items["train"], classes, replace(key(1), augmentation=name), tmp_path, NORMALISE
+        )
+        rows[name] = store.read(digests)
+    assert rows["course"].shape == rows["wide"].shape and not np.allclose(rows["course"], rows["wide"])
+
+
+def tagged_split(tmp_path, images: int, views: int) -> CachedSplit:
+    """A split of stores whose row for image k in view v is [10 v + k]: what was read says from where."""
+    digests = [f"d{k}" for k in range(images)]
+    stores = []
+    for v in range(views):
+        store = ActivationStore(tmp_path / f"view{v}")
+        store.append(digests, np.array([[10.0 * v + k] for k in range(images)], np.float32))
+        stores.append(store)
+    return CachedSplit(stores, [Item(Path(f"{d}.jpg"), 0) for d in digests], digests, [])
+
+
+@pytest.mark.parametrize("copies", [2, 4, 6])
+def test_a_repeated_image_appears_that_many_times_each_copy_through_another_view(tmp_path, copies):
+    split = tagged_split(tmp_path, 5, views=4).repeated(np.array([1, 1, copies, 1, 1]))
+    assert len(split.kept) == 4 + copies and split.digests.count("d2") == copies
+    assert [i.path.name for i in split.kept] == ["d0.jpg", "d1.jpg", *["d2.jpg"] * copies, "d3.jpg", "d4.jpg"]
+    for epoch in range(4):
+        read = split.rows(np.arange(len(split.kept)), epoch)[:, 0]
+        seen = [int(r) // 10 for r, d in zip(read, split.digests, strict=True) if d == "d2"]
+        assert len(set(seen)) == min(copies, 4)  # copies of an epoch: different views, all of them at most
+        assert {int(r) % 10 for r in read} == set(range(5))  # every image, its own rows
 
 
 def test_each_epoch_shows_each_image_through_the_next_view(frozen, tiny_dataset, tmp_path):

@@ -102,7 +102,7 @@ def test_help_shows_every_setting_with_its_default(capsys):
         parse_args(["--help"])
     shown = capsys.readouterr().out
     flags = [f for f in fields(TrainConfig) if f.metadata.get("flag", True)]
-    assert len(flags) == 24 and all(f"--{f.name.replace('_', '-')}" in shown for f in flags)
+    assert len(flags) == 28 and all(f"--{f.name.replace('_', '-')}" in shown for f in flags)
     assert shown.count("(default:") == len(flags) + 1  # and --preset
     assert "--fine-tune-epochs" in shown and "presets: cpu 8, gpu 12, frozen 0, quick 0" in " ".join(shown.split())
 
@@ -116,6 +116,16 @@ def test_help_shows_every_setting_with_its_default(capsys):
         (["--views", "0"], "--views must be at least 1"),
         (["--fine-tune-patience", "-1"], "--fine-tune-patience must be 0 (never stop early) or more"),
         (["--reviewed", "/nowhere/reviewed.jsonl"], "--reviewed /nowhere/reviewed.jsonl: no such file"),
+        (["--reviewed-repeats", "0"], "--reviewed-repeats 0: must be 1 (each photo once) or more"),
+        (["--label-smoothing", "1"], "--label-smoothing 1.0: must be at least 0 (none) and below 1"),
+        (["--label-smoothing", "-0.1"], "--label-smoothing -0.1: must be at least 0"),
+        (["--label-smoothing", "nan"], "--label-smoothing nan: must be at least 0"),
+        (["--augmentation", "strong"], "argument --augmentation: invalid choice: 'strong'"),
+        (["--augmentation", "wide", "--no-augment"], "--augmentation wide with --no-augment: nothing would be"),
+        (["--mixup", "-1"], "--mixup -1.0: must be 0 (off) or a positive number"),
+        (["--mixup", "inf"], "--mixup inf: must be 0 (off) or a positive number"),
+        (["--mixup", "0.2", "--preset", "frozen"], "--mixup mixes fine-tuning's cached activations: it needs"),
+        (["--mixup", "0.2", "--preset", "gpu"], "--mixup mixes fine-tuning's cached activations: it needs"),
     ],
 )
 def test_bad_settings_are_refused_by_name(flags, message, capsys):
@@ -179,11 +189,13 @@ def test_cpu_preset_end_to_end_converts_and_passes_the_gate(tmp_path, caplog):
     assert summary.count(", took ") == 5 + 1  # each stage, and all of them
 
 
-def test_gpu_preset_under_jax_then_converted_with_tensorflow(tmp_path):
-    """The fine-tuning preset on images, trained by JAX; its .h5 converts and passes the float32 gate."""
+@pytest.mark.parametrize("recipe", [[], ["--augmentation", "wide", "--label-smoothing", "0.1"]], ids=["course", "wide"])
+def test_gpu_preset_under_jax_then_converted_with_tensorflow(tmp_path, recipe):
+    """The fine-tuning preset on images, trained by JAX (the wide augmentation drawn on the device too); its .h5
+    converts and passes the float32 gate."""
     from convert.convert import convert
 
-    flags = tiny_training_flags(tmp_path, "--preset", "gpu")
+    flags = tiny_training_flags(tmp_path, "--preset", "gpu", *recipe)
     result = in_fresh_process(
         f"""
 import json, keras
