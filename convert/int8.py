@@ -92,7 +92,8 @@ def worst(errors: list[LayerError], n: int = FLOAT_LAYERS) -> list[LayerError]:
 
 
 def with_float_layers(found, tensors: list[str]) -> bytes:
-    """The debugger's calibrated model quantised to int8 but for the ops writing these tensors, kept in float."""
+    """The debugger's calibrated model quantised to int8 but for the ops writing these tensors, kept in float.
+    The debugger is instrumented anew for them: read its layer_errors before."""
     import tensorflow as tf
 
     found.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=tensors)

@@ -40,7 +40,9 @@ def saved(tiny_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def debugged(saved):
-    return int8.debugger(*saved)
+    """The debugger run on the tiny model, and its errors per layer (read before any model is made of it)."""
+    found = int8.debugger(*saved)
+    return found, int8.layer_errors(found)
 
 
 def test_int8_full_is_integer_only_and_float32_is_not(saved):
@@ -52,7 +54,7 @@ def test_int8_full_is_integer_only_and_float32_is_not(saved):
 
 
 def test_the_debugger_measures_every_quantised_layer_in_graph_order(debugged):
-    errors = int8.layer_errors(debugged)
+    _, errors = debugged
     assert errors[0].op == "CONV_2D" and errors[-1].op == "FULLY_CONNECTED"  # the stem first, the logits last
     assert all(math.isfinite(e.error_per_scale) and e.error_per_scale >= 0 and e.scale > 0 for e in errors)
     ranked = int8.worst(errors, 3)
@@ -60,8 +62,9 @@ def test_the_debugger_measures_every_quantised_layer_in_graph_order(debugged):
 
 
 def test_the_layers_named_are_kept_in_float_and_no_others(debugged):
-    named = [e for e in int8.layer_errors(debugged) if e.op in ("CONV_2D", "FULLY_CONNECTED")][-2:]
-    mixed = int8.with_float_layers(debugged, [e.tensor for e in named])
+    found, errors = debugged
+    named = [e for e in errors if e.op in ("CONV_2D", "FULLY_CONNECTED")][-2:]
+    mixed = int8.with_float_layers(found, [e.tensor for e in named])
     assert sorted(int8.float_ops(mixed)) == sorted(e.op for e in named)
 
 
@@ -77,9 +80,8 @@ def test_int8_mixed_is_gated_like_every_variant_and_serves_on_litert(tiny_run, d
     bundle.mkdir()
     float32 = json.loads((tmp_path / "out" / "float32" / "model.json").read_text())
     (bundle / "model.json").write_text(json.dumps({**float32, "variant": "int8-mixed"}))
-    (bundle / "model.tflite").write_bytes(
-        int8.with_float_layers(debugged, [int8.worst(int8.layer_errors(debugged))[0].tensor])
-    )
+    found, errors = debugged
+    (bundle / "model.tflite").write_bytes(int8.with_float_layers(found, [int8.worst(errors)[0].tensor]))
     model = Model(bundle, threads=1)
     photo = (tmp_path / "out" / "float32" / float32["checks"][0]["file"]).read_bytes()
     logits = model.logits(model.input_of(photo, DEFAULT_MAX_DECODED_BYTES))
