@@ -5,7 +5,8 @@ The debugger (tf.lite.experimental.QuantizationDebugger) runs the int8 model wit
 and reports, per op, how far int8 strays from float on the op's own input. Its error over the output's scale
 (one int8 step) is about 0.29 (1/sqrt(12)) for an op rounded ideally: a layer well above it loses more than
 rounding, and is the candidate to keep in float (`denylisted_nodes`). A model with any op kept in float is no
-longer integer-only, so it is its own variant (`int8-mixed`), never `int8-full`.
+longer integer-only, so it is its own variant (`int8-mixed`: the first quarter of the layers in float), never
+`int8-full`.
 """
 
 import csv
@@ -21,7 +22,7 @@ from train.data import Item
 
 REPRESENTATIVE_PER_CLASS = 30  # training images per class that calibrate int8's ranges, every class alike
 DEBUG_IMAGES = 30  # of those, the images the debugger runs its float twin of every op on
-FLOAT_LAYERS = 5  # int8-mixed: the layers with the largest error over scale kept in float
+FLOAT_SHARE = 0.25  # int8-mixed: the first quarter of the quantised layers (the highest resolutions) in float
 IDEAL_ERROR_PER_SCALE = 1 / math.sqrt(12)  # rounding to a step, uniform error: the floor of a layer's error
 EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")  # the float input and output's conversions: every variant has them
 
@@ -87,7 +88,7 @@ def layer_errors(found) -> list[LayerError]:
     ]
 
 
-def worst(errors: list[LayerError], n: int = FLOAT_LAYERS) -> list[LayerError]:
+def worst(errors: list[LayerError], n: int) -> list[LayerError]:
     return sorted(errors, key=lambda e: e.error_per_scale, reverse=True)[:n]
 
 
@@ -117,7 +118,14 @@ def float_ops(tflite: bytes) -> list[str]:
     return found
 
 
-def with_worst_in_float(saved_model: Path, representative: np.ndarray, n: int = FLOAT_LAYERS) -> bytes:
-    """int8-mixed: int8 calibrated on these images, but for the n layers the debugger finds furthest from float."""
+def first_layers(errors: list[LayerError], share: float = FLOAT_SHARE) -> list[str]:
+    """The output tensors of the first share of the quantised layers, in the graph's order: the stem and the
+    first blocks, where the debugger finds the largest errors and the feature maps are largest."""
+    return [e.tensor for e in errors[: int(len(errors) * share)]]
+
+
+def mixed(saved_model: Path, representative: np.ndarray) -> bytes:
+    """int8-mixed: int8 calibrated on these images, but for the first FLOAT_SHARE of its layers, kept in float
+    (the one choice of float layers that passed EfficientNet-Lite2's gate: docs/int8.md)."""
     found = debugger(saved_model, representative)
-    return with_float_layers(found, [e.tensor for e in worst(layer_errors(found), n)])
+    return with_float_layers(found, first_layers(layer_errors(found)))
