@@ -118,9 +118,10 @@ def first_of(errors: Callable[[], list[int8.LayerError]]) -> Callable[[], list[s
 
 
 def layer_name(tensor: str) -> str:
-    """A fused op's output tensor as the Keras layer that names it first ("block1a_dw_activation_1")."""
+    """A fused op's output tensor as the layer that names it first: model/base/layer/op -> layer
+    ("block1a_dw_activation_1"), model/layer/op -> layer; a tensor named otherwise, as it is."""
     parts = tensor.split(";")[0].split("/")
-    return parts[-2] if len(parts) > 1 else parts[0]
+    return parts[2] if len(parts) > 3 else parts[-2] if len(parts) > 1 else parts[0]
 
 
 def before(saved_model: Path, source: Source) -> bytes:
