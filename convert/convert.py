@@ -55,7 +55,6 @@ from train.reviewed import ReviewedError, shop_photos  # noqa: E402
 # -- defaults -----------------------------------------------------------------
 OUT = BUNDLE
 VARIANTS = ["float32", "float16", "int8-dynamic", "int8-full", "int8-mixed"]
-CALIBRATED = ("int8-full", "int8-mixed")  # int8 activations: ranges calibrated on training images (convert/int8.py)
 # What a plain run converts. int8-full has failed its gate on every model so far, ask for it with --variants:
 # Xception's (97.6-98.8% agreement against 99%: docs/benchmarks-history.md; it costs minutes there), and
 # EfficientNet-Lite2's too, though built for integer quantisation (seed 1: 99.4% agreement but 0.8 points of
@@ -371,13 +370,11 @@ def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference,
 
 
 def variant_bytes(variant: str, saved_model: Path, source: Source) -> bytes:
-    """The variant's .tflite; int8's ranges calibrated on training images (representative_images)."""
-    if variant not in CALIBRATED:
-        return tflite_bytes(saved_model, variant)
-    representative = representative_images(source.meta, source.items["train"])
-    if variant == "int8-full":
-        return tflite_bytes(saved_model, variant, representative)
-    return int8.mixed(saved_model, representative)
+    """The variant's .tflite; int8's activations' ranges calibrated on training images (representative_images)."""
+    if variant == "int8-mixed":
+        return int8.mixed(saved_model, representative_images(source.meta, source.items["train"]))
+    representative = representative_images(source.meta, source.items["train"]) if variant == "int8-full" else None
+    return tflite_bytes(saved_model, variant, representative)
 
 
 def gate_candidate(variant: str, candidate: Path, val: Split, test: Split, reference, progress, source: Source) -> dict:
