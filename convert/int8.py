@@ -23,7 +23,6 @@ from train.data import Item
 REPRESENTATIVE_PER_CLASS = 30  # training images per class that calibrate int8's ranges, every class alike
 DEBUG_IMAGES = 30  # of those, the images the debugger runs its float twin of every op on
 FLOAT_SHARE = 0.25  # int8-mixed: the first quarter of the quantised layers (the highest resolutions) in float
-IDEAL_ERROR_PER_SCALE = 1 / math.sqrt(12)  # rounding to a step, uniform error: the floor of a layer's error
 EDGE_OPS = ("QUANTIZE", "DEQUANTIZE")  # the float input and output's conversions: every variant has them
 
 
