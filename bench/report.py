@@ -20,7 +20,7 @@ BENCHMARKS = REPO / "BENCHMARKS.md"
 REFERENCE = "inference"
 # The order sections appear in: what a user asks first (how fast, how much) before how the project was built.
 ORDER = ["inference", "cold_start", "bill", "server", "footprint", "tagging", "s3", "hostile", "container", "accuracy"]
-ORDER += ["avx2_answers"]
+ORDER += ["avx2_answers", "int8"]
 ORDER += ["calibration", "backbones", "lite_port", "request_split"]
 ORDER += ["make_run", "seeds", "fill", "training", "fine_tune", "backends", "shop"]
 INTRO = """\

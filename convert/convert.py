@@ -25,6 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from train.noise import drop_tensorflow_noise  # noqa: E402
 if __name__ == "__main__":  # make convert: before TensorFlow loads and logs its start-up lines
     drop_tensorflow_noise()
 
+from convert import int8  # noqa: E402
 from convert.calibrate import TARGET_PRECISION, BadTarget, calibrate, checked_target  # noqa: E402
 from lambda_fn.confidence import calibrated  # noqa: E402
 from lambda_fn.model import Model  # noqa: E402
@@ -52,18 +54,19 @@ from train.reviewed import ReviewedError, shop_photos  # noqa: E402
 
 # -- defaults -----------------------------------------------------------------
 OUT = BUNDLE
-VARIANTS = ["float32", "float16", "int8-dynamic", "int8-full"]
+VARIANTS = ["float32", "float16", "int8-dynamic", "int8-full", "int8-mixed"]
 # What a plain run converts. int8-full has failed its gate on every model so far, ask for it with --variants:
 # Xception's (97.6-98.8% agreement against 99%: docs/benchmarks-history.md; it costs minutes there), and
 # EfficientNet-Lite2's too, though built for integer quantisation (seed 1: 99.4% agreement but 0.8 points of
-# test accuracy lost; seed 2: 98.8% agreement; bench.seeds).
+# test accuracy lost; seed 2: 98.8% agreement; bench.seeds; bench.int8: 98.8% with any representative set).
+# int8-mixed (int8 but for the first quarter of the layers, in float) passed on one Lite2 model (bench.int8,
+# docs/int8.md), and costs the debugger's run: ask for it with --variants too.
 DEFAULT_VARIANTS = ["float32", "float16", "int8-dynamic"]
 FLOAT32_MAX_LOGIT_DIFF = 1e-4  # float32 must match Keras to float rounding ...
 FLOAT32_MAX_PROBABILITY_DIFF = 1e-4  # ... give the same calibrated probabilities ...
 FLOAT32_MIN_AGREEMENT = 1.0  # ... and agree on every top-1
 SMALL_MIN_AGREEMENT = 0.99  # smaller variants: top-1 agreement with Keras
 SMALL_MAX_ACCURACY_DROP = 0.005  # and test accuracy at most 0.5 points below float32
-REPRESENTATIVE_IMAGES = 100  # training images that calibrate full-integer int8
 LATENCY_RUNS = 20  # single-image invokes timed per variant (median reported)
 # What model.json's "calibration" holds: what the Lambda reads (lambda_fn/model.py), and the promise's proof (on
 # which photos, how many, the bound, the confidence, the coverage; why it fell back); the figures stay in "parity"
@@ -290,6 +293,31 @@ def shop_split(meta: dict, reviewed: Path, items: dict) -> tuple[tuple[np.ndarra
     return (x, labels, x_none), record
 
 
+def read_source(
+    source: Path,
+    run_json: Path | None,
+    data: Path | None,
+    reviewed: Path | None,
+    target_precision: float = TARGET_PRECISION,
+) -> tuple[Any, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], Source]:
+    """The checkpoint, its validation and test splits read as the Lambda reads them ((input, labels) each), and
+    what every variant takes from it (with reviewed, the shop's held-out photos; the precision promised)."""
+    checkpoint, meta = resolve_checkpoint(source, run_json)
+    keras_model = load_keras_model(checkpoint)
+    data = Path(data or meta["config"]["data"])
+    items = scan_for(meta, data)
+    x_val, y_val, skipped_val = load_split(meta, items["validation"])
+    x_test, y_test, skipped_test = load_split(meta, items["test"])
+    shop, shop_record = shop_split(meta, reviewed, items) if reviewed else (None, None)
+    if shop_record is None and meta.get("reviewed"):
+        log.warning(
+            "the run trained on %s: pass --reviewed to prove the promise on its held-out photos",
+            meta["reviewed"]["file"],
+        )
+    source_info = Source(checkpoint, meta, items, skipped_val + skipped_test, shop, shop_record, target_precision)
+    return keras_model, (x_val, y_val), (x_test, y_test), source_info
+
+
 def convert(
     source: Path,
     out: Path,
@@ -306,34 +334,25 @@ def convert(
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ConversionError(f"unknown variant(s) {unknown}; choose from {VARIANTS}")
-    checkpoint, meta = resolve_checkpoint(source, run_json)
-    keras_model = load_keras_model(checkpoint)
-    data = Path(data or meta["config"]["data"])
-    items = scan_for(meta, data)
-    x_val, y_val, skipped_val = load_split(meta, items["validation"])
-    x_test, y_test, skipped_test = load_split(meta, items["test"])
-    shop, shop_record = shop_split(meta, reviewed, items) if reviewed else (None, None)
-    if shop_record is None and meta.get("reviewed"):
-        log.warning(
-            "the run trained on %s: pass --reviewed to prove the promise on its held-out photos",
-            meta["reviewed"]["file"],
-        )
+    keras_model, (x_val, y_val), (x_test, y_test), source_info = read_source(
+        source, run_json, data, reviewed, target_precision
+    )
     order = ["float32"] + [v for v in variants if v != "float32"]  # float32 is the reference
+    shop = source_info.shop
     images = len(y_val) + len(y_test) + (len(shop[1]) + len(shop[2]) if shop else 0)
-    trained = meta.get("budget")  # a run of make train: its rate, its stages estimated and actual
+    trained = source_info.meta.get("budget")  # a run of make train: its rate, its stages estimated and actual
     rate = trained["rate_gflops"] if trained else budgets.machine_gflops()
     passes = len(order) + 1  # each variant's, and Keras' reference pass
     work = passes * images * budgets.forward_gflop(keras_model)
-    shares = BACKBONES[meta["backbone"]].efficiency
+    shares = BACKBONES[source_info.meta["backbone"]].efficiency
     what = f"{passes} passes x {images} images"
     budget = [budgets.stage("conversion and the gates", what, work, "conversion", rate, shares)]
     log.info("%s", budgets.table(budget, rate, "make convert's budget"))
     started = time.perf_counter()
     val = Split(x_val, y_val, keras_model.predict(x_val, verbose=0))
     test = Split(x_test, y_test, keras_model.predict(x_test, verbose=0))
-    log.info("converting %s; gate on %d validation images", checkpoint.name, len(y_val))
+    log.info("converting %s; gate on %d validation images", source_info.checkpoint.name, len(y_val))
     progress = Progress(log, "the gates on LiteRT", len(order) * images, "images")
-    source_info = Source(checkpoint, meta, items, skipped_val + skipped_test, shop, shop_record, target_precision)
 
     summary: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -353,14 +372,27 @@ def convert(
 
 
 def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference, progress, source: Source) -> dict:
-    """One variant from the SavedModel in tmp, run on the Lambda's own interpreter class (every core), gated and
-    calibrated; its bundle is left in tmp/<variant> with a complete model.json. Returns its parity figures."""
-    import tensorflow as tf
-
+    """One variant from the SavedModel in tmp, gated (gate_candidate); its bundle is left in tmp/<variant> with a
+    complete model.json. Returns its parity figures."""
     candidate = tmp / variant
     candidate.mkdir()
+    (candidate / "model.tflite").write_bytes(variant_bytes(variant, tmp / "saved_model", source))
+    return gate_candidate(variant, candidate, val, test, reference, progress, source)
+
+
+def variant_bytes(variant: str, saved_model: Path, source: Source) -> bytes:
+    """The variant's .tflite; int8's activations' ranges calibrated on training images (representative_images)."""
+    if variant == "int8-mixed":
+        return int8.mixed(saved_model, representative_images(source.meta, source.items["train"]))
     representative = representative_images(source.meta, source.items["train"]) if variant == "int8-full" else None
-    (candidate / "model.tflite").write_bytes(tflite_bytes(tmp / "saved_model", variant, representative))
+    return tflite_bytes(saved_model, variant, representative)
+
+
+def gate_candidate(variant: str, candidate: Path, val: Split, test: Split, reference, progress, source: Source) -> dict:
+    """The model.tflite in candidate run on the Lambda's own interpreter class (every core), gated as `variant`
+    and calibrated; candidate/model.json written complete. Returns its parity figures."""
+    import tensorflow as tf
+
     info = bundle_meta(variant, source.checkpoint, source.meta)
     (candidate / "model.json").write_text(json.dumps({**info, "calibration": UNCALIBRATED}))
     served = Model(candidate, threads=os.cpu_count())
@@ -415,10 +447,8 @@ def publish(candidate: Path, destination: Path, parity: dict) -> None:
 
 
 def representative_images(meta: dict, train_items: list) -> np.ndarray:
-    """A seeded sample of training images, preprocessed, to calibrate int8 ranges."""
-    rng = np.random.default_rng(0)
-    chosen = rng.choice(len(train_items), size=min(REPRESENTATIVE_IMAGES, len(train_items)), replace=False)
-    return load_split(meta, [train_items[k] for k in chosen])[0]
+    """A seeded sample of training images, every class alike, preprocessed, to calibrate int8 ranges."""
+    return load_split(meta, int8.stratified(train_items, int8.REPRESENTATIVE_PER_CLASS))[0]
 
 
 def table(summary: dict) -> str:
