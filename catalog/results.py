@@ -249,7 +249,7 @@ def summary(rows: list[dict], seconds: float) -> str:
         bars = {(r["min_confidence"], r["target_precision"]) for r in answered}
         lines += [
             f"  confident: a calibrated probability >= {bar:g}"
-            + (f", proven right >= {promise:.0%} of the time at the conversion" if promise else "")
+            + (f", proven right >= {promise * 100:g}% of the time at the conversion" if promise else "")
             for bar, promise in sorted(bars, key=str)
             if bar is not None
         ]

@@ -133,7 +133,7 @@ def checked_target(target: float) -> float:
     could never be proven on a finite number of photos, one of 0 promises nothing)."""
     if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
         raise BadTarget(
-            f"the target precision {target!r} is not a share strictly between 0 and 1: give e.g. 0.95 to promise that "
+            f"--target-precision {target!r} is not a share strictly between 0 and 1: give e.g. 0.95 to promise that "
             f"95% of the confident answers are right (default {TARGET_PRECISION})"
         )
     return float(target)

@@ -49,12 +49,12 @@ from project.progress import Progress  # noqa: E402
 from train import budget as budgets  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
 from train.data import Item, file_digest, read_images, scan_dataset  # noqa: E402
-from train.export import export_saved_model, tflite_bytes  # noqa: E402
+from train.export import PLAIN_VARIANTS, export_saved_model, tflite_bytes  # noqa: E402
 from train.reviewed import ReviewedError, shop_photos  # noqa: E402
 
 # -- defaults -----------------------------------------------------------------
 OUT = BUNDLE
-VARIANTS = ["float32", "float16", "int8-dynamic", "int8-full", "int8-mixed"]
+VARIANTS = [*PLAIN_VARIANTS, "int8-mixed"]  # int8-mixed: convert/int8.py keeps its first layers in float
 # What a plain run converts. int8-full has failed its gate on every model so far, ask for it with --variants:
 # Xception's (97.6-98.8% agreement against 99%: docs/benchmarks-history.md; it costs minutes there), and
 # EfficientNet-Lite2's too, though built for integer quantisation (seed 1: 99.4% agreement but 0.8 points of
@@ -181,7 +181,7 @@ class Source:
 
     checkpoint: Path
     meta: dict  # its run.json
-    items: dict  # the dataset's splits (int8-full calibrates its ranges on training images)
+    items: dict  # the dataset's splits (int8-full and int8-mixed calibrate their ranges on training images)
     skipped: list[str]  # gate images that could not be read
     # the reviewed photos training did not see (input, labels), and those of none of the classes (input)
     shop: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None

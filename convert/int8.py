@@ -12,13 +12,13 @@ longer integer-only, so it is its own variant (`int8-mixed`: the first quarter o
 import csv
 import io
 import math
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from train.data import Item
+from train.export import calibrating_converter
 
 REPRESENTATIVE_PER_CLASS = 30  # training images per class that calibrate int8's ranges, every class alike
 DEBUG_IMAGES = 30  # of those, the images the debugger runs its float twin of every op on
@@ -38,28 +38,15 @@ def stratified(items: list[Item], per_class: int, seed: int = 0) -> list[Item]:
     return chosen
 
 
-def batches(images: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
-    """The converter's representative_dataset: each image as a batch of one."""
-    return lambda: ([x[None]] for x in images)
-
-
-def calibrating_converter(saved_model: Path, representative: np.ndarray):
-    """The converter set for post-training int8 with ranges from these images, float input and output."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = batches(representative)
-    return converter
-
-
 def debugger(saved_model: Path, representative: np.ndarray, images: int = DEBUG_IMAGES):
-    """The quantization debugger on the calibrated model, run on the first `images` representative images."""
+    """The quantization debugger on the calibrated model, run on `images` representative images spread evenly
+    over them (they come in label order: the first ones would all be one class)."""
     import tensorflow as tf
 
+    spread = representative[np.linspace(0, len(representative) - 1, min(images, len(representative))).astype(int)]
     found = tf.lite.experimental.QuantizationDebugger(
         converter=calibrating_converter(saved_model, representative),
-        debug_dataset=batches(representative[:images]),
+        debug_dataset=lambda: ([x[None]] for x in spread),
     )
     found.run()
     return found

@@ -2,13 +2,13 @@
 
 A network's raw softmax is over-confident: it says 99% far more often than it is right 99% of the time.
 Temperature scaling (Guo et al. 2017, "On Calibration of Modern Neural Networks") divides the logits by one
-scalar T, fitted at conversion on served logits (convert/calibrate.py), so that a probability p is right
-about p of the time; the argmax, so the label, is unchanged. The conversion also picks min_confidence, the
-lowest calibrated top probability at which the answers that clear it are proven right at least the target
-share of the time (98%, a one-sided 95% bound), on the shop's reviewed photos where they prove it, else on
-the validation split (model.json "calibration" says which); above every probability where nothing was
-proven. An answer below it is "not sure": it keeps its label (no caller breaks) and names its likeliest
-candidates for a person to choose from.
+scalar T, fitted at conversion on served logits (convert/calibrate.py), so that a probability p is right about
+p of the time; the argmax, so the label, is unchanged. The conversion also picks min_confidence, the lowest
+calibrated top probability at which the answers that clear it are proven right at least the target share of
+the time (98% unless the conversion was given another; a one-sided 95% bound), on the shop's reviewed photos
+where they prove it, else on the validation split (model.json "calibration" says which); above every
+probability where nothing was proven. An answer below it is "not sure": it keeps its label (no caller breaks)
+and names its likeliest candidates for a person to choose from.
 
 The Lambda and the conversion gate both call these functions: the gate checks what serves.
 """

@@ -24,7 +24,8 @@ from pathlib import Path
 DECISIONS = ("label", "none", "skip")
 SHA256_HEX = 64
 # The share of labelled photos held out of training to prove the promise on (for_calibration): half, as a proof
-# of 98% at 95% needs at least 149 confident answers, and training gains less from each photo than the proof does
+# of the default 98% at 95% needs at least 149 confident answers, and training gains less from each photo than
+# the proof does
 CALIBRATION_SHARE = 0.5
 
 

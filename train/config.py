@@ -64,7 +64,7 @@ class TrainConfig:
     augmentation: str = setting(
         COURSE.name,
         "the views' augmentation (train/augmentation.py): course (shear, zoom, flip) or wide (the course's, then "
-        "scale 0.75-1.25, a shift, brightness/contrast/saturation jitter, a little blur); cached apart",
+        "a wider scale, a shift, colour jitter and a little blur: its ranges in WIDE); cached apart",
         choices=sorted(AUGMENTATIONS),
     )
     views: int = setting(4, "input=cache: augmented views cached per image; epoch e shows image i view (e+i) mod K")
@@ -230,8 +230,11 @@ def resolve(config: TrainConfig) -> TrainConfig:
         raise ValueError("--fine-tune-patience must be 0 (never stop early) or more")
     if not config.mixup >= 0 or math.isinf(config.mixup):
         raise ValueError(f"--mixup {config.mixup}: must be 0 (off) or a positive number (Beta's alpha)")
-    if config.mixup and (config.input != "cache" or fine_tune_from is None):
-        raise ValueError("--mixup mixes fine-tuning's cached activations: it needs --input cache and a cut to tune")
+    if config.mixup and (config.input != "cache" or fine_tune_from is None or not config.fine_tune_epochs):
+        raise ValueError(
+            "--mixup mixes fine-tuning's cached activations: it needs --input cache, a cut to tune and fine-tuning "
+            "epochs"
+        )
     if not config.augment and config.augmentation != COURSE.name:
         raise ValueError(f"--augmentation {config.augmentation} with --no-augment: nothing would be augmented")
     if config.input == "cache" and config.augment and config.views < 1:

@@ -120,7 +120,7 @@ def test_a_promise_that_cannot_be_made_is_refused_before_any_work(tmp_path, caps
     """--target-precision is a share strictly between 0 and 1: refused by name before the checkpoint is read."""
     assert conv.main([str(tmp_path / "no-run"), "--out", str(tmp_path / "out"), "--target-precision", given]) == 2
     err = capsys.readouterr().err
-    assert f"the target precision {float(given)!r} is not a share strictly between 0 and 1" in err
+    assert f"--target-precision {float(given)!r} is not a share strictly between 0 and 1" in err
     assert "no run metadata" not in err and not (tmp_path / "out").exists()
 
 

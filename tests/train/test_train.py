@@ -126,6 +126,7 @@ def test_help_shows_every_setting_with_its_default(capsys):
         (["--mixup", "inf"], "--mixup inf: must be 0 (off) or a positive number"),
         (["--mixup", "0.2", "--preset", "frozen"], "--mixup mixes fine-tuning's cached activations: it needs"),
         (["--mixup", "0.2", "--preset", "gpu"], "--mixup mixes fine-tuning's cached activations: it needs"),
+        (["--mixup", "0.2", "--fine-tune-epochs", "0"], "--mixup mixes fine-tuning's cached activations: it needs"),
     ],
 )
 def test_bad_settings_are_refused_by_name(flags, message, capsys):
