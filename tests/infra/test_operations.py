@@ -67,6 +67,7 @@ def test_alarms_and_widgets_read_the_series_the_function_writes(
         {"DeploymentType": "AllAtOnce", "LogLevel": "FATAL", "RequireIam": "true"},
         {"DeploymentType": "Linear10PercentEvery1Minute", "ProvisionedConcurrency": "2", "ReservedConcurrency": "0"},
         {"DeploymentType": "Canary10Percent30Minutes", "Architecture": "arm64", "AlarmEmail": "ops@example.com"},
+        {"LogLevel": "DEBUG", "Architecture": "arm64"},
     ]
     for declared, settings_too in zip(variants, others, strict=True):
         stack = deployed(ModelVariant=declared, **settings_too)
