@@ -37,7 +37,6 @@ from convert.convert import (  # noqa: E402
     gate_candidate,
     load_split,
     read_source,
-    representative_images,
 )
 from project.progress import Progress  # noqa: E402
 from train.data import file_digest  # noqa: E402
@@ -90,7 +89,7 @@ class Method:
 
 def methods(saved_model: Path, source: Source) -> tuple[list[Method], Callable[[], list[int8.LayerError]]]:
     """Each method, made when called; and the debugger's errors per layer (run once, by the first that needs it)."""
-    representative = representative_images(source.meta, source.items["train"])
+    representative = source.representative
     per_class = f"{int8.REPRESENTATIVE_PER_CLASS} per class ({len(representative)} images)"
     debugged = cache(lambda: int8.debugger(saved_model, representative))
     errors = cache(lambda: int8.layer_errors(debugged()))

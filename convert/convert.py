@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,12 @@ class Source:
     shop: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     shop_photos: dict | None = None  # how many shop photos trained and proved (model.json "shop_photos")
     target_precision: float = TARGET_PRECISION  # the precision "confident" promises (convert --target-precision)
+
+    @cached_property
+    def representative(self) -> np.ndarray:
+        """The training images int8 calibrates on (representative_images): decoded the first time a variant asks,
+        once a conversion however many int8 variants share them (a few hundred images on the real dataset)."""
+        return representative_images(self.meta, self.items["train"])
 
 
 def gate(
@@ -381,11 +388,10 @@ def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference,
 
 
 def variant_bytes(variant: str, saved_model: Path, source: Source) -> bytes:
-    """The variant's .tflite; int8's activations' ranges calibrated on training images (representative_images)."""
+    """The variant's .tflite; int8's activations' ranges calibrated on training images (Source.representative)."""
     if variant == "int8-mixed":
-        return int8.mixed(saved_model, representative_images(source.meta, source.items["train"]))
-    representative = representative_images(source.meta, source.items["train"]) if variant == "int8-full" else None
-    return tflite_bytes(saved_model, variant, representative)
+        return int8.mixed(saved_model, source.representative)
+    return tflite_bytes(saved_model, variant, source.representative if variant == "int8-full" else None)
 
 
 def gate_candidate(variant: str, candidate: Path, val: Split, test: Split, reference, progress, source: Source) -> dict:

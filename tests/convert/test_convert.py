@@ -11,13 +11,12 @@ from lambda_fn.preprocess import PIXELS_VERSION
 
 
 @pytest.fixture(scope="module")
-def converted(tiny_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundle")
-    return out, conv.convert(tiny_run, out, variants=["float32", "float16"])
+def converted(convert_counted):
+    return convert_counted(["float32", "float16"])
 
 
 def test_tiny_checkpoint_converts_and_passes_the_gate(converted, tiny_run):
-    out, summary = converted
+    out, summary, _ = converted
     parity = summary["float32"]
     assert parity["passed"] and parity["max_abs_logit_diff"] <= 1e-4 and parity["top1_agreement"] == 1.0
     assert parity["images"] == 9 and parity["keras_accuracy"] == parity["tflite_accuracy"]
@@ -26,8 +25,13 @@ def test_tiny_checkpoint_converts_and_passes_the_gate(converted, tiny_run):
     assert json.loads((out / "conversion.json").read_text()) == summary
 
 
+def test_no_training_image_is_decoded_without_an_int8_variant_that_calibrates(converted):
+    _, summary, decoded = converted
+    assert set(summary) == {"float32", "float16"} and decoded == []
+
+
 def test_bundle_json_holds_what_the_lambda_needs(converted, tiny_run):
-    out, _ = converted
+    out, _, _ = converted
     meta = json.loads((out / "float32" / "model.json").read_text())
     run = json.loads((tiny_run / "run.json").read_text())
     assert meta["labels"] == sorted(TINY_CLASSES)
@@ -136,7 +140,7 @@ def test_keras_format_checkpoints_convert_too(tiny_run, tmp_path):
 
 
 def test_agreement_on_the_test_split_is_recorded(converted):
-    out, summary = converted
+    out, summary, _ = converted
     for figures in summary.values():
         assert figures["test_images"] == 9 and 0 <= figures["test_top1_agreement"] <= 1
     assert summary["float32"]["test_top1_agreement"] == 1.0
@@ -164,7 +168,7 @@ def test_unreadable_images_are_skipped_as_in_training_and_recorded(tiny_run, tmp
 def test_model_json_holds_each_calibration_figure_once(converted):
     """What serves (temperature, threshold, the promise's proof) is in "calibration"; "parity" keeps the figures
     behind it, and none of the served keys again."""
-    out, _ = converted
+    out, _, _ = converted
     meta = json.loads((out / "float32" / "model.json").read_text())
     assert {"temperature", "min_confidence", "proof"} <= meta["calibration"].keys()
     assert not meta["calibration"].keys() & meta["parity"]["calibration"].keys()
