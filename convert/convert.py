@@ -3,7 +3,8 @@
     python -m convert.convert artifacts/runs/latest               # the last training run's best checkpoint
     python -m convert.convert path/to/model.h5 --run-json path/to/run.json
 
-Route: Keras 3 SavedModel, then the TFLite converter (train/export.py, which the cache's fill shares).
+Route: Keras 3 SavedModel, then the TFLite converter (train/export.py, which the cache's fill shares), set as
+each variant needs (convert/variants.py).
 
 Parity gate: the same real images (by default the whole validation split),
 each file's bytes made into the model's input by the Lambda's own code
@@ -41,6 +42,7 @@ if __name__ == "__main__":  # make convert: before TensorFlow loads and logs its
 
 from convert import int8  # noqa: E402
 from convert.calibrate import TARGET_PRECISION, BadTarget, calibrate, checked_target  # noqa: E402
+from convert.variants import VARIANTS, Calibrated  # noqa: E402
 from lambda_fn.confidence import calibrated  # noqa: E402
 from lambda_fn.model import Model  # noqa: E402
 from lambda_fn.preprocess import InputSpec  # noqa: E402
@@ -50,12 +52,11 @@ from project.progress import Progress  # noqa: E402
 from train import budget as budgets  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
 from train.data import Item, file_digest, read_images, scan_dataset  # noqa: E402
-from train.export import PLAIN_VARIANTS, export_saved_model, tflite_bytes  # noqa: E402
+from train.export import export_saved_model  # noqa: E402
 from train.reviewed import ReviewedError, shop_photos  # noqa: E402
 
 # -- defaults -----------------------------------------------------------------
 OUT = BUNDLE
-VARIANTS = [*PLAIN_VARIANTS, "int8-mixed"]  # int8-mixed: convert/int8.py keeps its first layers in float
 # What a plain run converts. int8-full has failed its gate on every model so far, ask for it with --variants:
 # Xception's (97.6-98.8% agreement against 99%: docs/benchmarks-history.md; it costs minutes there), and
 # EfficientNet-Lite2's too, though built for integer quantisation (seed 1: 99.4% agreement but 0.8 points of
@@ -340,7 +341,7 @@ def convert(
     target_precision = checked_target(target_precision)  # before any work
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
-        raise ConversionError(f"unknown variant(s) {unknown}; choose from {VARIANTS}")
+        raise ConversionError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
     keras_model, (x_val, y_val), (x_test, y_test), source_info = read_source(
         source, run_json, data, reviewed, target_precision
     )
@@ -388,10 +389,12 @@ def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference,
 
 
 def variant_bytes(variant: str, saved_model: Path, source: Source) -> bytes:
-    """The variant's .tflite; int8's activations' ranges calibrated on training images (Source.representative)."""
-    if variant == "int8-mixed":
-        return int8.mixed(saved_model, source.representative)
-    return tflite_bytes(saved_model, variant, source.representative if variant == "int8-full" else None)
+    """The variant's .tflite, made as convert/variants.py says; a calibrated one's int8 ranges from training
+    images (Source.representative)."""
+    made = VARIANTS[variant]
+    if isinstance(made, Calibrated):
+        return made.make(saved_model, source.representative)
+    return made.make(saved_model)
 
 
 def gate_candidate(variant: str, candidate: Path, val: Split, test: Split, reference, progress, source: Source) -> dict:
@@ -504,7 +507,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--variants",
         default=",".join(DEFAULT_VARIANTS),
-        help=f"comma-separated, from {VARIANTS} (default: %(default)s)",
+        help=f"comma-separated, from {list(VARIANTS)} (default: %(default)s)",
     )
     p.add_argument("--run-json", type=Path, help="the run's metadata (default: run.json beside the checkpoint)")
     p.add_argument("--data", type=Path, help="dataset folder for the gate (default: the one training used)")

@@ -49,8 +49,8 @@ def test_int8_full_is_integer_only_and_float32_is_not(saved):
     from train.export import tflite_bytes
 
     folder, representative = saved
-    assert int8.float_ops(tflite_bytes(folder, "int8-full", representative)) == []
-    assert "CONV_2D" in int8.float_ops(tflite_bytes(folder, "float32"))
+    assert int8.float_ops(int8.full(folder, representative)) == []
+    assert "CONV_2D" in int8.float_ops(tflite_bytes(folder))
 
 
 def test_the_debugger_measures_every_quantised_layer_in_graph_order(debugged):
