@@ -349,12 +349,12 @@ def convert(
     shop = source_info.shop
     images = len(y_val) + len(y_test) + (len(shop[1]) + len(shop[2]) if shop else 0)
     trained = source_info.meta.get("budget")  # a run of make train: its rate, its stages estimated and actual
-    rate = trained["rate_gflops"] if trained else budgets.machine_gflops()
+    rate = budgets.MachineRate.from_json(trained) if trained else budgets.machine_rate()
     passes = len(order) + 1  # each variant's, and Keras' reference pass
     work = passes * images * budgets.forward_gflop(keras_model)
     shares = BACKBONES[source_info.meta["backbone"]].efficiency
     what = f"{passes} passes x {images} images"
-    budget = [budgets.stage("conversion and the gates", what, work, "conversion", rate, shares)]
+    budget = [budgets.stage("conversion and the gates", what, work, "conversion", rate.gflops, shares)]
     log.info("%s", budgets.table(budget, rate, "make convert's budget"))
     started = time.perf_counter()
     val = Split(x_val, y_val, keras_model.predict(x_val, verbose=0))
