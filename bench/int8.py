@@ -37,11 +37,10 @@ from convert.convert import (  # noqa: E402
     gate_candidate,
     load_split,
     read_source,
-    representative_images,
 )
 from project.progress import Progress  # noqa: E402
 from train.data import file_digest  # noqa: E402
-from train.export import export_saved_model, tflite_bytes  # noqa: E402
+from train.export import export_saved_model  # noqa: E402
 
 BEFORE_IMAGES = 100  # int8-full's calibration before this bench: a random draw of training images
 LISTED_LAYERS = 10  # the debugger's worst layers shown
@@ -90,7 +89,7 @@ class Method:
 
 def methods(saved_model: Path, source: Source) -> tuple[list[Method], Callable[[], list[int8.LayerError]]]:
     """Each method, made when called; and the debugger's errors per layer (run once, by the first that needs it)."""
-    representative = representative_images(source.meta, source.items["train"])
+    representative = source.representative
     per_class = f"{int8.REPRESENTATIVE_PER_CLASS} per class ({len(representative)} images)"
     debugged = cache(lambda: int8.debugger(saved_model, representative))
     errors = cache(lambda: int8.layer_errors(debugged()))
@@ -100,7 +99,7 @@ def methods(saved_model: Path, source: Source) -> tuple[list[Method], Callable[[
 
     made = [
         Method(f"{BEFORE_IMAGES} random training images (before)", "int8-full", lambda: before(saved_model, source)),
-        Method(per_class, "int8-full", lambda: tflite_bytes(saved_model, "int8-full", representative)),
+        Method(per_class, "int8-full", lambda: int8.full(saved_model, representative)),
         Method(f"{per_class}, first conv and dense layers in float", "int8-mixed", in_float(lambda: edges(errors()))),
         Method(f"{per_class}, the {WORST_LAYERS} worst layers in float", "int8-mixed", in_float(worst_of(errors))),
         Method(f"{per_class}, the first quarter of the layers in float", "int8-mixed", in_float(first_of(errors))),
@@ -125,7 +124,7 @@ def layer_name(tensor: str) -> str:
 
 
 def before(saved_model: Path, source: Source) -> bytes:
-    return tflite_bytes(saved_model, "int8-full", random_draw(source))
+    return int8.full(saved_model, random_draw(source))
 
 
 def row(method: str, variant: str, tflite: bytes, parity: dict, reference: dict, seconds: float | None) -> dict:

@@ -3,7 +3,8 @@
     python -m convert.convert artifacts/runs/latest               # the last training run's best checkpoint
     python -m convert.convert path/to/model.h5 --run-json path/to/run.json
 
-Route: Keras 3 SavedModel, then the TFLite converter (train/export.py, which the cache's fill shares).
+Route: Keras 3 SavedModel, then the TFLite converter (train/export.py, which the cache's fill shares), set as
+each variant needs (convert/variants.py).
 
 Parity gate: the same real images (by default the whole validation split),
 each file's bytes made into the model's input by the Lambda's own code
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,7 @@ if __name__ == "__main__":  # make convert: before TensorFlow loads and logs its
 
 from convert import int8  # noqa: E402
 from convert.calibrate import TARGET_PRECISION, BadTarget, calibrate, checked_target  # noqa: E402
+from convert.variants import VARIANTS, Calibrated  # noqa: E402
 from lambda_fn.confidence import calibrated  # noqa: E402
 from lambda_fn.model import Model  # noqa: E402
 from lambda_fn.preprocess import InputSpec  # noqa: E402
@@ -49,12 +52,11 @@ from project.progress import Progress  # noqa: E402
 from train import budget as budgets  # noqa: E402
 from train.backbone import BACKBONES  # noqa: E402
 from train.data import Item, file_digest, read_images, scan_dataset  # noqa: E402
-from train.export import PLAIN_VARIANTS, export_saved_model, tflite_bytes  # noqa: E402
+from train.export import export_saved_model  # noqa: E402
 from train.reviewed import ReviewedError, shop_photos  # noqa: E402
 
 # -- defaults -----------------------------------------------------------------
 OUT = BUNDLE
-VARIANTS = [*PLAIN_VARIANTS, "int8-mixed"]  # int8-mixed: convert/int8.py keeps its first layers in float
 # What a plain run converts. int8-full has failed its gate on every model so far, ask for it with --variants:
 # Xception's (97.6-98.8% agreement against 99%: docs/benchmarks-history.md; it costs minutes there), and
 # EfficientNet-Lite2's too, though built for integer quantisation (seed 1: 99.4% agreement but 0.8 points of
@@ -187,6 +189,12 @@ class Source:
     shop: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     shop_photos: dict | None = None  # how many shop photos trained and proved (model.json "shop_photos")
     target_precision: float = TARGET_PRECISION  # the precision "confident" promises (convert --target-precision)
+
+    @cached_property
+    def representative(self) -> np.ndarray:
+        """The training images int8 calibrates on (representative_images): decoded the first time a variant asks,
+        once a conversion however many int8 variants share them (a few hundred images on the real dataset)."""
+        return representative_images(self.meta, self.items["train"])
 
 
 def gate(
@@ -333,7 +341,7 @@ def convert(
     target_precision = checked_target(target_precision)  # before any work
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
-        raise ConversionError(f"unknown variant(s) {unknown}; choose from {VARIANTS}")
+        raise ConversionError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
     keras_model, (x_val, y_val), (x_test, y_test), source_info = read_source(
         source, run_json, data, reviewed, target_precision
     )
@@ -341,12 +349,12 @@ def convert(
     shop = source_info.shop
     images = len(y_val) + len(y_test) + (len(shop[1]) + len(shop[2]) if shop else 0)
     trained = source_info.meta.get("budget")  # a run of make train: its rate, its stages estimated and actual
-    rate = trained["rate_gflops"] if trained else budgets.machine_gflops()
+    rate = budgets.MachineRate.from_json(trained) if trained else budgets.machine_rate()
     passes = len(order) + 1  # each variant's, and Keras' reference pass
     work = passes * images * budgets.forward_gflop(keras_model)
     shares = BACKBONES[source_info.meta["backbone"]].efficiency
     what = f"{passes} passes x {images} images"
-    budget = [budgets.stage("conversion and the gates", what, work, "conversion", rate, shares)]
+    budget = [budgets.stage("conversion and the gates", what, work, "conversion", rate.gflops, shares)]
     log.info("%s", budgets.table(budget, rate, "make convert's budget"))
     started = time.perf_counter()
     val = Split(x_val, y_val, keras_model.predict(x_val, verbose=0))
@@ -381,11 +389,12 @@ def convert_variant(variant: str, tmp: Path, val: Split, test: Split, reference,
 
 
 def variant_bytes(variant: str, saved_model: Path, source: Source) -> bytes:
-    """The variant's .tflite; int8's activations' ranges calibrated on training images (representative_images)."""
-    if variant == "int8-mixed":
-        return int8.mixed(saved_model, representative_images(source.meta, source.items["train"]))
-    representative = representative_images(source.meta, source.items["train"]) if variant == "int8-full" else None
-    return tflite_bytes(saved_model, variant, representative)
+    """The variant's .tflite, made as convert/variants.py says; a calibrated one's int8 ranges from training
+    images (Source.representative)."""
+    made = VARIANTS[variant]
+    if isinstance(made, Calibrated):
+        return made.make(saved_model, source.representative)
+    return made.make(saved_model)
 
 
 def gate_candidate(variant: str, candidate: Path, val: Split, test: Split, reference, progress, source: Source) -> dict:
@@ -498,7 +507,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--variants",
         default=",".join(DEFAULT_VARIANTS),
-        help=f"comma-separated, from {VARIANTS} (default: %(default)s)",
+        help=f"comma-separated, from {list(VARIANTS)} (default: %(default)s)",
     )
     p.add_argument("--run-json", type=Path, help="the run's metadata (default: run.json beside the checkpoint)")
     p.add_argument("--data", type=Path, help="dataset folder for the gate (default: the one training used)")

@@ -110,6 +110,16 @@ def first_layers(errors: list[LayerError], share: float = FLOAT_SHARE) -> list[s
     return [e.tensor for e in errors[: int(len(errors) * share)]]
 
 
+def full(saved_model: Path, representative: np.ndarray) -> bytes:
+    """int8-full: every op in int8, calibrated on these images; input and output stay float32 (quantised at the
+    edges) so the Lambda feeds every variant alike."""
+    import tensorflow as tf
+
+    integer = calibrating_converter(saved_model, representative)
+    integer.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return integer.convert()
+
+
 def mixed(saved_model: Path, representative: np.ndarray) -> bytes:
     """int8-mixed: int8 calibrated on these images, but for the first FLOAT_SHARE of its layers, kept in float
     (the one choice of float layers that passed EfficientNet-Lite2's gate: docs/int8.md)."""

@@ -2,7 +2,7 @@
 
 Work is counted in GFLOP from the model's own layers (a convolution or dense layer: 2 x its multiply-adds;
 Xception at 299x299 is 16.7 GFLOP, 14.7 of them below block 13). The machine's rate is its cores x one core's
-sgemm (numpy's 2048^3 product on one thread, about a second to measure): what a perfect engine would reach.
+sgemm (numpy's 2048^3 product on one thread, the best of a few short tries): what a perfect engine would reach.
 No stage reaches it; EFFICIENCY is the share each did in `make run` on the reference machine (bench.make_run:
 a 2-core AMD EPYC with AVX-512), so an estimate elsewhere is a guide, and the actual split printed at the end
 says how far off it was. A backbone whose layers reach another share (EfficientNet-Lite's depthwise
@@ -24,27 +24,71 @@ from train.model import Models
 # share of cores x sgemm each stage ran at in make run (bench/results/make_run.json, seed 1)
 EFFICIENCY = {"fill": 0.71, "head": 0.63, "fine-tuning": 0.71, "test": 0.57, "conversion": 0.50}
 
+# One probe on a busy machine read 87.7 GFLOP/s against its idle 208.6, and make run's estimates came out 1.2-2x
+# too long: the rate is the best of a few short tries, each its own process, and the tries are kept beside it
+PROBE_TRIES = 3
+PROBE_PRODUCTS = 3  # timed products a try (after one that warms up), its best kept
 MATMUL_PROBE = """
-import json, time, numpy as np
+import json, sys, time, numpy as np
 a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32); b = a.copy()
 a @ b
 times = []
-for _ in range(10):
+for _ in range(int(sys.argv[1])):
     t = time.perf_counter(); a @ b; times.append(time.perf_counter() - t)
 print(json.dumps(2 * 2048 ** 3 / min(times) / 1e9))
 """
 
 
-def sgemm_one_thread() -> float:
-    """GFLOP/s of numpy's single-thread sgemm 2048^3, the OpenBLAS overrides unset."""
+def sgemm_tries(tries: int = PROBE_TRIES) -> list[float]:
+    """GFLOP/s of numpy's single-thread sgemm 2048^3 in each of `tries` processes run one after another, the
+    OpenBLAS overrides unset."""
     env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    return json.loads(subprocess.check_output([sys.executable, "-c", MATMUL_PROBE], env=env, text=True))
+    probe = [sys.executable, "-c", MATMUL_PROBE, str(PROBE_PRODUCTS)]
+    return [json.loads(subprocess.check_output(probe, env=env, text=True)) for _ in range(tries)]
 
 
-def machine_gflops() -> float:
-    """What a perfect engine would reach here: every core at one core's sgemm rate."""
-    return (os.cpu_count() or 1) * sgemm_one_thread()
+def sgemm_one_thread() -> float:
+    """One core's sgemm rate: the best of the tries (what another process took from them is not the core's)."""
+    return max(sgemm_tries())
+
+
+@dataclass(frozen=True)
+class MachineRate:
+    """What a perfect engine would reach here, and the probe it comes from: one core's sgemm in each try (empty in
+    a run.json from before the tries were kept), so a reader can tell a probe another process disturbed."""
+
+    gflops: float
+    tries: tuple[float, ...] = ()
+
+    def __str__(self) -> str:
+        rate = f"{self.gflops:.0f} GFLOP/s = cores x one core's sgemm"
+        if not self.tries:
+            return rate
+        tries = ", ".join(f"{t:.0f}" for t in self.tries)
+        return f"{rate}, the best of tries at {tries} GFLOP/s ({self.spread:.0%} apart)"
+
+    @property
+    def spread(self) -> float:
+        """How far the worst try fell below the best: near 0 on an idle machine."""
+        return 1 - min(self.tries) / max(self.tries) if self.tries else 0.0
+
+    def as_json(self) -> dict:
+        return {
+            "rate_gflops": round(self.gflops, 1),
+            "sgemm_tries_gflops": [round(t, 1) for t in self.tries],
+            "sgemm_spread": round(self.spread, 3),
+        }
+
+    @classmethod
+    def from_json(cls, budget: dict) -> "MachineRate":
+        return cls(budget["rate_gflops"], tuple(budget.get("sgemm_tries_gflops", ())))
+
+
+def machine_rate() -> MachineRate:
+    """Every core at one core's best sgemm rate of PROBE_TRIES tries."""
+    tries = sgemm_tries()
+    return MachineRate((os.cpu_count() or 1) * max(tries), tuple(tries))
 
 
 def _leaf_layers(model: keras.Model):
@@ -122,9 +166,9 @@ def training_budget(config: TrainConfig, net: Models, items, fill_work: int, rat
     return [*stages, stage("test", f"{test:,} images", test * full, "test", rate, shares)]
 
 
-def table(stages: list[Stage], rate_gflops: float, title: str) -> str:
+def table(stages: list[Stage], rate: MachineRate, title: str) -> str:
     """The plan (estimates), and the actual seconds beside them once known."""
-    lines = [f"{title} (this machine: {rate_gflops:.0f} GFLOP/s = cores x one core's sgemm)"]
+    lines = [f"{title} (this machine: {rate})"]
     for s in stages:
         took = "" if s.actual_s is None else f", took {duration(s.actual_s)}"
         lines.append(f"  {s.name}: {s.work}, {s.gflop / 1000:,.1f} TFLOP, about {duration(s.estimate_s)}{took}")
@@ -144,8 +188,9 @@ def from_json(rows: list[dict]) -> list[Stage]:
     return [Stage(**row) for row in rows]
 
 
-def settle(stages: list[Stage], actual_s: dict[str, float], rate_gflops: float) -> dict:
-    """Each stage's actual seconds (by its kind) beside its estimate: the budget as run.json keeps it."""
+def settle(stages: list[Stage], actual_s: dict[str, float], rate: MachineRate) -> dict:
+    """Each stage's actual seconds (by its kind) beside its estimate, and the rate's probe: the budget as run.json
+    keeps it."""
     for s in stages:
         s.actual_s = round(actual_s[s.kind], 1)
-    return {"rate_gflops": round(rate_gflops, 1), "stages": as_json(stages)}
+    return {**rate.as_json(), "stages": as_json(stages)}

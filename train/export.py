@@ -2,6 +2,7 @@
 
 Keras 3 `model.export(..., format="tf_saved_model")`, then `tf.lite.TFLiteConverter.from_saved_model`;
 `TFLiteConverter.from_keras_model` relies on Keras 2 internals and fails or misbehaves on Keras 3 models.
+Each variant convert makes sets the converter its own way: convert/variants.py.
 """
 
 from pathlib import Path
@@ -14,38 +15,24 @@ def export_saved_model(model, folder: Path) -> Path:
     return folder
 
 
-# What tflite_bytes makes; int8-mixed (layers kept in float) is made by convert/int8.py from calibrating_converter
-PLAIN_VARIANTS = ("float32", "float16", "int8-dynamic", "int8-full")
+def converter(saved_model: Path, optimised: bool = False):
+    """The TFLite converter on the SavedModel; optimised: with the converter's default optimisation (alone, int8
+    weights; with representative images, int8 activations too; with float16 types, float16 weights)."""
+    import tensorflow as tf
+
+    made = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if optimised:
+        made.optimizations = [tf.lite.Optimize.DEFAULT]
+    return made
+
+
+def tflite_bytes(saved_model: Path) -> bytes:
+    """The SavedModel as a float32 .tflite file's bytes (the cache's fill, and convert's float32)."""
+    return converter(saved_model).convert()
 
 
 def calibrating_converter(saved_model: Path, representative: np.ndarray):
     """The converter set for post-training int8 with ranges from these images (each a batch of one)."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x[None]] for x in representative)
-    return converter
-
-
-def tflite_bytes(saved_model: Path, variant: str = "float32", representative: np.ndarray | None = None) -> bytes:
-    """One of PLAIN_VARIANTS of the SavedModel as a .tflite file's bytes."""
-    import tensorflow as tf
-
-    if variant not in PLAIN_VARIANTS:
-        raise ValueError(
-            f"tflite_bytes makes {', '.join(PLAIN_VARIANTS)}, not {variant!r} (int8-mixed: convert/int8.py)"
-        )
-    if variant == "int8-full":
-        assert representative is not None, "int8-full is calibrated on representative images"
-        # Every op in int8, calibrated on training images; input and output stay
-        # float32 (quantised at the edges) so the Lambda feeds every variant alike.
-        converter = calibrating_converter(saved_model, representative)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        return converter.convert()
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    if variant != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # alone: dynamic-range int8 weights
-    if variant == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
+    calibrating = converter(saved_model, optimised=True)
+    calibrating.representative_dataset = lambda: ([x[None]] for x in representative)
+    return calibrating

@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 from lambda_fn.preprocess import PIXELS_VERSION  # noqa: E402
 from train import model as models  # noqa: E402
 from train.backbone import weights_identity  # noqa: E402
-from train.budget import Stage, machine_gflops, settle, table, training_budget  # noqa: E402
+from train.budget import MachineRate, Stage, machine_rate, settle, table, training_budget  # noqa: E402
 from train.callbacks import BestCheckpoint, EpochProgress, EpochTimer  # noqa: E402
 from train.config import TrainConfig, as_dict, parse_args  # noqa: E402
 from train.data import read_images, scan_dataset  # noqa: E402
@@ -66,7 +66,7 @@ class Prepared:
     val_batches: Any
     stats: dict
     budget: list[Stage]  # the stages' work and estimates (empty where the images train on an accelerator)
-    rate_gflops: float
+    rate: MachineRate | None  # the machine's, measured where the budget is (a CPU's recipe)
     reviewed: dict | None  # the shop's reviewed photos: how many trained, were held out, refused (train/reviewed.py)
 
 
@@ -80,11 +80,11 @@ def prepare(config: TrainConfig) -> Prepared:
     repeated = {item.path for item in shop.train} if shop else set()  # config.reviewed_repeats times an epoch
     weights_id = weights_identity(config.backbone_entry, config.weights, config.seed)
     net = models.build(config.backbone_entry, config, len(classes))
-    budget, rate, started = [], 0.0, time.perf_counter()
+    budget, rate, started = [], None, time.perf_counter()
     if config.input == "cache":  # a CPU's recipe: the estimates are a CPU's (budget.py)
-        plan, rate = plan_fill(config, net.trunk, net.cut, items, weights_id), machine_gflops()
+        plan, rate = plan_fill(config, net.trunk, net.cut, items, weights_id), machine_rate()
         extra = (config.reviewed_repeats - 1) * len(repeated)  # the repeats' images, each epoch
-        budget = training_budget(config, net, items, plan.work, rate, extra)
+        budget = training_budget(config, net, items, plan.work, rate.gflops, extra)
         log.info("%s", table(budget, rate, "make train's budget"))
         train_batches, val_batches, stats = cache_inputs(config, plan, classes, items, repeated)
     else:
@@ -182,12 +182,12 @@ def train(config: TrainConfig) -> dict:
 
     started = time.perf_counter()
     report = {**meta, "history": history, "test": evaluate_on_test(best.best_path, items, classes, config)}
-    if prepared.budget:
+    if prepared.budget and prepared.rate:
         head, tuning = timer.seconds[: config.head_epochs], timer.seconds[config.head_epochs :]
         actual = {"fill": prepared.stats["seconds"], "head": sum(head), "fine-tuning": sum(tuning)}
         actual["test"] = time.perf_counter() - started  # by EFFICIENCY's kinds (budget.py)
-        meta["budget"] = report["budget"] = settle(prepared.budget, actual, prepared.rate_gflops)
-        log.info("%s", table(prepared.budget, prepared.rate_gflops, "make train, estimated and actual"))
+        meta["budget"] = report["budget"] = settle(prepared.budget, actual, prepared.rate)
+        log.info("%s", table(prepared.budget, prepared.rate, "make train, estimated and actual"))
     write_json(out / "run.json", meta)
     plot_confusion(report["test"]["confusion_matrix"], classes, out / "confusion.png")
     write_json(out / "report.json", report)

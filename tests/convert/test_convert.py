@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 
 import keras
@@ -6,18 +7,18 @@ import numpy as np
 import pytest
 
 from convert import convert as conv
+from convert.variants import VARIANTS
 from harness.dataset import TINY_CLASSES
 from lambda_fn.preprocess import PIXELS_VERSION
 
 
 @pytest.fixture(scope="module")
-def converted(tiny_run, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundle")
-    return out, conv.convert(tiny_run, out, variants=["float32", "float16"])
+def converted(convert_counted):
+    return convert_counted(["float32", "float16"])
 
 
 def test_tiny_checkpoint_converts_and_passes_the_gate(converted, tiny_run):
-    out, summary = converted
+    out, summary, _ = converted
     parity = summary["float32"]
     assert parity["passed"] and parity["max_abs_logit_diff"] <= 1e-4 and parity["top1_agreement"] == 1.0
     assert parity["images"] == 9 and parity["keras_accuracy"] == parity["tflite_accuracy"]
@@ -26,8 +27,13 @@ def test_tiny_checkpoint_converts_and_passes_the_gate(converted, tiny_run):
     assert json.loads((out / "conversion.json").read_text()) == summary
 
 
+def test_no_training_image_is_decoded_without_an_int8_variant_that_calibrates(converted):
+    _, summary, decoded = converted
+    assert set(summary) == {"float32", "float16"} and decoded == []
+
+
 def test_bundle_json_holds_what_the_lambda_needs(converted, tiny_run):
-    out, _ = converted
+    out, _, _ = converted
     meta = json.loads((out / "float32" / "model.json").read_text())
     run = json.loads((tiny_run / "run.json").read_text())
     assert meta["labels"] == sorted(TINY_CLASSES)
@@ -45,11 +51,10 @@ def test_bundle_json_holds_what_the_lambda_needs(converted, tiny_run):
     assert meta["parity"]["passed"] is True
 
 
-def convert_from(monkeypatch, model: keras.Model, tmp_path):
+def convert_from(monkeypatch, model: keras.Model):
     """Make the converter see `model` instead of the checkpoint, as a broken conversion would."""
-    model.export(tmp_path / "other", format="tf_saved_model", verbose=False)
-    real = conv.tflite_bytes
-    monkeypatch.setattr(conv, "tflite_bytes", lambda saved, variant, rep: real(tmp_path / "other", variant, rep))
+    real = conv.export_saved_model
+    monkeypatch.setattr(conv, "export_saved_model", lambda checkpoint, folder: real(model, folder))
 
 
 def checkpoint_of(run):
@@ -60,7 +65,7 @@ def test_altered_weights_are_refused_and_nothing_is_written(tiny_run, tmp_path, 
     model = checkpoint_of(tiny_run)
     head = model.get_layer("head")
     head.set_weights([w + 0.05 for w in head.get_weights()])
-    convert_from(monkeypatch, model, tmp_path)
+    convert_from(monkeypatch, model)
     assert conv.main([str(tiny_run), "--out", str(tmp_path / "out"), "--variants", "float32"]) == 1
     assert "float32 refused: max abs logit difference" in capsys.readouterr().err
     assert not (tmp_path / "out" / "float32").exists()
@@ -70,7 +75,7 @@ def test_different_input_scaling_is_refused(tiny_run, tmp_path, monkeypatch):
     model = checkpoint_of(tiny_run)
     # a model that scales [-1, 1] inputs back to raw [0, 255] pixels before the network
     raw_pixels = keras.Sequential([keras.Input((71, 71, 3)), keras.layers.Rescaling(127.5, offset=127.5), model])
-    convert_from(monkeypatch, raw_pixels, tmp_path)
+    convert_from(monkeypatch, raw_pixels)
     summary = conv.convert(tiny_run, tmp_path / "out", variants=["float32"])
     assert not summary["float32"]["passed"]
     assert any("max abs logit difference" in f for f in summary["float32"]["failures"])
@@ -81,7 +86,7 @@ def test_stale_bundle_is_removed_when_the_gate_refuses(tiny_run, tmp_path, monke
     (tmp_path / "out" / "float32" / "model.tflite").write_bytes(b"an older model")
     model = checkpoint_of(tiny_run)
     model.get_layer("head").set_weights([w * 2 for w in model.get_layer("head").get_weights()])
-    convert_from(monkeypatch, model, tmp_path)
+    convert_from(monkeypatch, model)
     conv.convert(tiny_run, tmp_path / "out", variants=["float32"])
     assert not (tmp_path / "out" / "float32").exists()
 
@@ -110,9 +115,13 @@ def test_checkpoint_without_run_metadata(tmp_path):
         conv.convert(tmp_path / "model.h5", tmp_path / "out")
 
 
-def test_unknown_variant_is_named(tiny_run, tmp_path):
-    with pytest.raises(conv.ConversionError, match=r"unknown variant\(s\) \['int4'\]"):
+def test_unknown_variant_is_named_with_those_accepted(tiny_run, tmp_path, capsys):
+    accepted = re.escape(str(list(VARIANTS)))  # the table's names, int8-mixed among them
+    with pytest.raises(conv.ConversionError, match=rf"unknown variant\(s\) \['int4'\]; choose from {accepted}$"):
         conv.convert(tiny_run, tmp_path / "out", variants=["float32", "int4"])
+    with pytest.raises(SystemExit):
+        conv.main(["--help"])
+    assert f"from {list(VARIANTS)}" in " ".join(capsys.readouterr().out.split())  # argparse wraps the line
 
 
 @pytest.mark.parametrize("given", ["1", "0", "-0.5", "98", "nan", "inf"])
@@ -136,7 +145,7 @@ def test_keras_format_checkpoints_convert_too(tiny_run, tmp_path):
 
 
 def test_agreement_on_the_test_split_is_recorded(converted):
-    out, summary = converted
+    out, summary, _ = converted
     for figures in summary.values():
         assert figures["test_images"] == 9 and 0 <= figures["test_top1_agreement"] <= 1
     assert summary["float32"]["test_top1_agreement"] == 1.0
@@ -164,7 +173,7 @@ def test_unreadable_images_are_skipped_as_in_training_and_recorded(tiny_run, tmp
 def test_model_json_holds_each_calibration_figure_once(converted):
     """What serves (temperature, threshold, the promise's proof) is in "calibration"; "parity" keeps the figures
     behind it, and none of the served keys again."""
-    out, _ = converted
+    out, _, _ = converted
     meta = json.loads((out / "float32" / "model.json").read_text())
     assert {"temperature", "min_confidence", "proof"} <= meta["calibration"].keys()
     assert not meta["calibration"].keys() & meta["parity"]["calibration"].keys()

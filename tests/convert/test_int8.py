@@ -49,8 +49,8 @@ def test_int8_full_is_integer_only_and_float32_is_not(saved):
     from train.export import tflite_bytes
 
     folder, representative = saved
-    assert int8.float_ops(tflite_bytes(folder, "int8-full", representative)) == []
-    assert "CONV_2D" in int8.float_ops(tflite_bytes(folder, "float32"))
+    assert int8.float_ops(int8.full(folder, representative)) == []
+    assert "CONV_2D" in int8.float_ops(tflite_bytes(folder))
 
 
 def test_the_debugger_measures_every_quantised_layer_in_graph_order(debugged):
@@ -68,21 +68,34 @@ def test_the_layers_named_are_kept_in_float_and_no_others(debugged):
     assert sorted(int8.float_ops(mixed)) == sorted(e.op for e in named)
 
 
-def test_int8_mixed_is_gated_like_every_variant_and_serves_on_litert(tiny_run, debugged, tmp_path):
+@pytest.fixture(scope="module")
+def calibrated(convert_counted):
+    """convert.convert asked for both variants that calibrate on training images, its decodings counted."""
+    return convert_counted(["float32", "int8-full", "int8-mixed"])
+
+
+def test_both_calibrated_variants_share_one_decoding_of_the_representative_images(calibrated, saved):
+    _, summary, decoded = calibrated
+    assert set(summary) == {"float32", "int8-full", "int8-mixed"}
+    (representative,) = decoded  # one call of the decoder for training images, however many variants use them
+    assert len(representative) == len(saved[1]) == 18  # the tiny run's every training image: 6 of each class
+
+
+def test_int8_mixed_is_gated_like_every_variant_and_serves_on_litert(calibrated, debugged, tmp_path):
     """Through convert.convert: run on the Lambda's model class over both splits, written only if it passed;
     and a model with layers in float, in a bundle, answers a real photo's bytes on that class."""
-    summary = conv.convert(tiny_run, tmp_path / "out", variants=["float32", "int8-mixed"])
+    out, summary, _ = calibrated
     mixed = summary["int8-mixed"]
     assert mixed["images"] == 9 and mixed["test_images"] == 9 and mixed["latency_ms_1_thread"] > 0
-    assert (tmp_path / "out" / "int8-mixed").is_dir() == mixed["passed"] == (not mixed["failures"])
-    assert json.loads((tmp_path / "out" / "conversion.json").read_text())["int8-mixed"] == mixed
+    assert (out / "int8-mixed").is_dir() == mixed["passed"] == (not mixed["failures"])
+    assert json.loads((out / "conversion.json").read_text())["int8-mixed"] == mixed
     bundle = tmp_path / "mixed"
     bundle.mkdir()
-    float32 = json.loads((tmp_path / "out" / "float32" / "model.json").read_text())
+    float32 = json.loads((out / "float32" / "model.json").read_text())
     (bundle / "model.json").write_text(json.dumps({**float32, "variant": "int8-mixed"}))
     found, errors = debugged
     (bundle / "model.tflite").write_bytes(int8.with_float_layers(found, int8.first_layers(errors)))
     model = Model(bundle, threads=1)
-    photo = (tmp_path / "out" / "float32" / float32["checks"][0]["file"]).read_bytes()
+    photo = (out / "float32" / float32["checks"][0]["file"]).read_bytes()
     logits = model.logits(model.input_of(photo, DEFAULT_MAX_DECODED_BYTES))
     assert logits.shape == (1, len(model.labels)) and np.isfinite(logits).all()

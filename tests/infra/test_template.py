@@ -48,14 +48,14 @@ def test_model_dir_in_the_template_is_where_the_image_puts_the_bundle(template):
 
 
 def test_sam_build_passes_the_model_variant_the_conversion_writes(template):
-    from convert.convert import VARIANTS
+    from convert.variants import VARIANTS
     from harness.dockerfile import instructions
 
     assert ("ARG", "MODEL_VARIANT=float32") in instructions()
     assert template["Resources"]["Function"]["Metadata"]["DockerBuildArgs"] == {
         "MODEL_VARIANT": {"Ref": "ModelVariant"}
     }
-    assert template["Parameters"]["ModelVariant"]["AllowedValues"] == VARIANTS
+    assert template["Parameters"]["ModelVariant"]["AllowedValues"] == list(VARIANTS)
 
 
 def test_both_routes_call_the_live_alias(transformed):

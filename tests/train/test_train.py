@@ -177,7 +177,9 @@ def test_cpu_preset_end_to_end_converts_and_passes_the_gate(tmp_path, caplog):
     assert report["inputs"]["cut"] == "block13_sepconv1_act" and len(report["history"]["seconds"]) == 2
     assert len(list((tmp_path / "run").glob("*.h5"))) == 1
     assert convert(tmp_path / "run", tmp_path / "bundle", variants=["float32"])["float32"]["passed"]
-    stages = json.loads((tmp_path / "run" / "run.json").read_text())["budget"]["stages"]
+    budget = json.loads((tmp_path / "run" / "run.json").read_text())["budget"]
+    assert max(budget["sgemm_tries_gflops"]) * (os.cpu_count() or 1) == pytest.approx(budget["rate_gflops"], abs=0.5)
+    stages = budget["stages"]
     assert [s["name"] for s in stages] == ["the cache's fill", "head", "fine-tuning", "test"]
     assert stages[0]["work"] == "24 image-views"  # 3 classes: 9 training images x 2 views, 6 of validation
     assert all(s["gflop"] >= 0 and s["actual_s"] > 0 for s in stages)
