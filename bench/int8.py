@@ -5,13 +5,13 @@
 Each method's .tflite goes through convert.convert's own gate (convert.gate_candidate: the Lambda's
 interpreter class on LiteRT, top-1 agreement with Keras >= 99% on validation, test accuracy at most 0.5
 points below float32's), the thresholds untouched. The methods: today's int8-full (calibrated on 100
-random training images), the same on a set stratified by class, then the converter's quantization debugger
-(convert/int8.py) and three choices of layers kept in float (int8-mixed, no longer integer-only): the first
-conv and the head's dense layers, the layers with the largest error over their int8 step, and the first
-quarter of the graph (the highest resolutions). The debugger's table lists the layers it found furthest from
-float. Latencies are single-image, one thread, on this machine's CPU class (named below): not Lambda's
-where it is not AVX2 alone, and arm64 (Graviton2), where int8's dot-product kernels would pay most,
-is not measured here.
+random training images), the same on a set stratified by class and on a larger one (LARGER_PER_CLASS a
+class), then the converter's quantization debugger (convert/int8.py) and three choices of layers kept in
+float (int8-mixed, no longer integer-only): the first conv and the head's dense layers, the layers with the
+largest error over their int8 step, and the first quarter of the graph (the highest resolutions).
+The debugger's table lists the layers it found furthest from float. Latencies are single-image, one thread, on
+this machine's CPU class (named below): not Lambda's where it is not AVX2 alone, and arm64 (Graviton2), where
+int8's dot-product kernels would pay most, is not measured here.
 """
 
 import argparse
@@ -43,6 +43,7 @@ from train.data import file_digest  # noqa: E402
 from train.export import export_saved_model  # noqa: E402
 
 BEFORE_IMAGES = 100  # int8-full's calibration before this bench: a random draw of training images
+LARGER_PER_CLASS = 100  # a larger set, every class alike: do more images move int8-full's ranges?
 LISTED_LAYERS = 10  # the debugger's worst layers shown
 WORST_LAYERS = 5  # one choice of layers kept in float: the debugger's worst
 
@@ -75,6 +76,11 @@ def random_draw(source: Source, n: int = BEFORE_IMAGES) -> np.ndarray:
     return load_split(source.meta, [train[k] for k in chosen])[0]
 
 
+def larger_set(source: Source) -> np.ndarray:
+    """LARGER_PER_CLASS training images of each class (all of a smaller class), preprocessed."""
+    return load_split(source.meta, int8.stratified(source.items["train"], LARGER_PER_CLASS))[0]
+
+
 def edges(errors: list[int8.LayerError]) -> list[str]:
     """The first op (the stem's conv, on the raw input) and the head's dense layers."""
     return [errors[0].tensor] + [e.tensor for e in errors[1:] if e.op == "FULLY_CONNECTED"]
@@ -100,6 +106,7 @@ def methods(saved_model: Path, source: Source) -> tuple[list[Method], Callable[[
     made = [
         Method(f"{BEFORE_IMAGES} random training images (before)", "int8-full", lambda: before(saved_model, source)),
         Method(per_class, "int8-full", lambda: int8.full(saved_model, representative)),
+        Method(f"{LARGER_PER_CLASS} per class", "int8-full", lambda: int8.full(saved_model, larger_set(source))),
         Method(f"{per_class}, first conv and dense layers in float", "int8-mixed", in_float(lambda: edges(errors()))),
         Method(f"{per_class}, the {WORST_LAYERS} worst layers in float", "int8-mixed", in_float(worst_of(errors))),
         Method(f"{per_class}, the first quarter of the layers in float", "int8-mixed", in_float(first_of(errors))),
