@@ -48,6 +48,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clone", type=Path, default=REPO.parent / "make-run-clone", help="where to clone (emptied)")
     p.add_argument("--make-flags", default="", help="variables for make run, e.g. 'TRAIN_FLAGS=--seed 2'")
+    p.add_argument("--key", help="make_run.<key>.json (default: the backbone's name, none for the default's)")
     args = p.parse_args(argv)
     fresh_clone(args.clone)
     flags = shlex.split(args.make_flags)
@@ -118,7 +119,8 @@ def main(argv=None):
         rate = f"make train's budget at {budget['rate_gflops']:.0f} GFLOP/s"
         tables.insert(1, Table("budget", BUDGET, estimates, rate))
     title = "make run from a fresh clone, against its floor" + ("" if default else f": {meta['backbone']}")
-    record(__spec__.name, argv, title, tables, notes, key=None if default else meta["backbone"])
+    key = args.key or (None if default else meta["backbone"])  # a key of its own: another CPU class, say
+    record(__spec__.name, argv, title, tables, notes, key=key)
 
 
 if __name__ == "__main__":
