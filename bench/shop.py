@@ -207,15 +207,9 @@ def score_only(args, argv) -> None:
     note = f"{args.score}: trained on {reviewed} reviewed photos" + (
         " (some may be in this sample)" if reviewed else ""
     )
-    record(
-        __spec__.name,
-        argv,
-        "A served bundle on the shop sample",
-        [Table("folds", FIELDS, records)],
-        [note],
-        folder=args.results,
-        key=args.key or "served",  # never over the loop's own shop.json
-    )
+    key = args.key or "served"  # never over the loop's own shop.json
+    title = "A served bundle on the shop sample" + ("" if key == "served" else f": {key}")
+    record(__spec__.name, argv, title, [Table("folds", FIELDS, records)], [note], folder=args.results, key=key)
 
 
 if __name__ == "__main__":
