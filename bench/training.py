@@ -15,12 +15,13 @@ import argparse
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
 
 from bench.results import Field, Table, record
+from train.budget import fine_tuning_epoch_gflop, forward_gflop
 from train.callbacks import EpochTimer
 from train.config import parse_args
 from train.data import scan_dataset
@@ -38,9 +39,19 @@ def subset(data: Path, out: Path, per_class: int) -> Path:
     return out
 
 
-def fine_tune_epoch_seconds(config, epochs: int) -> tuple[float, float, int, float]:
-    """(seconds of the last fine-tuning epoch, seconds preparing the inputs, training images,
-    seconds the host takes to produce one epoch's batches without the model)."""
+@dataclass
+class EpochTiming:
+    """One fine-tuning run's last epoch, as the benches report it."""
+
+    seconds: float  # the last epoch, its validation included (the first traces)
+    prepare_s: float  # preparing the inputs: the cache filled (what it lacked) or the images decoded
+    images: int  # training images an epoch shows
+    input_s: float  # the host producing one epoch's batches without the model
+    gflop: float  # an epoch's work as make train's budget counts it (train/budget.py)
+
+
+def fine_tune_epoch_seconds(config, epochs: int) -> EpochTiming:
+    """config's fine-tuning run for epochs on its data, the last epoch timed."""
     keras.utils.set_random_seed(config.seed)
     prepared = prepare(config)
     train_batches, stats, timer = prepared.train_batches, prepared.stats, EpochTimer()
@@ -48,7 +59,10 @@ def fine_tune_epoch_seconds(config, epochs: int) -> tuple[float, float, int, flo
     started = time.perf_counter()
     for k in range(len(train_batches)):
         train_batches[k]
-    return timer.seconds[-1], stats["seconds"], len(train_batches.targets), time.perf_counter() - started
+    input_s = time.perf_counter() - started
+    images, validated = len(train_batches.targets), len(prepared.val_batches.targets)
+    gflop = fine_tuning_epoch_gflop(forward_gflop(prepared.net.trainable), images, validated)
+    return EpochTiming(timer.seconds[-1], stats["seconds"], images, input_s, gflop)
 
 
 FIELDS = [
@@ -70,10 +84,12 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         data = subset(config.data, Path(tmp) / "data", own.images)
         cached = replace(config, data=data, input="cache", cache=Path(tmp) / "cache")
-        cached_s, fill_s, n, cached_input_s = fine_tune_epoch_seconds(cached, own.epochs)
+        on_cache = fine_tune_epoch_seconds(cached, own.epochs)
         started = time.perf_counter()
-        images_s, _, _, images_input_s = fine_tune_epoch_seconds(replace(cached, input="images"), own.epochs)
+        on_images = fine_tune_epoch_seconds(replace(cached, input="images"), own.epochs)
         images_total = time.perf_counter() - started
+    cached_s, fill_s, n, cached_input_s = on_cache.seconds, on_cache.prepare_s, on_cache.images, on_cache.input_s
+    images_s, images_input_s = on_images.seconds, on_images.input_s
     scale = full_train / n
     rows = [
         ["on images (frozen layers recomputed every step)", round(images_s, 1), round(images_s * scale)],

@@ -127,6 +127,12 @@ def forward_gflop(model: keras.Model) -> float:
     return total / 1e9
 
 
+def fine_tuning_epoch_gflop(top_gflop: float, trained: int, validated: int) -> float:
+    """One fine-tuning epoch's work: a training image costs about three forward passes through the trainable
+    part (forward, then backward: gradients and weights), a validation image one (top_gflop: forward_gflop)."""
+    return (3 * trained + validated) * top_gflop
+
+
 @dataclass
 class Stage:
     name: str
@@ -158,8 +164,7 @@ def training_budget(config: TrainConfig, net: Models, items, fill_work: int, rat
         stage("head", f"{config.head_epochs} epochs x {seen:,} images", head, "head", rate, shares),
     ]
     if config.first_trainable and config.fine_tune_epochs:
-        # a training image costs about three forward passes (forward, then backward: gradients and weights)
-        tuned = config.fine_tune_epochs * (3 * trained + len(items["validation"])) * top
+        tuned = config.fine_tune_epochs * fine_tuning_epoch_gflop(top, trained, len(items["validation"]))
         work = f"at most {config.fine_tune_epochs} epochs x {seen:,} images"
         stages.append(stage("fine-tuning", work, tuned, "fine-tuning", rate, shares))
     test = len(items["test"])
