@@ -178,7 +178,7 @@ def main(argv=None):
         print(json.dumps(one_setting(**json.loads(args.one), epochs=args.epochs)))
         return
     from bench.training import subset
-    from train.budget import machine_gflops
+    from train.budget import machine_rate
     from train.config import parse_args
     from train.data import scan_dataset
 
@@ -187,7 +187,7 @@ def main(argv=None):
     if config.fine_tune_from is None:
         p.error(f"preset {config.preset!r} fine-tunes nothing: bench.fine_tune times fine-tuning (--fine-tune-from)")
     settings = [recipe(b) for b in args.backends] if args.backends else SETTINGS
-    full_train, rate = len(scan_dataset(config.data)[1]["train"]), machine_gflops()
+    full_train, rate = len(scan_dataset(config.data)[1]["train"]), machine_rate()
     with tempfile.TemporaryDirectory() as tmp:
         data = subset(config.data, Path(tmp) / "data", args.images)
         flags += ["--data", str(data), "--cache", str(Path(tmp) / "cache")]
@@ -195,14 +195,14 @@ def main(argv=None):
         fills = {s.backend: in_fresh_process(s, flags, 0) for s in settings}
         measured = [measure(s, fills[s.backend], flags, args.epochs) for s in settings]
     reference = measured[0].get("seconds")
-    records = [row(s, m, full_train, rate, reference) for s, m in zip(settings, measured, strict=True)]
+    records = [row(s, m, full_train, rate.gflops, reference) for s, m in zip(settings, measured, strict=True)]
     filled = ", ".join(f"{b} {m['fill_s']:.0f} s" for b, m in fills.items() if "fill_s" in m)
     images = next((m["images"] for m in measured if "images" in m), 0)
     notes = [
         f"{config.backbone} at {config.size}x{config.size}, fine-tuning from {config.fine_tune_from} "
         f"({config.first_trainable}); {images} training images, the last of {args.epochs} epochs, scaled to "
         f"{full_train}; each backend's cache filled once, first, in a process of its own ({filled or 'none filled'})",
-        f"this machine's floor: {os.cpu_count()} cores x one core's sgemm = {rate:.0f} GFLOP/s (train/budget.py)",
+        f"this machine's floor (train/budget.py): {os.cpu_count()} cores x one core's sgemm, {rate}",
         f"this CPU's bfloat16 arithmetic: {', '.join(bfloat16()) or 'none'}",
     ]
     key = None if (args.backbone, args.backends) == (DEFAULT_BACKBONE, None) else args.backbone
