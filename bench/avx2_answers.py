@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import parser, python_for_serving, sample_images
-from bench.cpu_class import describe, this_machine
 from bench.results import Field, Table, model_of, record
 from harness import REPO
 from lambda_fn.preprocess import InputSpec
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
+from project.cpu_class import describe, this_machine
 
 EMULATOR = "qemu-x86_64-static"  # Debian's qemu-user-static: make test installs it (tests/system-packages.sh)
 HASWELL = (EMULATOR, "-cpu", "Haswell")  # AVX2 and FMA, no AVX-512: Lambda's documented x86_64 class

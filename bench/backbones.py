@@ -16,7 +16,6 @@ import json
 import statistics
 from pathlib import Path
 
-from bench import cpu_class
 from bench.accuracy import predictions
 from bench.bill import MEMORY_MB, NOT_MEASURED, dollars_per_million, lambda_dollars, projected_ms
 from bench.cold_start import once
@@ -24,6 +23,7 @@ from bench.common import DATA, median_ms, python_for_serving, sample_images, tim
 from bench.results import Field, Table, record
 from lambda_fn.model import Model
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
+from project import cpu_class
 from train.backbone import BACKBONES
 
 THREADS = (1, 2)

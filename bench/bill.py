@@ -6,7 +6,7 @@ Lambda gives a function CPU in proportion to its memory: one vCPU per 1,769 MB. 
 size is projected from the measured ones: with v vCPUs, an interpreter on t threads takes its measured t-thread
 latency times max(1, t / v) (fewer vCPUs than threads share them), and the faster of 1 and all threads is
 taken. An architecture is priced only where the latencies were measured on Lambda's class of CPU for it
-(bench.cpu_class: x86_64 with AVX2 and no AVX-512; arm64 a Graviton2): XNNPACK's kernels differ by class, and
+(project.cpu_class: x86_64 with AVX2 and no AVX-512; arm64 a Graviton2): XNNPACK's kernels differ by class, and
 on AVX2 int8-dynamic is slower than float32 where AVX-512 with VNNI and AMX make it the fastest. The duration is
 billed per started millisecond; each request adds its price. API Gateway's HTTP API adds its own per-request
 price to every image sent one per request, or once per ten images in a `urls` batch (not included here).
@@ -16,8 +16,8 @@ import argparse
 import math
 from pathlib import Path
 
-from bench.cpu_class import LAMBDA, describe, is_lambdas
 from bench.results import RESULTS, Field, Result, Table, load, record
+from project.cpu_class import LAMBDA, describe, is_lambdas
 
 # AWS Lambda's public prices (us-east-1, the first tier: up to 6 billion GB-s a month), as written down from
 # aws.amazon.com/lambda/pricing and aws.amazon.com/api-gateway/pricing in 2026; this machine cannot re-read them.

@@ -37,7 +37,7 @@ A section measured with `--bundle artifacts/arch/xception/bundle` measured the s
 untrained head (`python -m bench.architecture`: the served graph but for its last layer, built in minutes
 where no trained model is at hand): its sizes and times are the served model's, and no accuracy is shown.
 
-Each section names its CPU class (`bench/cpu_class.py`): the instruction-set features that change LiteRT's
+Each section names its CPU class (`project/cpu_class.py`): the instruction-set features that change LiteRT's
 kernels (x86_64: AVX2, AVX-512F, AVX512_VNNI, AVX512_BF16, AMX; arm64: dot product, i8mm, bf16). A speed stands
 for its class only. Lambda's x86_64 is documented for AVX2, not AVX-512, and its arm64 is a Graviton2 (dot
 product, no i8mm, no bf16): where a section was measured on another class, its speeds are not Lambda's, and

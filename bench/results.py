@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from bench import cpu_class
 from harness import REPO
+from project import cpu_class
 
 RESULTS = REPO / "bench" / "results"
 LIBRARIES = ("numpy", "ai-edge-litert", "tflite-runtime", "tensorflow", "tensorflow-cpu", "keras", "jax", "pillow")

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from bench.bill import NOT_MEASURED, PRICES
 from bench.common import parser, python_for_serving, sample_images
-from bench.cpu_class import LAMBDA, describe, is_lambdas, this_machine
 from bench.results import Field, Table, model_of, record
 from catalog import client, tag
 from harness.servers import Quiet, file_server, local_server, reply, serving
+from project.cpu_class import LAMBDA, describe, is_lambdas, this_machine
 
 
 class Instant(Quiet):

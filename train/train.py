@@ -84,7 +84,7 @@ def prepare(config: TrainConfig) -> Prepared:
     if config.input == "cache":  # a CPU's recipe: the estimates are a CPU's (budget.py)
         plan, rate = plan_fill(config, net.trunk, net.cut, items, weights_id), machine_rate()
         extra = (config.reviewed_repeats - 1) * len(repeated)  # the repeats' images, each epoch
-        budget = training_budget(config, net, items, plan.work, rate.gflops, extra)
+        budget = training_budget(config, net, items, plan.work, rate, extra)
         log.info("%s", table(budget, rate, "make train's budget"))
         train_batches, val_batches, stats = cache_inputs(config, plan, classes, items, repeated)
     else:

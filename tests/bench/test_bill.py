@@ -4,8 +4,8 @@ import pytest
 
 from bench import bill, results
 from bench.bill import LATENCY, NOT_MEASURED, dollars_per_million, projected_ms
-from bench.cpu_class import of_flags
 from bench.results import Field, Table, load, record
+from project.cpu_class import of_flags
 
 LAMBDA_X86 = of_flags("x86_64", ["avx", "avx2", "fma"], "Intel Xeon (Haswell)", 2, "test")
 XEON_AMX = of_flags("x86_64", ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile"], "Xeon", 2, "test")

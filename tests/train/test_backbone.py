@@ -15,8 +15,9 @@ from harness import REPO
 from harness.dataset import make_tiny_dataset
 from lambda_fn.model import Model
 from lambda_fn.settings import DEFAULT_MAX_DECODED_BYTES
+from project.cpu_class import FAMILIES
 from train.backbone import BACKBONES, DEFAULT_BACKBONE
-from train.budget import EFFICIENCY
+from train.budget import KINDS
 from train.config import PRESETS, TrainConfig, parse_args
 from train.data import Item, read_images
 from train.model import Normalise
@@ -30,7 +31,10 @@ def test_every_backbone_is_complete(name):
     assert backbone.min_size <= backbone.size and backbone.gflop > 0
     assert set(backbone.presets) <= set(PRESETS)  # it changes presets that exist ...
     assert all(set(changes) <= {f.name for f in fields(TrainConfig)} for changes in backbone.presets.values())
-    assert set(backbone.efficiency) <= set(EFFICIENCY) and all(0 < v <= 1 for v in backbone.efficiency.values())
+    assert set(backbone.efficiency) <= {name for name, _ in FAMILIES}  # shares by CPU family, of known kinds
+    assert all(
+        set(shares) <= set(KINDS) and 0 < v <= 1 for shares in backbone.efficiency.values() for v in shares.values()
+    )
 
 
 BGR_CAFFE = ((103.939, 116.779, 123.68), (57.375, 57.12, 58.395))  # ImageNet's mean and std, BGR (Caffe's)

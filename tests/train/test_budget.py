@@ -3,9 +3,10 @@ import os
 
 import pytest
 
+from project.cpu_class import this_family
 from train import model as models
 from train.backbone import XCEPTION
-from train.budget import PROBE_TRIES, MachineRate, Stage, forward_gflop, machine_rate, settle, stage, table
+from train.budget import PROBE_TRIES, MachineRate, Stage, forward_gflop, machine_rate, settle, share, stage, table
 from train.config import parse_args
 
 
@@ -18,25 +19,63 @@ def test_xceptions_work_counted_from_its_layers():
     assert forward_gflop(net.trainable) == pytest.approx(2.03, abs=0.01)
 
 
+AVX512 = MachineRate(200.0, family="avx512")  # the reference family: Xception's shares were measured on one
+
+
 def test_estimates_follow_the_rate_and_the_split_follows_them():
-    fill = stage("the cache's fill", "1,000 image-views", 14_700, "fill", 200.0)
-    assert fill.estimate_s == pytest.approx(14_700 / (200 * 0.71), abs=0.1)
-    plan = table([fill], MachineRate(200.0), "budget")
+    fill = stage("the cache's fill", "1,000 image-views", 14_700, "fill", AVX512)
+    assert fill.estimate_s == pytest.approx(14_700 / (200 * 0.71), abs=0.1) and fill.share_from == "avx512"
+    plan = table([fill], AVX512, "budget")
     assert "the cache's fill: 1,000 image-views, 14.7 TFLOP, about 1 min 44 s" in plan and "took" not in plan
+    assert "measured on" not in plan  # the share is this family's own
     fill.actual_s = 208.0
-    done = table([fill, Stage("test", "test", "9 images", 1, 2.0, 2.0)], MachineRate(200.0), "split")
+    done = table([fill, Stage("test", "test", "9 images", 1, 2.0, 2.0)], AVX512, "split")
     assert "took 3 min 28 s" in done and "all: about 1 min 46 s, took 3 min 30 s (1.99x the estimate)" in done
 
 
-def test_a_backbone_with_its_own_shares_gets_its_own_estimates():
-    """EfficientNet-Lite's depthwise layers reach a smaller share of the machine than Xception's: its registry
-    entry says so, and make train's estimate follows (the fill's here, the others alike)."""
+@pytest.mark.parametrize(
+    ("family", "kind", "expected"),
+    [
+        ("amx", "fill", "amx"),  # Lite2's own, measured on a Xeon with AMX
+        ("avx512", "fine-tuning", "avx512"),
+        ("avx2", "fine-tuning", "avx2"),  # issue 43's run
+        ("avx2", "head", "avx512"),  # not measured with AVX2 alone: the nearest family that was
+        ("arm64", "test", "avx512"),  # no family of its own: the reference machine's first
+        ("unknown", "fill", "avx512"),
+    ],
+)
+def test_a_backbones_shares_follow_the_cpu_family(family, kind, expected):
+    """EfficientNet-Lite's depthwise layers reach other shares than Xception's, and each family of CPU its own:
+    make train's estimate takes the backbone's share measured on this family, else on the nearest one, and says
+    which it borrowed."""
     from train.backbone import BACKBONES
 
     shares = BACKBONES["efficientnet-lite2"].efficiency
-    fill = stage("the cache's fill", "1,000 image-views", 1_000, "fill", 100.0, shares)
-    assert fill.estimate_s == pytest.approx(1_000 / (100 * shares["fill"]), abs=0.1)
-    assert stage("test", "9 images", 1_000, "test", 100.0, XCEPTION.efficiency).estimate_s == pytest.approx(17.5)
+    rate = MachineRate(100.0, family=family)
+    work = stage("a stage", "1,000 image-views", 1_000, kind, rate, shares)
+    assert work.share_from == expected
+    assert work.estimate_s == pytest.approx(1_000 / (100 * shares[expected][kind]), abs=0.1)
+    borrowed = table([work], rate, "budget")
+    assert (f"by a share measured on {expected}" in borrowed) == (expected != family)
+
+
+def test_xception_takes_the_reference_shares_on_every_family():
+    for family in ("amx", "avx2", "arm64"):
+        rate = MachineRate(100.0, family=family)
+        assert stage("test", "9 images", 1_000, "test", rate, XCEPTION.efficiency).estimate_s == pytest.approx(17.5)
+
+
+def test_a_kind_without_a_share_is_named():
+    with pytest.raises(KeyError, match="no share is known for a stage of kind 'painting'; kinds: fill, head"):
+        share("painting", "avx512")
+
+
+def test_the_cpu_family_is_kept_with_the_rate():
+    rate = machine_rate()
+    assert rate.family == this_family() and f"CPU family {rate.family}" in str(rate)
+    kept = settle([Stage("test", "test", "9 images", 1, 2.0)], {"test": 2.5}, rate)
+    assert MachineRate.from_json(kept).family == rate.family
+    assert MachineRate.from_json({"rate_gflops": 3.0}).family == "unknown"  # a run.json from before families
 
 
 def test_the_machine_rate_is_the_best_of_its_tries_and_the_budget_keeps_them():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.cpu_class import FEATURES, describe, is_lambdas, this_machine
+from project.cpu_class import FEATURES, describe, family, is_lambdas, this_family, this_machine
 
 HASWELL = "model name\t: Intel(R) Xeon(R) CPU E5-2680 v3\nflags\t\t: fpu sse2 avx f16c fma avx2 bmi2\n"
 SAPPHIRE = (
@@ -42,3 +42,22 @@ def test_an_architecture_with_no_known_classes_is_refused(tmp_path):
 def test_this_machine_has_a_class():
     cpu = this_machine()
     assert cpu["arch"] in FEATURES and set(cpu["features"]) <= set(FEATURES[cpu["arch"]]) and cpu["cores"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "machine", "expected"),
+    [
+        (HASWELL, "x86_64", "avx2"),
+        (SAPPHIRE, "x86_64", "amx"),
+        (EPYC_AVX512, "x86_64", "avx512"),
+        (GRAVITON2, "aarch64", "arm64"),
+    ],
+)
+def test_the_family_training_estimates_by(tmp_path, cpuinfo, machine, expected):
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    assert family(this_machine(tmp_path / "cpuinfo", machine)) == expected
+
+
+def test_this_family_is_unknown_where_the_cpu_cannot_be_read(tmp_path):
+    """macOS has no /proc/cpuinfo: training still estimates (by the reference family's shares, train/budget.py)."""
+    assert this_family(tmp_path / "absent") == "unknown"

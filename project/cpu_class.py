@@ -49,6 +49,24 @@ def this_machine(cpuinfo: Path = Path("/proc/cpuinfo"), machine: str | None = No
     return of_flags(arch, flags, model, os.cpu_count() or 1, str(cpuinfo))
 
 
+# What training's estimates tell apart (train/budget.py): a stage reaches a different share of the sgemm rate with
+# AMX tiles, with AVX-512 and with AVX2 alone (issue 43: Lite2's fine-tuning 42%, about 59% and 24%)
+FAMILIES = (("amx", "amx_tile"), ("avx512", "avx512f"), ("avx2", "avx2"))  # (name, the feature that makes it)
+
+
+def family(cpu_class: dict) -> str:
+    """'amx', 'avx512' or 'avx2' by the first of FAMILIES' features the class has; else its arch (arm64)."""
+    return next((name for name, feature in FAMILIES if feature in cpu_class["features"]), cpu_class["arch"])
+
+
+def this_family(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """This machine's family, or 'unknown' where /proc/cpuinfo cannot say (macOS, an architecture not in FEATURES)."""
+    try:
+        return family(this_machine(cpuinfo))
+    except (OSError, ValueError):
+        return "unknown"
+
+
 def is_lambdas(cpu_class: dict, arch: str) -> bool:
     """Whether a figure measured on this class stands for Lambda's arch."""
     return cpu_class["arch"] == arch and set(cpu_class["features"]) == set(LAMBDA[arch])
