@@ -63,9 +63,11 @@ def test_a_version_that_keeps_the_bundles_promises_passes(invoke_app, tiny_bundl
 
 
 def test_a_version_serving_another_model_fails(invoke_app, tiny_bundles):
-    """The function serves the float32 bundle; the hook holds int8-dynamic's promises: another digest."""
+    """The function serves the float32 bundle; the hook holds int8-dynamic's promises: another digest (and, where
+    float32 runs slower than int8-dynamic's conversion measured on this CPU, its latency too)."""
     problems = pretraffic.check(invoke_app, tiny_bundles / "int8-dynamic")
-    assert len(problems) >= 3 and all("served model" in p or "probability" in p or "answered" in p for p in problems)
+    kinds = ("served model", "probability", "answered", "median inference")
+    assert len(problems) >= 3 and all(any(kind in p for kind in kinds) for p in problems)
     assert any("model.json's is" in p for p in problems)
 
 
